@@ -1,0 +1,254 @@
+"""JSON bytes <-> Event objects: the one place wire events are decoded and encoded.
+
+Decoding is strict and reports every fault with its JSON path. Batches are decoded event by
+event so one bad event never costs the good ones. The happy path runs a converter without
+detailed validation (fast); only when it fails is the event decoded again with detailed
+validation to build the report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import attrs
+import cattrs
+import orjson
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from .errors import BatchDecodeError, EventDecodeError, Problem, explain
+from .events import Event
+
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", re.ASCII)
+
+
+def _structure_uuid(value: Any, _type: type) -> UUID:
+    if type(value) is not str or not _UUID_TEXT.fullmatch(value):
+        raise ValueError(f"expected a lower-case UUID string, got {value!r}")
+    return UUID(value)
+
+
+def _structure_time(value: Any, _type: type) -> datetime:
+    if type(value) is not str or not _TIME_TEXT.fullmatch(value):
+        raise ValueError(
+            f"expected an RFC 3339 UTC timestamp like 2026-11-28T09:30:00.123456Z, got {value!r}"
+        )
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"not a valid date or time: {value!r} ({exc})") from None
+
+
+def _passthrough(value: Any, _type: type) -> Any:
+    """Leave JSON scalars as they are: the model's validators check their type and range."""
+    return value
+
+
+def _make_converter(*, detailed: bool) -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=True)
+    for scalar in (str, int, float, bool, str | None, int | None, float | None):
+        conv.register_structure_hook(scalar, _passthrough)
+    conv.register_structure_hook_func(lambda t: t == dict[str, Any], _passthrough)
+    conv.register_structure_hook(UUID, _structure_uuid)
+    conv.register_structure_hook(datetime, _structure_time)
+
+    def object_hook_factory(cls: type) -> Any:
+        structure = make_dict_structure_fn(
+            cls, conv, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=detailed
+        )
+
+        if not detailed:
+            return structure  # a non-object fails anyway; the detailed run explains it
+
+        def structure_object(value: Any, _type: type) -> Any:
+            if type(value) is not dict:
+                raise ValueError(f"expected an object, got {_json_type_name(value)}")
+            return structure(value, cls)
+
+        return structure_object
+
+    conv.register_structure_hook_factory(attrs.has, object_hook_factory)
+
+    # Encoding: drop absent optional fields; orjson writes UUIDs and datetimes natively.
+    conv.register_unstructure_hook(UUID, lambda v: v)
+    conv.register_unstructure_hook(datetime, lambda v: v)
+    conv.register_unstructure_hook_factory(
+        attrs.has,
+        lambda cls: make_dict_unstructure_fn(
+            cls,
+            conv,
+            _cattrs_omit_if_default=True,
+            **({"schema_version": override(omit_if_default=False)} if cls is Event else {}),
+        ),
+    )
+    return conv
+
+
+def _json_type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        list: "an array",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+_fast = _make_converter(detailed=False)
+_detailed = _make_converter(detailed=True)
+_ORJSON_OPTS = orjson.OPT_UTC_Z
+
+
+# -- decoding -----------------------------------------------------------------------------------
+
+
+def structure_event(obj: Any) -> Event:
+    """Build an Event from already-parsed JSON; raises EventDecodeError listing every fault."""
+    try:
+        return _fast.structure(obj, Event)
+    except Exception:  # noqa: BLE001 - any failure is re-run below to explain it precisely
+        pass
+    try:
+        event = _detailed.structure(obj, Event)
+    except Exception as exc:  # noqa: BLE001
+        raise EventDecodeError(explain(exc, "$")) from None
+    return event  # pragma: no cover - the fast converter accepts whatever the detailed one does
+
+
+def decode_event(data: bytes | str) -> Event:
+    """Decode one JSON event."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise EventDecodeError([Problem("$", f"not valid JSON: {exc}")]) from None
+    return structure_event(obj)
+
+
+@attrs.frozen
+class RejectedEvent:
+    """A batch entry that did not decode: its 0-based position, its id if readable, the faults."""
+
+    index: int
+    problems: list[Problem]
+    event_id: str | None = None
+
+    def __str__(self) -> str:
+        return f"event {self.index}: " + "; ".join(str(p) for p in self.problems)
+
+
+@attrs.frozen
+class DecodedBatch:
+    """The good events of a batch, in order, and one RejectedEvent per bad one."""
+
+    events: list[Event]
+    rejected: list[RejectedEvent]
+    indexes: list[int]  # position in the batch of each accepted event
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+
+def decode_batch(body: bytes) -> DecodedBatch:
+    """Decode a batch: a JSON array of events, NDJSON (one per line), or a single event object.
+
+    Raises BatchDecodeError only when the body as a whole is unreadable; per-event faults are
+    reported in ``DecodedBatch.rejected`` and never cost the valid events.
+    """
+    stripped = body.lstrip()
+    if not stripped:
+        raise BatchDecodeError([Problem("$", "empty body: expected an event, an array or NDJSON")])
+    if stripped[:1] == b"[":
+        try:
+            items = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BatchDecodeError([Problem("$", f"not valid JSON: {exc}")]) from None
+        return _structure_all(enumerate(items))
+    if stripped[:1] == b"{":
+        try:  # a single event, possibly pretty-printed over several lines
+            return _structure_all([(0, orjson.loads(body))])
+        except orjson.JSONDecodeError:
+            pass  # not one document: treat as NDJSON
+    return _structure_all(_ndjson_items(body))
+
+
+def _ndjson_items(body: bytes) -> Iterator[tuple[int, Any]]:
+    index = 0
+    for line in body.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            yield index, orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield index, _Unparsable(f"not valid JSON: {exc}")
+        index += 1
+
+
+@attrs.frozen
+class _Unparsable:
+    reason: str
+
+
+def _structure_all(items: Iterable[tuple[int, Any]]) -> DecodedBatch:
+    events: list[Event] = []
+    indexes: list[int] = []
+    rejected: list[RejectedEvent] = []
+    structure = _fast.structure
+    for index, obj in items:
+        try:
+            events.append(structure(obj, Event))
+            indexes.append(index)
+            continue
+        except Exception:  # noqa: BLE001 - explained precisely below
+            pass
+        event_id = obj.get("event_id") if type(obj) is dict else None
+        if isinstance(obj, _Unparsable):
+            problems = [Problem("$", obj.reason)]
+        else:
+            try:
+                events.append(structure_event(obj))
+                indexes.append(index)
+                continue
+            except EventDecodeError as exc:
+                problems = exc.problems
+        rejected.append(RejectedEvent(index, problems, event_id if type(event_id) is str else None))
+    return DecodedBatch(events, rejected, indexes)
+
+
+# -- encoding -----------------------------------------------------------------------------------
+
+
+def unstructure_event(event: Event) -> dict[str, Any]:
+    """The event as a dict for orjson (UUIDs and datetimes left as objects)."""
+    return _fast.unstructure(event)
+
+
+def encode_event(event: Event) -> bytes:
+    """One event as compact JSON bytes."""
+    return orjson.dumps(_fast.unstructure(event), option=_ORJSON_OPTS)
+
+
+def encode_ndjson(events: Sequence[Event]) -> bytes:
+    """Events as NDJSON: one compact JSON document per line, each line ending in a newline."""
+    unstructure = _fast.unstructure
+    return b"".join(
+        orjson.dumps(unstructure(e), option=_ORJSON_OPTS | orjson.OPT_APPEND_NEWLINE)
+        for e in events
+    )
+
+
+def encode_array(events: Sequence[Event]) -> bytes:
+    """Events as one JSON array."""
+    unstructure = _fast.unstructure
+    return orjson.dumps([unstructure(e) for e in events], option=_ORJSON_OPTS)
+
+
+def to_json_dict(event: Event) -> dict[str, Any]:
+    """The event exactly as it goes on the wire, as plain JSON types (strings for ids, times)."""
+    return orjson.loads(encode_event(event))

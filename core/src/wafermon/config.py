@@ -1,0 +1,403 @@
+"""The site config: one YAML file naming the site, its hosts' settings, backends and sources.
+
+Loading does, in order: parse YAML keeping each key's line, interpolate ``${VAR}`` and
+``${VAR:-default}`` from the environment (``$$`` is a literal ``$``), structure the result into
+attrs classes with cattrs. Every problem is reported with its key path and line, all at once.
+Secret values are wrapped in ``Secret`` and masked by ``masked()``; they never reach a log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NewType
+
+import attrs
+import cattrs
+import yaml
+
+from .errors import ConfigError, FieldValueError, Problem, explain
+from .events import SITE_ID_PATTERN
+from .interfaces import Component
+from .plugins import Plugins, Provided
+
+# -- value types plugins may use in their Settings classes -------------------------------------
+
+
+class Secret:
+    """A string that must not be shown: repr and str are masked, ``reveal()`` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+ByteSize = NewType("ByteSize", int)
+"""A size in bytes; config accepts ``1048576``, ``"512KiB"``, ``"64MiB"``, ``"1GiB"``."""
+
+Seconds = NewType("Seconds", float)
+"""A duration in seconds; config accepts ``30``, ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"``."""
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_TIME_UNITS = {"": 1, "ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_QUANTITY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _quantity(value: Any, units: Mapping[str, float], what: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected {what}, got a boolean")
+    if isinstance(value, int | float):
+        number, unit = value, ""
+    else:
+        match = _QUANTITY.fullmatch(str(value))
+        if not match or match[2].lower() not in units:
+            raise ValueError(
+                f"expected {what} such as {', '.join(list(units)[2:5])}, got {value!r}"
+            )
+        number, unit = float(match[1]), match[2].lower()
+    if number < 0:
+        raise ValueError(f"must not be negative, got {value!r}")
+    return number * units[unit]
+
+
+def parse_bytes(value: Any) -> int:
+    """A size from config or the command line: ``1048576``, ``"64MiB"``, ``"1GB"``."""
+    return int(_quantity(value, _SIZE_UNITS, "a size"))
+
+
+def parse_seconds(value: Any) -> float:
+    """A duration from config or the command line: ``30``, ``"500ms"``, ``"5m"``, ``"2d"``."""
+    return _quantity(value, _TIME_UNITS, "a duration")
+
+
+def _structure_bool(value: Any, _t: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _structure_int(value: Any, _t: type) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or not str(value).strip(" -+").isdigit()
+    ):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def _structure_float(value: Any, _t: type) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {value!r}") from None
+
+
+def _structure_str(value: Any, _t: type) -> str:
+    if isinstance(value, dict | list) or value is None:
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def make_config_converter(base_dir: Path) -> cattrs.Converter:
+    """The converter for config sections; relative paths resolve against ``base_dir``."""
+    conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(Secret, lambda v, _t: Secret(_structure_str(v, str)))
+    conv.register_structure_hook(ByteSize, lambda v, _t: ByteSize(parse_bytes(v)))
+    conv.register_structure_hook(Seconds, lambda v, _t: Seconds(parse_seconds(v)))
+    conv.register_structure_hook(Path, lambda v, _t: base_dir / Path(_structure_str(v, str)))
+    conv.register_structure_hook_func(lambda t: t == dict[str, Any], _mapping)
+    return conv
+
+
+def _mapping(value: Any, _t: type) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping, got {type(value).__name__}")
+    return value
+
+
+# -- the site config model ----------------------------------------------------------------------
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def _component_name(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+    if not _NAME.fullmatch(value):
+        raise FieldValueError(
+            attribute.name, f"must be 1-64 lower-case letters, digits, '_' or '-', got {value!r}"
+        )
+
+
+def _site_id(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+    if not SITE_ID_PATTERN.fullmatch(value):
+        raise FieldValueError(attribute.name, f"not a valid site id: {value!r}")
+
+
+@attrs.frozen
+class BackendConfig:
+    """An emitter the sidecar routes to (and the SDK may use directly). Lower priority first."""
+
+    name: str = attrs.field(validator=_component_name)
+    type: str
+    priority: int = 100
+    enabled: bool = True
+    config: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class SourceConfig:
+    """A query adapter the gateway may read for the unified view."""
+
+    name: str = attrs.field(validator=_component_name)
+    type: str
+    enabled: bool = True
+    config: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class SiteConfig:
+    """The whole file. Host sections are structured by each host into its own settings class."""
+
+    site_id: str = attrs.field(validator=_site_id)
+    backends: list[BackendConfig] = attrs.Factory(list)
+    sources: list[SourceConfig] = attrs.Factory(list)
+    sidecar: dict[str, Any] = attrs.Factory(dict)
+    gateway: dict[str, Any] = attrs.Factory(dict)
+    central: dict[str, Any] = attrs.Factory(dict)
+    dashboard: dict[str, Any] = attrs.Factory(dict)
+
+
+COMPONENT_SECTIONS = {"backends": "emitter", "sources": "query_adapter"}
+
+
+@attrs.frozen
+class LoadedConfig:
+    """A parsed site config with what is needed to explain problems in it later."""
+
+    site: SiteConfig
+    raw: dict[str, Any]
+    lines: dict[str, int]
+    path: Path
+
+    def problem(self, path: str, message: str) -> Problem:
+        """A Problem at ``path`` with the line of the closest key the file has."""
+        probe = path
+        while probe and probe not in self.lines:
+            probe = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", probe)
+        return Problem(path, message, self.lines.get(probe or "$"))
+
+    def structure(self, cls: type, value: Any, path: str) -> Any:
+        """Structure one section into ``cls``; raises ConfigError naming key paths and lines."""
+        conv = make_config_converter(self.path.parent)
+        try:
+            return conv.structure(value if value is not None else {}, cls)
+        except Exception as exc:  # noqa: BLE001 - cattrs errors, explained with paths
+            problems = [self.problem(p.path, p.message) for p in explain(exc, path)]
+            raise ConfigError([_relative(p) for p in problems], str(self.path)) from None
+
+    def enabled(self, section: str) -> list[tuple[int, BackendConfig | SourceConfig]]:
+        """(index, entry) for the enabled entries of 'backends' or 'sources', by priority."""
+        entries = list(enumerate(getattr(self.site, section)))
+        entries = [(i, e) for i, e in entries if e.enabled]
+        return sorted(entries, key=lambda ie: getattr(ie[1], "priority", 0))
+
+    def build(self, section: str, plugins: Plugins) -> list[Component]:
+        """Instantiate every enabled component of a section (not started yet)."""
+        return [
+            self._build_one(section, index, entry, plugins)
+            for index, entry in self.enabled(section)
+        ]
+
+    def _build_one(self, section: str, index: int, entry: Any, plugins: Plugins) -> Component:
+        provided = self.require_plugin(section, index, entry, plugins)
+        settings = self.structure(provided.cls.Settings, entry.config, f"{section}[{index}].config")
+        return provided.cls(name=entry.name, settings=settings)
+
+    def require_plugin(self, section: str, index: int, entry: Any, plugins: Plugins) -> Provided:
+        kind = COMPONENT_SECTIONS[section]
+        where = f"{self.path}: {section}[{index}] {entry.name!r}"
+        return plugins.require(kind, entry.type, needed_by=where)
+
+    def check(self, plugins: Plugins) -> list[str]:
+        """Every problem with the enabled components (missing plugins, bad settings)."""
+        found: list[str] = []
+        for section in COMPONENT_SECTIONS:
+            for index, entry in self.enabled(section):
+                try:
+                    self._build_one(section, index, entry, plugins)
+                except ConfigError as exc:
+                    found.extend(str(p) for p in exc.problems)
+                except Exception as exc:  # noqa: BLE001 - PluginError and plugin __init__ bugs
+                    found.append(str(exc))
+        return found
+
+    def masked(self) -> dict[str, Any]:
+        """The interpolated config with every secret replaced by ``***``."""
+        return mask_secrets(self.raw)
+
+
+def _relative(problem: Problem) -> Problem:
+    return attrs.evolve(problem, path=problem.path.removeprefix("$."))
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Read, interpolate, validate. Raises ConfigError listing every problem found."""
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [Problem("$", f"cannot read config file: {exc.strerror}")], str(path)
+        ) from None
+    data, lines = _parse_yaml(text, path)
+    problems: list[Problem] = []
+    data = _interpolate(data, "$", environ, problems)
+    loaded = LoadedConfig(SiteConfig(site_id="unset"), data, lines, path)
+    if problems:
+        raise ConfigError(
+            [_relative(loaded.problem(p.path, p.message)) for p in problems], str(path)
+        )
+    site = loaded.structure(SiteConfig, data, "$")
+    loaded = attrs.evolve(loaded, site=site)
+    duplicates = [
+        loaded.problem(f"$.{section}[{i}].name", f"name {entry.name!r} is used twice in {section}")
+        for section in COMPONENT_SECTIONS
+        for i, entry in enumerate(getattr(site, section))
+        if [e.name for e in getattr(site, section)].index(entry.name) != i
+    ]
+    if duplicates:
+        raise ConfigError([_relative(p) for p in duplicates], str(path))
+    return loaded
+
+
+def _parse_yaml(text: str, path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise ConfigError(
+            [Problem("$", f"not valid YAML: {getattr(exc, 'problem', exc)}", line)], str(path)
+        ) from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ConfigError([Problem("$", "expected a mapping with at least site_id", 1)], str(path))
+    lines: dict[str, int] = {}
+    _record_lines(node, "$", lines)
+    return data, lines
+
+
+def _record_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            _record_lines(value, f"{path}.{key.value}", lines)
+            lines[f"{path}.{key.value}"] = (
+                key.start_mark.line + 1
+            )  # the key's line, not the value's
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _record_lines(item, f"{path}[{i}]", lines)
+
+
+def _interpolate(value: Any, path: str, environ: Mapping[str, str], problems: list[Problem]) -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            if match[0] == "$$":
+                return "$"
+            name, default = match[1], match[2]
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append(Problem(path, f"environment variable {name} is not set"))
+            return ""
+
+        return _VARIABLE.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{path}.{k}", environ, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]", environ, problems) for i, v in enumerate(value)]
+    return value
+
+
+# -- masking ------------------------------------------------------------------------------------
+
+SECRET_KEY = re.compile(
+    r"token|passw|secret|api_?key|access_?key|private_?key|credential|auth", re.IGNORECASE
+)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@/\s]+@", re.IGNORECASE)
+
+
+def mask_secrets(value: Any, *, under_secret_key: bool = False) -> Any:
+    """Replace values under secret-looking keys, and passwords inside URLs, with ``***``."""
+    if isinstance(value, dict):
+        return {
+            k: mask_secrets(v, under_secret_key=under_secret_key or bool(SECRET_KEY.search(str(k))))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_secrets(v, under_secret_key=under_secret_key) for v in value]
+    if under_secret_key and value not in (None, ""):
+        return "***"
+    if isinstance(value, Secret):
+        return "***"
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\g<head>***@", value)
+    return value

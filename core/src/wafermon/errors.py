@@ -1,0 +1,121 @@
+"""Every exception wafermon raises on purpose, in one place.
+
+Two families matter to callers: *input* errors (bad events, bad config, broken plugins), which
+carry the path of what is wrong so a person can fix it, and *delivery* errors from emitters,
+which say whether trying again can help. Nothing here may hold a secret value in its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
+
+
+class WafermonError(Exception):
+    """Base class of every deliberate wafermon error."""
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong with an input, located by a JSON path such as ``$.entity.type``."""
+
+    path: str
+    message: str
+    line: int | None = None  # 1-based line in a YAML file, when known
+
+    def __str__(self) -> str:
+        where = f"{self.path} (line {self.line})" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+class InvalidInput(WafermonError, ValueError):
+    """Input that cannot be accepted; ``problems`` lists every fault found, not just the first."""
+
+    def __init__(self, problems: Iterable[Problem], context: str = "") -> None:
+        self.problems: list[Problem] = list(problems)
+        self.context = context
+        lines = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"{context}: {lines}" if context else lines)
+
+
+class EventDecodeError(InvalidInput):
+    """One event failed to decode or validate."""
+
+
+class BatchDecodeError(InvalidInput):
+    """The batch body as a whole is unreadable (not JSON, not an array or NDJSON, too deep)."""
+
+
+class ConfigError(InvalidInput):
+    """The site config is wrong: each problem names the key path and, when known, the line."""
+
+
+class PluginError(WafermonError):
+    """A plugin the site config needs is missing, failed to import, or clashes with another."""
+
+
+class FieldValueError(ValueError):
+    """Raised by model validators so the decoder can report the exact field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class EmitterError(WafermonError):
+    """A backend could not take a batch. Subclasses say whether retrying can help."""
+
+    retryable: bool = False
+
+
+class RetryableError(EmitterError):
+    """Transient: the backend is down, slow or overloaded. The router retries with backoff."""
+
+    retryable = True
+
+
+class PermanentError(EmitterError):
+    """Retrying the same input will fail again (rejected by the backend, invalid for it).
+
+    ``event_ids`` names the events that failed when only some of a batch did; ``None`` means the
+    whole batch. The router sends those to the dead-letter file with this message as the reason.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, event_ids: Sequence[object] | None = None) -> None:
+        super().__init__(message)
+        self.event_ids = None if event_ids is None else list(event_ids)
+
+
+def explain(exc: BaseException, path: str) -> list[Problem]:
+    """Flatten cattrs' nested validation errors into Problems with JSON paths under ``path``."""
+    return list(_walk(exc, path))
+
+
+def _walk(exc: BaseException, path: str) -> Iterable[Problem]:
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            step = f"[{note.index}]" if hasattr(note, "index") else f".{note.name}"
+            yield from _walk(sub, path + step)
+        for sub in without:
+            yield from _walk(sub, path)
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        for key in sorted(exc.extra_fields):
+            yield Problem(f"{path}.{key}", "unknown field")
+    elif isinstance(exc, FieldValueError):
+        yield Problem(f"{path}.{exc.field}", exc.message)
+    elif isinstance(exc, KeyError):
+        yield Problem(path, "required field missing")
+    elif isinstance(exc, InvalidInput):
+        yield from (attrs.evolve(p, path=path + p.path.removeprefix("$")) for p in exc.problems)
+    else:
+        yield Problem(path, str(exc))

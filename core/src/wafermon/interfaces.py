@@ -1,0 +1,192 @@
+"""What a plugin implements: Emitter, QueryAdapter, Notifier, and the Query they answer.
+
+These are the contracts the hosts program against. Each component is built by the core from a
+site-config entry: ``cls(name=..., settings=...)`` where ``settings`` is an instance of the
+component's ``Settings`` attrs class, structured from the entry's ``config`` mapping (so a typo
+in a plugin's settings is reported with its key path and line, like any core setting).
+Components must never log or repr a ``Secret`` value.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+import attrs
+import orjson
+
+from .errors import FieldValueError
+from .events import ENTITY_TYPES, Event, Kind
+
+
+@attrs.frozen
+class NoSettings:
+    """Settings class for components that take none."""
+
+
+@attrs.frozen
+class Health:
+    """A component's own view of whether it can do its work right now."""
+
+    ok: bool
+    detail: str = ""
+
+
+class Component(abc.ABC):  # noqa: B024 - the kinds below declare the abstract methods
+    """Lifecycle shared by emitters, query adapters and notifiers."""
+
+    Settings: ClassVar[type] = NoSettings
+
+    def __init__(self, name: str, settings: Any) -> None:
+        self.name = name
+        self.settings = settings
+
+    async def start(self) -> None:
+        """Open connections, create directories. Raise RetryableError if the backend is down."""
+
+    async def health(self) -> Health:
+        """Cheap check used by /v1/healthz; must not raise."""
+        return Health(ok=True)
+
+    async def close(self) -> None:
+        """Flush and release resources. Called once, also after a failed start."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class Emitter(Component):
+    """A backend that stores or forwards event batches.
+
+    ``emit`` returns only once the batch is durable in the backend (that is what lets the
+    sidecar acknowledge and drop it). It raises ``RetryableError`` for transient failures and
+    ``PermanentError`` for input the backend will never accept. Emit is called with batches
+    that may repeat events already sent (at-least-once delivery): a backend that can should
+    deduplicate by ``event_id``.
+    """
+
+    @abc.abstractmethod
+    async def emit(self, batch: Sequence[Event]) -> None: ...
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+STATUSES = {
+    "running": frozenset({Kind.STARTED, Kind.PROGRESS}),
+    "finished": frozenset({Kind.FINISHED}),
+    "failed": frozenset({Kind.FAILED}),
+}
+MAX_QUERY_LIMIT = 10_000
+
+
+def _optional_choice(allowed: Any):
+    def check(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+        if value is not None and value not in allowed:
+            choices = ", ".join(sorted(allowed))
+            raise FieldValueError(attribute.name, f"must be one of {choices}, got {value!r}")
+
+    return check
+
+
+def _limit(_inst: object, attribute: attrs.Attribute, value: int) -> None:
+    if not 1 <= value <= MAX_QUERY_LIMIT:
+        raise FieldValueError(attribute.name, f"must be between 1 and {MAX_QUERY_LIMIT}")
+
+
+@attrs.frozen(kw_only=True)
+class Query:
+    """Which events to return. All filters are optional and combine with AND.
+
+    The time range is half-open, ``start <= time < end``. ``status`` selects events by the
+    state they report: ``running`` (started, progress), ``finished`` or ``failed``. Results come
+    in ``Event.sort_key`` order (time, then event_id); ``cursor`` continues after the last
+    event of a previous page.
+    """
+
+    start: datetime | None = None
+    end: datetime | None = None
+    site_id: str | None = None
+    app: str | None = None
+    entity_type: str | None = attrs.field(default=None, validator=_optional_choice(ENTITY_TYPES))
+    entity_id: str | None = None
+    status: str | None = attrs.field(default=None, validator=_optional_choice(STATUSES))
+    business_key: str | None = None
+    sub_key: str | None = None
+    limit: int = attrs.field(default=1000, validator=_limit)
+    cursor: str | None = None
+
+    def matches(self, event: Event) -> bool:
+        """Whether an event passes every filter (not the cursor). Scanning adapters use this."""
+        return (
+            (self.start is None or event.time >= self.start)
+            and (self.end is None or event.time < self.end)
+            and (self.site_id is None or event.site_id == self.site_id)
+            and (self.app is None or event.app.name == self.app)
+            and (self.entity_type is None or event.entity.type == self.entity_type)
+            and (self.entity_id is None or event.entity.id == self.entity_id)
+            and (self.status is None or event.kind in STATUSES[self.status])
+            and (self.business_key is None or event.entity.business_key == self.business_key)
+            and (self.sub_key is None or event.entity.sub_key == self.sub_key)
+        )
+
+    def after_cursor(self) -> tuple[datetime, UUID] | None:
+        """The sort key the cursor points past, or None on the first page."""
+        return None if self.cursor is None else decode_cursor(self.cursor)
+
+
+def encode_cursor(event: Event) -> str:
+    """An opaque keyset cursor pointing just after ``event``."""
+    raw = orjson.dumps([event.time, str(event.event_id)], option=orjson.OPT_UTC_Z)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """Inverse of encode_cursor; a malformed cursor raises FieldValueError('cursor', ...)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        time_text, event_id = orjson.loads(raw)
+        return datetime.fromisoformat(time_text), UUID(event_id)
+    except (ValueError, TypeError) as exc:
+        raise FieldValueError("cursor", f"not a cursor this service issued ({exc})") from None
+
+
+@attrs.frozen
+class QueryResult:
+    """One page of events in sort-key order; ``next_cursor`` is None on the last page."""
+
+    events: list[Event]
+    next_cursor: str | None = None
+
+
+class QueryAdapter(Component):
+    """A source the gateway can read events from, answering in the unified event format."""
+
+    @abc.abstractmethod
+    async def query(self, query: Query) -> QueryResult: ...
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Alert:
+    """What an alert rule found, handed to every notifier the rule names."""
+
+    rule: str
+    severity: str  # info | warning | critical
+    summary: str
+    site_id: str | None = None
+    time: datetime | None = None
+    event_ids: tuple[UUID, ...] = ()
+    details: dict[str, Any] = attrs.Factory(dict)
+
+
+class Notifier(Component):
+    """Delivers alerts to people (mail, chat, pager). Same error contract as Emitter."""
+
+    @abc.abstractmethod
+    async def notify(self, alert: Alert) -> None: ...

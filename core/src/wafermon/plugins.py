@@ -1,0 +1,213 @@
+"""The one place plugins are found, loaded, checked and asked what they provide.
+
+Loading follows one rule: a plugin the site config needs must work, or the host stops with the
+plugin's name and the reason; a broken plugin nobody asked for is reported and skipped.
+Tests build a ``Plugins`` without entry points and register the plugins they want by name.
+
+Environment: ``WAFERMON_LOAD_PLUGINS=a,b`` loads only those entry points (empty: none);
+``WAFERMON_TRACE_HOOKS=1`` prints every hook call to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .interfaces import Component, Emitter, Notifier, QueryAdapter
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "wafermon"
+
+#: kind of component -> (registration hook, base class every registered class must subclass)
+COMPONENT_KINDS: dict[str, tuple[str, type[Component]]] = {
+    "emitter": ("register_emitters", Emitter),
+    "query_adapter": ("register_query_adapters", QueryAdapter),
+    "notifier": ("register_notifiers", Notifier),
+}
+
+
+@attrs.frozen
+class Provided:
+    """A component type and the plugin that registered it."""
+
+    kind: str
+    type_name: str
+    cls: type[Component]
+    plugin: str
+
+
+@attrs.define
+class PluginInfo:
+    """What ``wafermon plugins`` shows for one plugin."""
+
+    name: str
+    version: str | None
+    distribution: str | None
+    hooks: list[str] = attrs.Factory(list)
+    provides: list[str] = attrs.Factory(list)
+    error: str | None = None
+
+
+class Plugins:
+    """A pluggy PluginManager plus what its plugins registered, by kind and type name."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self._info: dict[str, PluginInfo] = {}
+        self._provided: dict[str, dict[str, Provided]] | None = None
+        if os.environ.get("WAFERMON_TRACE_HOOKS"):
+            self.pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"wafermon hook: {msg}"))
+            self.pm.enable_tracing()
+
+    @classmethod
+    def discover(cls) -> Plugins:
+        """Load every installed plugin (or those WAFERMON_LOAD_PLUGINS names)."""
+        plugins = cls()
+        wanted = os.environ.get("WAFERMON_LOAD_PLUGINS")
+        only = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if only is not None and ep.name not in only:
+                continue
+            dist = ep.dist.name if ep.dist else None
+            version = ep.dist.version if ep.dist else None
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
+                plugins._broken(ep.name, version, dist, _reason(exc))
+                continue
+            plugins.register(module, ep.name, version=version, distribution=dist)
+        return plugins
+
+    def register(
+        self,
+        module: ModuleType | object,
+        name: str,
+        *,
+        version: str | None = None,
+        distribution: str | None = None,
+    ) -> None:
+        """Register a plugin object under ``name``; misspelt hook names mark it broken."""
+        try:
+            self.pm.register(module, name=name)
+            self.pm.check_pending()
+        except Exception as exc:  # noqa: BLE001 - pluggy validation errors and name clashes
+            if self.pm.is_registered(module):
+                self.pm.unregister(module)
+            self._broken(name, version, distribution, _reason(exc))
+            return
+        hooks = sorted(c.name for c in self.pm.get_hookcallers(module) or [])
+        self._info[name] = PluginInfo(name, version, distribution, hooks)
+        self._provided = None
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self._info.pop(name, None)
+        self._provided = None
+
+    def _broken(self, name: str, version: str | None, dist: str | None, reason: str) -> None:
+        log.warning("plugin %r failed to load and is skipped: %s", name, reason)
+        self._info[name] = PluginInfo(name, version, dist, error=reason)
+
+    # -- what plugins provide -------------------------------------------------------------------
+
+    def _collect(self) -> dict[str, dict[str, Provided]]:
+        if self._provided is not None:
+            return self._provided
+        provided: dict[str, dict[str, Provided]] = {kind: {} for kind in COMPONENT_KINDS}
+        for info in self._info.values():
+            info.provides = []
+        for kind, (hook_name, base) in COMPONENT_KINDS.items():
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                registered: list[Provided] = []
+
+                def register(
+                    type_name: str,
+                    cls: type,
+                    _kind=kind,
+                    _base=base,
+                    _plugin=impl.plugin_name,
+                    _out=registered,
+                ) -> None:
+                    if not (isinstance(cls, type) and issubclass(cls, _base)):
+                        raise PluginError(f"{cls!r} is not a subclass of {_base.__name__}")
+                    _out.append(Provided(_kind, type_name, cls, _plugin))
+
+                try:
+                    impl.function(register=register)
+                except Exception as exc:  # noqa: BLE001 - a plugin's own bug marks it broken
+                    self._info[impl.plugin_name].error = f"{hook_name} failed: {_reason(exc)}"
+                    continue
+                for item in registered:
+                    clash = provided[kind].get(item.type_name)
+                    if clash is not None:
+                        raise PluginError(
+                            f"{kind} type {item.type_name!r} is registered by both plugin "
+                            f"{clash.plugin!r} and plugin {item.plugin!r}; uninstall one of them"
+                        )
+                    provided[kind][item.type_name] = item
+                    self._info[item.plugin].provides.append(f"{kind}:{item.type_name}")
+        self._provided = provided
+        return provided
+
+    def types(self, kind: str) -> dict[str, Provided]:
+        """Type name -> Provided for one kind ('emitter', 'query_adapter', 'notifier')."""
+        return dict(self._collect()[kind])
+
+    def require(self, kind: str, type_name: str, *, needed_by: str) -> Provided:
+        """The class for a type the config names, or a PluginError saying why it is missing."""
+        found = self._collect()[kind].get(type_name)
+        if found is not None:
+            return found
+        label = kind.replace("_", " ")
+        message = f"{needed_by}: no installed plugin provides {label} type {type_name!r}"
+        broken = {n: i for n, i in self._info.items() if i.error}
+        if type_name in broken:
+            message += f"; plugin {type_name!r} failed to load: {broken[type_name].error}"
+        elif broken:
+            message += "; plugins that failed to load: " + ", ".join(
+                f"{n} ({i.error})" for n, i in sorted(broken.items())
+            )
+        else:
+            known = ", ".join(sorted(self._collect()[kind])) or "none"
+            message += (
+                f" (installed {label} types: {known}); is wafermon-backend-{type_name} installed?"
+            )
+        raise PluginError(message)
+
+    def info(self) -> list[PluginInfo]:
+        """Every plugin seen, loaded or broken, with what it provides."""
+        self._collect()
+        return sorted(self._info.values(), key=lambda i: i.name)
+
+    # -- running hooks --------------------------------------------------------------------------
+
+    def transform_events(self, events: list[Any], *, host: str, site_id: str) -> list[Any]:
+        """Run every transform_events implementation in turn, each on the previous output."""
+        kwargs: dict[str, Any] = {"host": host, "site_id": site_id}
+        # pluggy calls implementations last-registered first; keep that order for the chain.
+        for impl in reversed(self.pm.hook.transform_events.get_hookimpls()):
+            kwargs["events"] = events
+            result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+            if result is not None:
+                events = list(result)
+        return events
+
+    def routes(self, host: str) -> list[Any]:
+        """Extra routes every plugin adds to ``host``."""
+        return [r for routes in self.pm.hook.register_routes(host=host) if routes for r in routes]
+
+
+def _reason(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()
