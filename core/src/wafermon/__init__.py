@@ -1,6 +1,6 @@
 """wafermon-core: the event contract, the plugin system, site config and the ``wafermon`` CLI.
 
-Plugins import what they need from here::
+A plugin imports what it needs from here::
 
     from wafermon import hookimpl, Emitter, Event, RetryableError, PermanentError
 
@@ -17,7 +17,83 @@ __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("wafermon")
 
+from .codec import (  # noqa: E402 - hookimpl must exist before plugins import this package
+    DecodedBatch,
+    RejectedEvent,
+    decode_batch,
+    decode_event,
+    encode_array,
+    encode_event,
+    encode_ndjson,
+    structure_event,
+    to_json_dict,
+)
+from .config import ByteSize, Seconds, Secret  # noqa: E402
+from .errors import (  # noqa: E402
+    ConfigError,
+    EmitterError,
+    EventDecodeError,
+    PermanentError,
+    PluginError,
+    Problem,
+    RetryableError,
+)
+from .events import App, Entity, EntityType, ErrorInfo, Event, Kind, Metrics, Source  # noqa: E402
+from .interfaces import (  # noqa: E402
+    Alert,
+    Emitter,
+    Health,
+    Notifier,
+    Query,
+    QueryAdapter,
+    QueryResult,
+    decode_cursor,
+    encode_cursor,
+)
+
 
 def schema_path() -> Path:
     """Filesystem path of the wire event's JSON Schema (version 1)."""
     return Path(str(resources.files(__name__) / "schemas" / "event.v1.schema.json"))
+
+
+__all__ = [
+    "Alert",
+    "App",
+    "ByteSize",
+    "ConfigError",
+    "DecodedBatch",
+    "Emitter",
+    "EmitterError",
+    "Entity",
+    "EntityType",
+    "ErrorInfo",
+    "Event",
+    "EventDecodeError",
+    "Health",
+    "Kind",
+    "Metrics",
+    "Notifier",
+    "PermanentError",
+    "PluginError",
+    "Problem",
+    "Query",
+    "QueryAdapter",
+    "QueryResult",
+    "RejectedEvent",
+    "RetryableError",
+    "Seconds",
+    "Secret",
+    "Source",
+    "decode_batch",
+    "decode_cursor",
+    "decode_event",
+    "encode_array",
+    "encode_cursor",
+    "encode_event",
+    "encode_ndjson",
+    "hookimpl",
+    "schema_path",
+    "structure_event",
+    "to_json_dict",
+]

@@ -26,7 +26,6 @@ from .errors import BatchDecodeError, ConfigError, EmitterError, FieldValueError
 from .interfaces import Emitter, Query, QueryAdapter
 from .plugins import Plugins
 
-
 _plugins = functools.cache(Plugins.discover)  # one discovery per process
 
 
