@@ -30,6 +30,7 @@ from .codec import (  # noqa: E402 - hookimpl must exist before plugins import t
 )
 from .config import ByteSize, Seconds, Secret  # noqa: E402
 from .errors import (  # noqa: E402
+    BatchDecodeError,
     ConfigError,
     EmitterError,
     EventDecodeError,
@@ -60,6 +61,7 @@ def schema_path() -> Path:
 __all__ = [
     "Alert",
     "App",
+    "BatchDecodeError",
     "ByteSize",
     "ConfigError",
     "DecodedBatch",

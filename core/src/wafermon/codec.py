@@ -8,7 +8,6 @@ validation to build the report.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,11 +18,11 @@ import cattrs
 import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .errors import BatchDecodeError, EventDecodeError, Problem, explain
-from .events import Event
+from .errors import BatchDecodeError, EventDecodeError, FieldValueError, Problem, explain
+from .events import Event, schema_pattern
 
-_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", re.ASCII)
+_UUID_TEXT = schema_pattern("$defs/uuid")
+_TIME_TEXT = schema_pattern("properties/time")
 
 
 def _structure_uuid(value: Any, _type: type) -> UUID:
@@ -61,12 +60,16 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
             cls, conv, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=detailed
         )
 
-        if not detailed:
+        wire_required = [a.name for a in attrs.fields(cls) if a.metadata.get("wire_required")]
+        if not detailed and not wire_required:
             return structure  # a non-object fails anyway; the detailed run explains it
 
         def structure_object(value: Any, _type: type) -> Any:
             if type(value) is not dict:
                 raise ValueError(f"expected an object, got {_json_type_name(value)}")
+            for name in wire_required:
+                if name not in value:
+                    raise FieldValueError(name, "required field missing")
             return structure(value, cls)
 
         return structure_object

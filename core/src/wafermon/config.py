@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NewType
@@ -17,6 +18,8 @@ from typing import Any, NewType
 import attrs
 import cattrs
 import yaml
+from cattrs.cols import list_structure_factory
+from cattrs.gen import make_dict_structure_fn
 
 from .errors import ConfigError, FieldValueError, Problem, explain
 from .events import SITE_ID_PATTERN
@@ -95,12 +98,12 @@ def _quantity(value: Any, units: Mapping[str, float], what: str) -> float:
 
 def parse_bytes(value: Any) -> int:
     """A size from config or the command line: ``1048576``, ``"64MiB"``, ``"1GB"``."""
-    return int(_quantity(value, _SIZE_UNITS, "a size"))
+    return int(_quantity(value, _SIZE_UNITS, "a size such as 1048576, 512KiB, 64MiB or 1GB"))
 
 
 def parse_seconds(value: Any) -> float:
     """A duration from config or the command line: ``30``, ``"500ms"``, ``"5m"``, ``"2d"``."""
-    return _quantity(value, _TIME_UNITS, "a duration")
+    return _quantity(value, _TIME_UNITS, "a duration such as 30, 500ms, 30s, 5m, 1h or 2d")
 
 
 def _structure_bool(value: Any, _t: type) -> bool:
@@ -149,7 +152,43 @@ def make_config_converter(base_dir: Path) -> cattrs.Converter:
     conv.register_structure_hook(Seconds, lambda v, _t: Seconds(parse_seconds(v)))
     conv.register_structure_hook(Path, lambda v, _t: base_dir / Path(_structure_str(v, str)))
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _mapping)
+
+    def checked(expected: type, factory: Any) -> Any:
+        """Wrap a hook factory so a wrong YAML shape gets a plain-words error."""
+
+        def make(cls: type) -> Any:
+            structure = factory(cls, conv)
+
+            def structure_checked(value: Any, _t: type) -> Any:
+                if not isinstance(value, expected):
+                    raise ValueError(f"expected {_YAML_NAMES[expected]}, got {_yaml_type(value)}")
+                return structure(value, _t)
+
+            return structure_checked
+
+        return make
+
+    conv.register_structure_hook_factory(attrs.has, checked(dict, make_dict_structure_fn))
+    conv.register_structure_hook_factory(
+        lambda t: typing.get_origin(t) is list, checked(list, list_structure_factory)
+    )
     return conv
+
+
+_YAML_NAMES = {dict: "a mapping", list: "a list"}
+
+
+def _yaml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        dict: "a mapping",
+        list: "a list",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
 
 
 def _mapping(value: Any, _t: type) -> dict[str, Any]:
@@ -214,6 +253,9 @@ class SiteConfig:
 COMPONENT_SECTIONS = {"backends": "emitter", "sources": "query_adapter"}
 
 
+_PARENT = re.compile(r"(\.[^.\[]+|\[\d+\])$")  # the last step of a key path
+
+
 @attrs.frozen
 class LoadedConfig:
     """A parsed site config with what is needed to explain problems in it later."""
@@ -226,9 +268,9 @@ class LoadedConfig:
     def problem(self, path: str, message: str) -> Problem:
         """A Problem at ``path`` with the line of the closest key the file has."""
         probe = path
-        while probe and probe not in self.lines:
-            probe = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", probe)
-        return Problem(path, message, self.lines.get(probe or "$"))
+        while probe not in self.lines and (parent := _PARENT.sub("", probe)) != probe:
+            probe = parent
+        return Problem(path, message, self.lines.get(probe))
 
     def structure(self, cls: type, value: Any, path: str) -> Any:
         """Structure one section into ``cls``; raises ConfigError naming key paths and lines."""
@@ -254,7 +296,9 @@ class LoadedConfig:
 
     def _build_one(self, section: str, index: int, entry: Any, plugins: Plugins) -> Component:
         provided = self.require_plugin(section, index, entry, plugins)
-        settings = self.structure(provided.cls.Settings, entry.config, f"{section}[{index}].config")
+        settings = self.structure(
+            provided.cls.Settings, entry.config, f"$.{section}[{index}].config"
+        )
         return provided.cls(name=entry.name, settings=settings)
 
     def require_plugin(self, section: str, index: int, entry: Any, plugins: Plugins) -> Provided:

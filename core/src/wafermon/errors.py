@@ -14,6 +14,7 @@ from cattrs.errors import (
     ClassValidationError,
     ForbiddenExtraKeysError,
     IterableValidationError,
+    IterableValidationNote,
 )
 
 
@@ -104,7 +105,9 @@ def _walk(exc: BaseException, path: str) -> Iterable[Problem]:
     if isinstance(exc, ClassValidationError | IterableValidationError):
         with_notes, without = exc.group_exceptions()
         for sub, note in with_notes:
-            step = f"[{note.index}]" if hasattr(note, "index") else f".{note.name}"
+            step = (
+                f"[{note.index}]" if isinstance(note, IterableValidationNote) else f".{note.name}"
+            )
             yield from _walk(sub, path + step)
         for sub in without:
             yield from _walk(sub, path)

@@ -9,9 +9,11 @@ so an event built in Python is as trustworthy as one decoded from JSON. Validato
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from datetime import datetime, timedelta
+from importlib import resources
 from typing import Any
 from uuid import UUID
 
@@ -20,9 +22,23 @@ import orjson
 
 from .errors import FieldValueError
 
-SCHEMA_VERSION = 1
-METADATA_MAX_BYTES = 16384
-SITE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: The JSON Schema, the contract; the limits and patterns below are read from it.
+SCHEMA: dict[str, Any] = json.loads(
+    resources.files(__package__).joinpath("schemas/event.v1.schema.json").read_text("utf-8")
+)
+SCHEMA_VERSION: int = SCHEMA["properties"]["schema_version"]["const"]
+METADATA_MAX_BYTES: int = SCHEMA["properties"]["metadata"]["x-wafermon-max-bytes"]
+
+
+def schema_pattern(pointer: str) -> re.Pattern[str]:
+    """A pattern from the schema, e.g. ``$defs/uuid``, compiled for ``fullmatch``."""
+    node: Any = SCHEMA
+    for step in pointer.split("/"):
+        node = node[step]
+    return re.compile(node["pattern"].removeprefix("^").removesuffix("$"), re.ASCII)
+
+
+SITE_ID_PATTERN = schema_pattern("$defs/site_id")
 _ZERO = timedelta(0)
 
 
@@ -188,7 +204,8 @@ class ErrorInfo:
 
 
 def _pid(_inst: object, attribute: attrs.Attribute, value: object) -> None:
-    if value is not None and (type(value) is not int or value < 0):
+    # JSON has one number type: 4242.0 is the integer 4242, as JSON Schema's "integer" says.
+    if value is not None and (type(value) not in (int, float) or value < 0 or value % 1):
         raise FieldValueError(attribute.name, f"expected an integer >= 0, got {value!r}")
 
 
@@ -203,7 +220,7 @@ class Source:
 
 
 def _schema_version(_inst: object, attribute: attrs.Attribute, value: object) -> None:
-    if value != SCHEMA_VERSION or type(value) is not int:
+    if type(value) not in (int, float) or value != SCHEMA_VERSION:
         raise FieldValueError(
             attribute.name, f"unsupported version {value!r}; this build speaks {SCHEMA_VERSION}"
         )
@@ -213,7 +230,10 @@ def _schema_version(_inst: object, attribute: attrs.Attribute, value: object) ->
 class Event:
     """One lifecycle event: the unit every hop stores, forwards and deduplicates by ``event_id``."""
 
-    schema_version: int = attrs.field(default=SCHEMA_VERSION, validator=_schema_version)
+    # Defaulted for Python callers, but required on the wire (see codec.WIRE_REQUIRED).
+    schema_version: int = attrs.field(
+        default=SCHEMA_VERSION, validator=_schema_version, metadata={"wire_required": True}
+    )
     event_id: UUID = attrs.field(validator=_uuid())
     kind: str = attrs.field(validator=_one_of(KINDS))
     time: datetime = attrs.field(validator=_utc_time)

@@ -1,0 +1,213 @@
+"""Site config: interpolation, errors with key path and line, secrets that never show."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from pathlib import Path
+
+import attrs
+import pytest
+
+from wafermon import ByteSize, ConfigError, Emitter, Seconds, Secret, hookimpl
+from wafermon.config import load_config, mask_secrets, parse_bytes, parse_seconds
+
+SITE = """\
+site_id: fab1
+gateway:
+  listen: "127.0.0.1:18000"
+  tokens: {ingest: "${INGEST_TOKEN}", read: "${READ_TOKEN:-}"}
+backends:
+  - {name: managed, type: sql, priority: 1,
+     config: {url: "postgresql+asyncpg://wafer:${PGPASS:-s3cret}@127.0.0.1/wafer"}}
+  - name: backup
+    type: memory
+    priority: "2"
+    config:
+      root: ./data/events
+      rotate: 64MiB
+      api_key: "${API_KEY:-abc123}"
+  - {name: archive, type: s3, enabled: false, config: {bucket: wafer-events}}
+sources:
+  - {name: archive, type: s3, config: {bucket: wafer-events}}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "site.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems(path: Path, environ=None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ or {})
+    return [str(p) for p in info.value.problems]
+
+
+def test_loads_and_interpolates(tmp_path):
+    loaded = load_config(write(tmp_path, SITE), {"INGEST_TOKEN": "tok-1", "PGPASS": "pw"})
+    site = loaded.site
+    assert site.site_id == "fab1"
+    assert [b.name for b in site.backends] == ["managed", "backup", "archive"]
+    assert site.backends[1].priority == 2  # "2" from YAML is accepted as an integer
+    assert site.backends[2].enabled is False
+    assert site.gateway["tokens"] == {"ingest": "tok-1", "read": ""}
+    assert "wafer:pw@" in site.backends[0].config["url"]
+    assert [e.name for _, e in loaded.enabled("backends")] == ["managed", "backup"]
+
+
+def test_missing_variable_names_key_path_and_line(tmp_path):
+    assert problems(write(tmp_path, SITE)) == [
+        "gateway.tokens.ingest (line 4): environment variable INGEST_TOKEN is not set"
+    ]
+
+
+def test_dollar_dollar_is_a_literal_dollar(tmp_path):
+    loaded = load_config(
+        write(tmp_path, "site_id: fab1\ngateway: {note: 'costs $$5 ${X:-a}'}\n"), {}
+    )
+    assert loaded.site.gateway["note"] == "costs $5 a"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "site_id: fab1\nbackends:\n  - {name: a, type: x, priority: high}\n",
+            "backends[0].priority (line 3): expected an integer, got 'high'",
+        ),
+        ("site_id: fab1\nbakends: []\n", "bakends (line 2): unknown field"),
+        ("site_id: ../etc\n", "site_id (line 1): not a valid site id: '../etc'"),
+        ("backends: []\n", "site_id (line 1): required field missing"),
+        (
+            "site_id: fab1\nbackends:\n  - name: a\n    type: x\n  - name: a\n    type: y\n",
+            "backends[1].name (line 5): name 'a' is used twice in backends",
+        ),
+        (
+            "site_id: fab1\nbackends:\n  - {name: Bad Name, type: x}\n",
+            "backends[0].name (line 3): must be 1-64 lower-case letters, digits, '_' or '-', got 'Bad Name'",
+        ),
+        (
+            "site_id: fab1\nbackends: {name: a}\n",
+            "backends (line 2): expected a list, got a mapping",
+        ),
+        (
+            "site_id: fab1\nbackends: [x]\n",
+            "backends[0] (line 2): expected a mapping, got a string",
+        ),
+        ("site_id: [unclosed\n", "$ (line 2): not valid YAML"),
+        ("- just a list\n", "$ (line 1): expected a mapping"),
+    ],
+)
+def test_errors_name_the_key_path_and_line(tmp_path, text, expected):
+    found = problems(write(tmp_path, text))
+    assert any(expected in p for p in found), found
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    text = "site_id: fab1\nbackends:\n  - {name: a, type: x, priority: high}\n  - {type: y}\n"
+    found = problems(write(tmp_path, text))
+    assert any(p.startswith("backends[0].priority") for p in found)
+    assert any(p.startswith("backends[1].name") for p in found)
+
+
+def test_unreadable_file_is_a_config_error(tmp_path):
+    assert "cannot read config file" in problems(tmp_path / "missing.yaml")[0]
+
+
+@attrs.frozen
+class MemorySettings:
+    root: Path
+    rotate: ByteSize = ByteSize(1024)
+    flush_every: Seconds = Seconds(1.0)
+    api_key: Secret | None = None
+
+
+class MemoryEmitter(Emitter):
+    Settings = MemorySettings
+
+    async def emit(self, batch):
+        pass
+
+
+class MemoryPlugin:
+    @hookimpl
+    def register_emitters(self, register):
+        register("memory", MemoryEmitter)
+
+
+def test_plugin_settings_are_structured_with_paths_sizes_and_secrets(tmp_path, plugins):
+    plugins.register(MemoryPlugin(), "memory")
+    text = SITE.replace("type: sql", "type: memory").replace(
+        "url:", "root: ./x, flush_every: 5m, api_key:"
+    )
+    loaded = load_config(write(tmp_path, text), {"INGEST_TOKEN": "t"})
+    managed, backup = loaded.build("backends", plugins)
+    assert managed.settings.root == tmp_path / "x"  # relative to the config file
+    assert managed.settings.flush_every == 300
+    assert backup.settings.rotate == 64 * 2**20
+    assert backup.settings.api_key.reveal() == "abc123"
+    assert "abc123" not in repr(backup.settings)
+
+
+def test_check_reports_bad_plugin_settings_with_line_and_missing_plugins(tmp_path, plugins):
+    plugins.register(MemoryPlugin(), "memory")
+    text = SITE.replace("rotate: 64MiB", "rotate: lots").replace("root: ./data/events", "rooot: x")
+    found = load_config(write(tmp_path, text), {"INGEST_TOKEN": "t"}).check(plugins)
+    assert any(
+        "backends[1].config.rotate (line 13): expected a size such as 1048576, 512KiB, 64MiB" in p
+        for p in found
+    ), found
+    assert any("backends[1].config.rooot (line 12): unknown field" in p for p in found), found
+    assert any("backends[1].config.root (line 11): required field missing" in p for p in found), (
+        found
+    )
+    assert any(
+        "backends[0] 'managed': no installed plugin provides emitter type 'sql'" in p for p in found
+    ), found
+    assert any(
+        "sources[0] 'archive': no installed plugin provides query adapter" in p for p in found
+    )
+    assert not any("backends[2]" in p for p in found)  # disabled: not checked
+
+
+def test_masked_config_hides_tokens_passwords_and_keys(tmp_path):
+    loaded = load_config(write(tmp_path, SITE), {"INGEST_TOKEN": "tok-1"})
+    masked = loaded.masked()
+    assert masked["gateway"]["tokens"] == {"ingest": "***", "read": ""}
+    assert (
+        masked["backends"][0]["config"]["url"] == "postgresql+asyncpg://wafer:***@127.0.0.1/wafer"
+    )
+    assert masked["backends"][1]["config"]["api_key"] == "***"
+    assert masked["backends"][1]["config"]["root"] == "./data/events"
+    assert "tok-1" not in repr(masked)
+
+
+def test_secret_never_shows_in_logs(caplog):
+    secret = Secret("hunter2")
+    logging.getLogger("t").warning("value %s %r %s", secret, secret, [secret])
+    assert "hunter2" not in caplog.text
+    assert mask_secrets({"x": secret}) == {"x": "***"}
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1024", 1024), ("512KiB", 512 * 1024), ("1GiB", 2**30), ("10MB", 10**7), (2048, 2048)],
+)
+def test_sizes(text, value):
+    assert parse_bytes(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("500ms", 0.5), ("30s", 30), ("5m", 300), ("1h", 3600), ("2d", 172800), (7, 7)],
+)
+def test_durations(text, value):
+    assert parse_seconds(text) == value
+
+
+@pytest.mark.parametrize("text", ["lots", "-1s", "5 parsecs", True])
+def test_bad_durations(text):
+    with pytest.raises(ValueError, match=r"duration|negative|boolean"):
+        parse_seconds(text)

@@ -1,0 +1,159 @@
+"""Plugin loading: named plugins must work, unnamed broken ones are skipped, clashes are errors."""
+
+from __future__ import annotations
+
+import textwrap
+import types
+from pathlib import Path
+
+import attrs
+import pytest
+
+import wafermon
+from wafermon import Emitter, PluginError, hookimpl
+from wafermon.plugins import Plugins
+
+
+class MemoryEmitter(Emitter):
+    async def emit(self, batch):
+        self.seen = list(batch)
+
+
+def plugin_module(name: str, **hooks) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for hook_name, function in hooks.items():
+        setattr(module, hook_name, hookimpl(function))
+    return module
+
+
+def registering(type_name: str, cls: type = MemoryEmitter) -> types.ModuleType:
+    return plugin_module(
+        f"p_{type_name}", register_emitters=lambda register: register(type_name, cls)
+    )
+
+
+def test_registered_types_are_attributed_to_their_plugin(plugins):
+    plugins.register(registering("memory"), "memory-plugin", version="1.2")
+    provided = plugins.types("emitter")["memory"]
+    assert provided.cls is MemoryEmitter
+    assert provided.plugin == "memory-plugin"
+    [info] = plugins.info()
+    assert info.provides == ["emitter:memory"]
+    assert info.hooks == ["register_emitters"]
+    assert info.version == "1.2"
+
+
+def test_two_plugins_registering_one_type_is_an_error_naming_both(plugins):
+    plugins.register(registering("memory"), "first")
+    plugins.register(registering("memory"), "second")
+    with pytest.raises(PluginError, match="'first' and plugin 'second'"):
+        plugins.types("emitter")
+
+
+def test_registering_a_class_of_the_wrong_kind_marks_the_plugin_broken(plugins):
+    plugins.register(registering("memory", cls=dict), "wrong")
+    assert plugins.types("emitter") == {}
+    assert "not a subclass of Emitter" in plugins.info()[0].error
+
+
+def test_misspelt_hook_marks_the_plugin_broken(plugins):
+    plugins.register(plugin_module("typo", register_emiters=lambda register: None), "typo")
+    [info] = plugins.info()
+    assert "register_emiters" in info.error
+    assert not plugins.pm.has_plugin("typo")
+
+
+def test_missing_type_error_lists_what_is_installed(plugins):
+    plugins.register(registering("memory"), "memory")
+    with pytest.raises(PluginError) as info:
+        plugins.require("emitter", "s3", needed_by="site.yaml: backends[2] 'archive'")
+    message = str(info.value)
+    assert message.startswith("site.yaml: backends[2] 'archive': no installed plugin provides")
+    assert "installed emitter types: memory" in message
+    assert "wafermon-backend-s3" in message
+
+
+@pytest.fixture
+def installed_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two real installed distributions with entry points: one works, one fails to import."""
+    for name, body in {
+        "goodplug": """
+            from wafermon import Emitter, hookimpl
+            class Good(Emitter):
+                async def emit(self, batch): pass
+            @hookimpl
+            def register_emitters(register):
+                register("good", Good)
+        """,
+        "badplug": "import module_that_does_not_exist\n",
+    }.items():
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
+        dist = tmp_path / f"wafermon_backend_{name}-0.3.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: wafermon-backend-{name}\nVersion: 0.3\n"
+        )
+        (dist / "entry_points.txt").write_text(f"[wafermon]\n{name} = {name}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("WAFERMON_LOAD_PLUGINS", raising=False)
+    return tmp_path
+
+
+def test_unnamed_broken_plugin_is_reported_and_skipped(installed_plugins, caplog):
+    plugins = Plugins.discover()
+    infos = {i.name: i for i in plugins.info()}
+    assert infos["goodplug"].provides == ["emitter:good"]
+    assert infos["goodplug"].distribution == "wafermon-backend-goodplug"
+    assert "ModuleNotFoundError" in infos["badplug"].error
+    assert "plugin 'badplug' failed to load and is skipped" in caplog.text
+    assert plugins.types("emitter")["good"].plugin == "goodplug"
+
+
+def test_a_broken_plugin_the_config_needs_is_an_error_with_its_reason(installed_plugins):
+    plugins = Plugins.discover()
+    with pytest.raises(PluginError, match=r"plugin 'badplug' failed to load: ModuleNotFoundError"):
+        plugins.require("emitter", "badplug", needed_by="site.yaml: backends[0] 'x'")
+
+
+def test_load_plugins_variable_limits_discovery(installed_plugins, monkeypatch):
+    monkeypatch.setenv("WAFERMON_LOAD_PLUGINS", "goodplug")
+    assert [i.name for i in Plugins.discover().info()] == ["goodplug"]
+    monkeypatch.setenv("WAFERMON_LOAD_PLUGINS", "")
+    assert Plugins.discover().info() == []
+
+
+def test_transforms_chain_in_pluggy_call_order(plugins, valid):
+    def tag(label):
+        def transform_events(events):
+            return [
+                attrs.evolve(
+                    e, metadata={**e.metadata, "seen": [*e.metadata.get("seen", []), label]}
+                )
+                for e in events
+            ]
+
+        return plugin_module(label, transform_events=transform_events)
+
+    plugins.register(tag("first"), "first")
+    plugins.register(tag("second"), "second")
+    plugins.register(plugin_module("noop", transform_events=lambda events, host: None), "noop")
+    event = wafermon.structure_event(valid)
+    [out] = plugins.transform_events([event], host="cli", site_id="fab1")
+    assert out.metadata["seen"] == ["second", "first"]  # last registered runs first, as in pluggy
+
+
+def test_routes_are_collected_per_host(plugins):
+    plugins.register(
+        plugin_module("r", register_routes=lambda host: ["/v1/x/r"] if host == "gateway" else None),
+        "r",
+    )
+    assert plugins.routes("gateway") == ["/v1/x/r"]
+    assert plugins.routes("sidecar") == []
+
+
+def test_hook_tracing_writes_to_stderr(monkeypatch, capsys):
+    monkeypatch.setenv("WAFERMON_TRACE_HOOKS", "1")
+    traced = Plugins()
+    traced.register(registering("memory"), "memory")
+    traced.routes("gateway")
+    assert "register_routes" in capsys.readouterr().err
