@@ -56,7 +56,7 @@ def plugins(as_json: bool) -> None:
     """List installed plugins, their versions and what each provides."""
     infos = _plugins().info()
     if as_json:
-        click.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+        click.echo(json.dumps([attrs.asdict(info) for info in infos], indent=2))
         return
     if not infos:
         click.echo("no plugins installed (pip install wafermon-backend-filesystem, ...)")
@@ -117,12 +117,13 @@ def emit(config_file: str, inputs: tuple[Any, ...]) -> None:
     plugins = _plugins()
     events, rejected = [], 0
     for stream in inputs or (click.get_binary_stream("stdin"),):
+        label = getattr(stream, "name", "<stdin>")
         try:
             batch = decode_batch(stream.read())
         except BatchDecodeError as exc:
-            _fail(f"{stream.name}: {exc}")
+            _fail(f"{label}: {exc}")
         for bad in batch.rejected:
-            click.echo(f"rejected {stream.name} {bad}", err=True)
+            click.echo(f"rejected {label} {bad}", err=True)
         events.extend(batch.events)
         rejected += len(batch.rejected)
     events = plugins.transform_events(events, host="cli", site_id=loaded.site.site_id)

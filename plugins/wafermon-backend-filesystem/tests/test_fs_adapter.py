@@ -118,17 +118,18 @@ async def test_filters(emitter, adapter, make_event):
 
 
 async def test_time_range_reads_only_overlapping_date_dirs(emitter, adapter, root, make_event, t0):
-    in_range = make_event(time=t0)
-    await emitter.emit([in_range, make_event(time=t0 - timedelta(days=1))])
-    # An event filed under the wrong day is invisible to a query whose range skips that day:
+    today = make_event(time=t0)
+    yesterday = make_event(time=t0 - timedelta(days=1))
+    await emitter.emit([today, yesterday])
+    # Events filed under the wrong day are invisible to a query whose range skips that day:
     # proof that the adapter did not open that directory.
-    write(root, "events.jsonl", [make_event(time=t0)], day="2026-11-20")
-    start = t0.replace(hour=0, minute=0)
-    result = await adapter.query(Query(start=start, end=start + timedelta(days=1)))
-    assert result.events == [in_range]
-    # end is exclusive: a range ending at midnight does not read the day starting then
-    result = await adapter.query(Query(end=start))
-    assert [e.time.date().isoformat() for e in result.events] == ["2026-11-20", "2026-11-27"]
+    write(root, "events.20261128T000000000000Z.jsonl.gz", [make_event(time=t0)], day="2026-11-20")
+    write(root, "events.20261128T000000000000Z.jsonl.gz", [make_event(time=yesterday.time)])
+    midnight = t0.replace(hour=0, minute=0)
+    result = await adapter.query(Query(start=midnight, end=midnight + timedelta(days=1)))
+    assert result.events == [today]
+    # end is exclusive: a range ending at midnight does not read the day that starts then
+    assert (await adapter.query(Query(end=midnight))).events == [yesterday]
 
 
 async def test_undecodable_lines_are_skipped_with_one_warning(adapter, root, caplog, make_event):
