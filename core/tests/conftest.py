@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 from uuid import uuid4
 
 import pytest
+from hypothesis import settings
 
 from wafermon.plugins import Plugins
 
@@ -52,3 +54,10 @@ def valid() -> dict[str, Any]:
 def plugins() -> Plugins:
     """A plugin manager that loaded nothing from entry points; tests register what they need."""
     return Plugins()
+
+
+# No per-example deadline: shared CI machines are noisy. CI also derandomizes, so a failure
+# there reproduces locally with HYPOTHESIS_PROFILE=ci.
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -1,0 +1,150 @@
+"""wafermon benchmarks. Every figure is reported with a baseline measured in the same run.
+
+    nox -s bench                      # writes bench-results.json
+    python bench/run.py --quick       # shorter rounds, for a smoke check
+
+Machines here are shared and noisy, so each measurement is the median of several rounds and
+the ratios to the baselines are the figures to compare between runs, not the raw rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import orjson
+
+from wafermon import App, Entity, Event, Metrics, Source, decode_batch, encode_array, encode_ndjson
+
+BATCH = 1000
+
+
+def sample_events(count: int) -> list[Event]:
+    """Realistic subjob progress events with every field group filled."""
+    app = App(name="wafer-process", version="2.1.0", app_id=uuid4())
+    start = datetime(2026, 11, 28, 8, tzinfo=UTC)
+    job = str(uuid4())
+    return [
+        Event(
+            event_id=uuid4(),
+            kind="progress",
+            time=start + timedelta(milliseconds=i),
+            site_id="fab1",
+            app=app,
+            entity=Entity(
+                type="subjob",
+                id=str(uuid4()),
+                parent_id=job,
+                business_key="LOT-12345",
+                sub_key=f"wafer-{i % 25:02d}",
+            ),
+            metrics=Metrics(
+                duration_s=1.5,
+                cpu_user_s=1.2,
+                cpu_system_s=0.1,
+                mem_max_mb=120.5,
+                progress=(i % 100) / 100,
+            ),
+            metadata={"tool": "etch-07", "recipe": "POLY-ETCH-3", "customer": "ACME"},
+            source=Source(host="node-17", pid=4242, sdk="python", sdk_version="0.1.0"),
+        )
+        for i in range(count)
+    ]
+
+
+def rate(work: Callable[[], object], items: int, seconds: float, rounds: int) -> float:
+    """Median items/s over ``rounds`` rounds of about ``seconds`` each."""
+    rates = []
+    for _ in range(rounds):
+        done, began = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - began) < seconds or done == 0:
+            work()
+            done += items
+        rates.append(done / elapsed)
+    return statistics.median(rates)
+
+
+def bench_decode(seconds: float, rounds: int) -> dict[str, object]:
+    body = encode_array(sample_events(BATCH))
+    assert decode_batch(body).ok
+    decode = rate(lambda: decode_batch(body), BATCH, seconds, rounds)
+    stdlib = rate(lambda: json.loads(body), BATCH, seconds, rounds)
+    fast = rate(lambda: orjson.loads(body), BATCH, seconds, rounds)
+    return {
+        "what": f"decode + validate JSON-array batches of {BATCH} events into Event objects",
+        "events_per_s": round(decode),
+        "baseline_json_loads_events_per_s": round(stdlib),
+        "ratio_to_json_loads": round(decode / stdlib, 3),
+        "baseline_orjson_loads_events_per_s": round(fast),
+        "ratio_to_orjson_loads": round(decode / fast, 3),
+        "target_events_per_s": 100_000,
+        "bytes_per_event": len(body) // BATCH,
+    }
+
+
+def bench_filesystem(seconds: float, rounds: int) -> dict[str, object]:
+    from wafermon_backend_filesystem import FilesystemEmitter
+    from wafermon_backend_filesystem.emitter import EmitterSettings
+
+    batch = sample_events(BATCH)
+    with tempfile.TemporaryDirectory(prefix="wafermon-bench-") as tmp:
+        emitter = FilesystemEmitter(
+            name="bench", settings=EmitterSettings(root=Path(tmp) / "fs", rotate_bytes=2**40)
+        )
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(emitter.start())
+        emitted = rate(lambda: loop.run_until_complete(emitter.emit(batch)), BATCH, seconds, rounds)
+        loop.run_until_complete(emitter.close())
+        loop.close()
+
+        # Baseline: the same bytes appended and fsynced once per batch, nothing else.
+        raw_path = Path(tmp) / "raw.jsonl"
+        with raw_path.open("ab") as raw:
+
+            def append_raw() -> None:
+                raw.write(encode_ndjson(batch))
+                raw.flush()
+                os.fsync(raw.fileno())
+
+            raw_rate = rate(append_raw, BATCH, seconds, rounds)
+    return {
+        "what": f"filesystem emitter, batches of {BATCH}, one fsync per batch",
+        "events_per_s": round(emitted),
+        "baseline_encode_write_fsync_events_per_s": round(raw_rate),
+        "ratio_to_baseline": round(emitted / raw_rate, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench-results.json")
+    parser.add_argument("--quick", action="store_true", help="short rounds (smoke check)")
+    args = parser.parse_args()
+    seconds, rounds = (0.3, 3) if args.quick else (2.0, 5)
+    results: dict[str, object] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+        "method": f"median of {rounds} rounds of ~{seconds}s; one process, one core",
+    }
+    for name, bench in (("decode", bench_decode), ("filesystem_emit", bench_filesystem)):
+        print(f"bench {name} ...", file=sys.stderr, flush=True)
+        results[name] = bench(seconds, rounds)
+        print(json.dumps(results[name], indent=2), file=sys.stderr)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
