@@ -127,3 +127,10 @@ def test_query_rejects_bad_options(runner, site):
         cli_module.cli, ["query", "-c", site, "--source", "mem", "--since", "soon"]
     )
     assert "expected an ISO time or a duration" in result.output
+
+
+def test_query_model_rejects_naive_times():
+    from datetime import datetime
+
+    with pytest.raises(ValueError, match="start: must be a timezone-aware datetime"):
+        Query(start=datetime(2026, 1, 1))

@@ -116,7 +116,7 @@ def emit(config_file: str, inputs: tuple[Any, ...]) -> None:
     loaded = _load(config_file)
     plugins = _plugins()
     events, rejected = [], 0
-    for stream in inputs or (click.get_binary_stream("stdin"),):
+    for stream in inputs or (click.open_file("-", "rb"),):
         label = getattr(stream, "name", "<stdin>")
         try:
             batch = decode_batch(stream.read())
@@ -222,7 +222,7 @@ def query(
 
 
 async def _query_pages(adapter: QueryAdapter, q: Query, all_pages: bool) -> str | None:
-    out = click.get_binary_stream("stdout")
+    out = click.open_file("-", "wb")
     await adapter.start()
     try:
         while True:

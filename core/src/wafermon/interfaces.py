@@ -64,9 +64,12 @@ class Emitter(Component):
 
     ``emit`` returns only once the batch is durable in the backend (that is what lets the
     sidecar acknowledge and drop it). It raises ``RetryableError`` for transient failures and
-    ``PermanentError`` for input the backend will never accept. Emit is called with batches
+    ``PermanentError`` for input the backend will never accept; a PermanentError naming
+    ``event_ids`` means every other event of the batch was stored. Emit is called with batches
     that may repeat events already sent (at-least-once delivery): a backend that can should
-    deduplicate by ``event_id``.
+    deduplicate by ``event_id``. A caller may cancel ``emit`` (a timeout): the batch then
+    counts as not delivered and is sent again, so a cancelled emit must leave the backend able
+    to take that retry.
     """
 
     @abc.abstractmethod
@@ -92,6 +95,11 @@ def _optional_choice(allowed: Any):
     return check
 
 
+def _optional_utc(_inst: object, attribute: attrs.Attribute, value: datetime | None) -> None:
+    if value is not None and (not isinstance(value, datetime) or value.utcoffset() is None):
+        raise FieldValueError(attribute.name, "must be a timezone-aware datetime")
+
+
 def _limit(_inst: object, attribute: attrs.Attribute, value: int) -> None:
     if not 1 <= value <= MAX_QUERY_LIMIT:
         raise FieldValueError(attribute.name, f"must be between 1 and {MAX_QUERY_LIMIT}")
@@ -107,8 +115,8 @@ class Query:
     event of a previous page.
     """
 
-    start: datetime | None = None
-    end: datetime | None = None
+    start: datetime | None = attrs.field(default=None, validator=_optional_utc)
+    end: datetime | None = attrs.field(default=None, validator=_optional_utc)
     site_id: str | None = None
     app: str | None = None
     entity_type: str | None = attrs.field(default=None, validator=_optional_choice(ENTITY_TYPES))

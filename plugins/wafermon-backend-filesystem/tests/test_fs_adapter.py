@@ -10,12 +10,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wafermon import Query, encode_ndjson
+from wafermon import Query, decode_event, encode_ndjson
 from wafermon_backend_filesystem import (
     AdapterSettings,
     EmitterSettings,
     FilesystemEmitter,
     FilesystemQueryAdapter,
+    layout,
 )
 
 
@@ -211,8 +212,21 @@ async def test_missing_root_gives_an_empty_answer_and_bad_health(adapter):
     assert (await adapter.query(Query())).events == []
     health = await adapter.health()
     assert not health.ok
-    assert "does not exist" in health.detail
+    assert "is missing or not a readable directory" in health.detail
 
 
 async def test_health_ok(emitter, adapter):
     assert (await adapter.health()).ok
+
+
+def test_a_file_rotated_away_while_reading_is_still_read(root, make_event):
+    first, second = make_event(), make_event()
+    write(root, "events.20261128T100000000000Z.jsonl.gz", [first])
+    active = write(root, "events.jsonl", [second])
+    lines = layout.partition_lines(active.parent)
+    got = [next(lines)]  # the partition is listed and its first file opened
+    active.rename(active.with_name("events.20261128T110000000000Z.jsonl"))  # a rotation
+    got += list(lines)
+    # The listed active file vanished before it was opened, so the partition was read again.
+    events = [decode_event(line) for _path, line in got]
+    assert events == [first, first, second]

@@ -11,6 +11,7 @@ import pytest
 
 from wafermon import PermanentError, Query, RetryableError, decode_batch, encode_ndjson
 from wafermon_backend_filesystem import EmitterSettings, FilesystemEmitter
+from wafermon_backend_filesystem.emitter import MAX_OPEN_FILES
 
 
 async def started(root: Path, **settings) -> FilesystemEmitter:
@@ -174,13 +175,13 @@ async def test_root_that_is_a_file_gives_retryable_errors(tmp_path, make_event):
     root = tmp_path / "events"
     root.write_text("not a directory")
     em = FilesystemEmitter("fs", EmitterSettings(root=root))
-    with pytest.raises(RetryableError, match="cannot prepare .*events"):
+    with pytest.raises(RetryableError, match=r"cannot prepare .*events"):
         await em.start()
     with pytest.raises(RetryableError, match=r"fab1: Not a directory"):
         await em.emit([make_event()])
     health = await em.health()
     assert not health.ok
-    assert "not a directory" in health.detail
+    assert "not a writable directory" in health.detail
     await em.close()
 
 
@@ -203,7 +204,7 @@ async def test_disk_full_is_retryable_and_leaves_no_partial_line(
     saved = active.read_bytes()
     active.unlink()
     active.symlink_to("/dev/full")  # every write fails with ENOSPC
-    with pytest.raises(RetryableError, match="events.jsonl: No space left on device"):
+    with pytest.raises(RetryableError, match=r"events\.jsonl: No space left on device"):
         await emitter.emit([make_event()])
     active.unlink()
     active.write_bytes(saved)
@@ -216,11 +217,11 @@ async def test_a_site_dir_linking_outside_root_is_refused(emitter, root, tmp_pat
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (root / "evil").symlink_to(outside)
-    good, bad = make_event(site_id="fab1"), make_event(site_id="evil")
+    batch = [make_event(site_id="fab1"), make_event(site_id="evil")]
     with pytest.raises(PermanentError, match="site_id 'evil' would write outside root") as info:
-        await emitter.emit([good, bad])
-    assert info.value.event_ids == [bad.event_id]  # the other partition was written
-    assert read_all(root / "fab1" / "2026-11-28") == [good]
+        await emitter.emit(batch)
+    assert info.value.event_ids is None  # refused whole: nothing of the batch was written
+    assert not (root / "fab1").exists()
     assert list(outside.iterdir()) == []
 
 
@@ -230,7 +231,7 @@ async def test_health(emitter, root):
     root.rmdir()
     health = await emitter.health()
     assert not health.ok
-    assert "does not exist" in health.detail
+    assert health.detail == f"root {root} is missing or not a writable directory"
 
 
 async def test_close_closes_every_file(root, make_event):
@@ -241,6 +242,15 @@ async def test_close_closes_every_file(root, make_event):
     await em.close()
     assert all(h.file.closed for h in handles)
     assert em._open == {}
+
+
+async def test_open_files_are_capped(emitter, adapter, make_event):
+    events = [make_event(site_id=f"site{i}") for i in range(MAX_OPEN_FILES + 8)]
+    for event in events:
+        await emitter.emit([event])
+    assert len(emitter._open) == MAX_OPEN_FILES
+    await emitter.emit(events[:3])  # reopens partitions whose handles were closed
+    assert (await adapter.query(Query(limit=1000))).events == events
 
 
 async def test_empty_batch_is_a_no_op(emitter, root):
