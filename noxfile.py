@@ -59,6 +59,7 @@ def tests(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """Tests across packages and docs: the plugin tutorial, hook docs, the README commands."""
     install_packages(session, *PACKAGES, extra="[test]")
+    session.install("uv")  # tests/test_tutorial.py builds a fresh venv with it
     session.run("pytest", "tests", *session.posargs)
 
 

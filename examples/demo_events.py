@@ -141,7 +141,8 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     app = App(name="wafer-process", version="2.1.0", app_id=uuid4())
-    start = datetime.now(UTC) - timedelta(hours=2)
+    # Lots start 5-20 minutes apart and take at most ~40 minutes: all of it is in the past.
+    start = datetime.now(UTC) - timedelta(minutes=20 * args.jobs + 40)
     for _ in range(args.jobs):
         sys.stdout.buffer.write(encode_ndjson(lot_events(rng, args.site, app, start)))
         start += timedelta(minutes=rng.randint(5, 20))
