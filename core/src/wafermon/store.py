@@ -1,0 +1,249 @@
+"""The managed store contract: what a gateway needs from the store it owns.
+
+A managed store is an Emitter (the sidecar and SDKs write to it) and a QueryAdapter (the
+unified view reads it) that also keeps the *current state* of every job and subjob. That state
+is derived from events by ``EntityState.merge``, which is commutative, associative and
+idempotent-safe, so events arriving out of order, duplicated (deduplicated by event_id before
+merging) or late all end in the same row. Every store implementation must mirror these rules;
+they are the reference.
+
+Rules, per entity (job or subjob, keyed by entity id):
+- status: failed if any event failed, else finished if any finished, else running.
+- started_at: time of the earliest ``started`` event, or the earliest event if none started.
+- finished_at: time of the latest finished/failed event; updated_at: time of the latest event.
+- metrics (duration, CPU, memory) and metadata: from the *latest* event that carries them,
+  latest meaning greatest (kind rank, time, event_id) with started < progress < finished/failed.
+- progress: from the latest (time, event_id) event that reports one.
+- error: from the latest failed event. Identity (app, keys, parent) from the latest event.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from .errors import FieldValueError
+from .events import ENTITY_TYPES, ErrorInfo, Event, Kind
+from .interfaces import Emitter, QueryAdapter
+
+KIND_RANK = {Kind.STARTED: 0, Kind.PROGRESS: 1, Kind.FINISHED: 2, Kind.FAILED: 2}
+STATUS_RANK = {"running": 0, "finished": 1, "failed": 2}
+KIND_STATUS = {
+    Kind.STARTED: "running",
+    Kind.PROGRESS: "running",
+    Kind.FINISHED: "finished",
+    Kind.FAILED: "failed",
+}
+
+#: (rank, time, event_id) of the event a group of fields came from; None if no event set them.
+Stamp = tuple[int, datetime, str] | None
+
+
+def _later(a: Stamp, b: Stamp) -> bool:
+    return b is not None and (a is None or b > a)
+
+
+def _min(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+@attrs.frozen(kw_only=True)
+class EntityState:
+    """Current state of one job or subjob. ``merge`` folds in another partial state."""
+
+    entity_type: str
+    entity_id: str
+    site_id: str
+    app: str
+    app_version: str | None = None
+    parent_id: str | None = None
+    business_key: str | None = None
+    sub_key: str | None = None
+    status: str = "running"
+    started_at: datetime | None = None  # earliest 'started' event
+    first_seen_at: datetime
+    finished_at: datetime | None = None
+    updated_at: datetime
+    duration_s: float | None = None
+    cpu_user_s: float | None = None
+    cpu_system_s: float | None = None
+    mem_max_mb: float | None = None
+    progress: float | None = None
+    error: ErrorInfo | None = None
+    metadata: dict[str, Any] = attrs.Factory(dict)
+    event_count: int = 1
+    # Where each group of fields came from, so merging is order-independent.
+    identity_stamp: Stamp = None
+    metrics_stamp: Stamp = None
+    metadata_stamp: Stamp = None
+    progress_stamp: Stamp = None
+    error_stamp: Stamp = None
+
+    @property
+    def start_time(self) -> datetime:
+        """When the entity started: its started event, else the first event seen."""
+        return self.started_at or self.first_seen_at
+
+    @classmethod
+    def from_event(cls, event: Event) -> EntityState:
+        stamp = (KIND_RANK[event.kind], event.time, str(event.event_id))
+        m = event.metrics
+        has_metrics = any(
+            v is not None for v in (m.duration_s, m.cpu_user_s, m.cpu_system_s, m.mem_max_mb)
+        )
+        terminal = event.kind in (Kind.FINISHED, Kind.FAILED)
+        return cls(
+            entity_type=event.entity.type,
+            entity_id=event.entity.id,
+            site_id=event.site_id,
+            app=event.app.name,
+            app_version=event.app.version,
+            parent_id=event.entity.parent_id,
+            business_key=event.entity.business_key,
+            sub_key=event.entity.sub_key,
+            status=KIND_STATUS[event.kind],
+            started_at=event.time if event.kind == Kind.STARTED else None,
+            first_seen_at=event.time,
+            finished_at=event.time if terminal else None,
+            updated_at=event.time,
+            duration_s=m.duration_s,
+            cpu_user_s=m.cpu_user_s,
+            cpu_system_s=m.cpu_system_s,
+            mem_max_mb=m.mem_max_mb,
+            progress=m.progress,
+            error=event.error,
+            metadata=event.metadata,
+            event_count=1,
+            identity_stamp=stamp,
+            metrics_stamp=stamp if has_metrics else None,
+            metadata_stamp=stamp if event.metadata else None,
+            progress_stamp=(0, *stamp[1:]) if m.progress is not None else None,  # time order
+            error_stamp=stamp if event.error is not None else None,
+        )
+
+    def merge(self, other: EntityState) -> EntityState:
+        """The state after both sets of events; the same whichever side is ``self``."""
+        a, b = self, other
+        changes: dict[str, Any] = {
+            "status": max(a.status, b.status, key=STATUS_RANK.__getitem__),
+            "started_at": _min(a.started_at, b.started_at),
+            "first_seen_at": min(a.first_seen_at, b.first_seen_at),
+            "finished_at": _max(a.finished_at, b.finished_at),
+            "updated_at": max(a.updated_at, b.updated_at),
+            "event_count": a.event_count + b.event_count,
+        }
+        groups = {
+            "identity_stamp": (
+                "app",
+                "app_version",
+                "parent_id",
+                "business_key",
+                "sub_key",
+                "site_id",
+                "entity_type",
+            ),
+            "metrics_stamp": ("duration_s", "cpu_user_s", "cpu_system_s", "mem_max_mb"),
+            "metadata_stamp": ("metadata",),
+            "progress_stamp": ("progress",),
+            "error_stamp": ("error",),
+        }
+        for stamp, fields in groups.items():
+            source = b if _later(getattr(a, stamp), getattr(b, stamp)) else a
+            changes[stamp] = getattr(source, stamp)
+            changes.update({f: getattr(source, f) for f in fields})
+        return attrs.evolve(a, **changes)
+
+
+def fold(events: Sequence[Event]) -> dict[str, EntityState]:
+    """Entity id -> state for a set of (deduplicated) events."""
+    states: dict[str, EntityState] = {}
+    for event in events:
+        state = EntityState.from_event(event)
+        known = states.get(event.entity.id)
+        states[event.entity.id] = state if known is None else known.merge(state)
+    return states
+
+
+# -- reading entities ---------------------------------------------------------------------------
+
+ENTITY_SORTS = ("-start_time", "start_time", "-updated_at", "updated_at")
+MAX_ENTITY_LIMIT = 1000
+
+
+def _check(allowed: Any, *, optional: bool = True):
+    def check(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+        if value is None and optional:
+            return
+        if value not in allowed:
+            choices = ", ".join(sorted(allowed))
+            raise FieldValueError(attribute.name, f"must be one of {choices}, got {value!r}")
+
+    return check
+
+
+def _entity_limit(_inst: object, attribute: attrs.Attribute, value: int) -> None:
+    if type(value) is not int or not 1 <= value <= MAX_ENTITY_LIMIT:
+        raise FieldValueError(attribute.name, f"must be between 1 and {MAX_ENTITY_LIMIT}")
+
+
+@attrs.frozen(kw_only=True)
+class EntityQuery:
+    """Filters for GET /v1/jobs and /v1/subjobs. The time range applies to ``start_time``."""
+
+    entity_type: str = attrs.field(default="job", validator=_check(ENTITY_TYPES, optional=False))
+    site_id: str | None = None
+    app: str | None = None
+    status: str | None = attrs.field(default=None, validator=_check(STATUS_RANK))
+    business_key: str | None = None
+    sub_key: str | None = None
+    parent_id: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    sort: str = attrs.field(default="-start_time", validator=_check(ENTITY_SORTS, optional=False))
+    limit: int = attrs.field(default=100, validator=_entity_limit)
+    cursor: str | None = None
+
+
+@attrs.frozen
+class EntityPage:
+    items: list[EntityState]
+    next_cursor: str | None = None
+
+
+@attrs.frozen
+class JobDetail:
+    """A job, its subjobs and its own events (oldest first, at most the limit asked for)."""
+
+    job: EntityState
+    subjobs: list[EntityState]
+    events: list[Event]
+
+
+class ManagedStore(Emitter, QueryAdapter):
+    """A store a gateway can own: idempotent ingest plus current job and subjob state."""
+
+    @abc.abstractmethod
+    async def ingest(self, events: Sequence[Event]) -> list[bool]:
+        """Store events; for each, True if new, False if its event_id was already stored."""
+
+    async def emit(self, batch: Sequence[Event]) -> None:
+        await self.ingest(batch)
+
+    @abc.abstractmethod
+    async def entities(self, query: EntityQuery) -> EntityPage: ...
+
+    @abc.abstractmethod
+    async def job_detail(self, entity_id: str, *, events_limit: int = 1000) -> JobDetail | None:
+        """A job or subjob by id with its subjobs and events; None if unknown."""
+
+    @abc.abstractmethod
+    async def enforce_retention(self) -> int:
+        """Drop events older than the store's hot window; returns how many were removed."""
