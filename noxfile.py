@@ -8,9 +8,12 @@ promises: lint, every package's tests and the cross-package tests in tests/.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import nox
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -18,25 +21,46 @@ nox.options.sessions = ["lint", "tests", "integration"]
 nox.options.reuse_existing_virtualenvs = True
 
 
-def python_packages() -> list[str]:
-    """Folders of every Python distribution, core first."""
+def python_packages() -> dict[str, str]:
+    """Distribution name -> folder, for every Python distribution; core first."""
     patterns = [
         "core/pyproject.toml",
         "plugins/*/pyproject.toml",
         "hosts/*/pyproject.toml",
         "sdk-python/pyproject.toml",
     ]
-    found = {str(p.parent.relative_to(ROOT)) for pattern in patterns for p in ROOT.glob(pattern)}
-    return sorted(found, key=lambda folder: (folder != "core", folder))
+    found = {}
+    for pattern in patterns:
+        for path in sorted(ROOT.glob(pattern)):
+            name = tomllib.loads(path.read_text())["project"]["name"]
+            found[canonicalize_name(name)] = str(path.parent.relative_to(ROOT))
+    return found
 
 
 PACKAGES = python_packages()
+FOLDERS = list(PACKAGES.values())
+
+
+def local_requirements(folder: str, extra: str) -> list[str]:
+    """Folders of the checkout's own distributions that ``folder`` (with ``extra``) requires."""
+    project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text())["project"]
+    wanted = project.get("dependencies", []) + project.get("optional-dependencies", {}).get(
+        extra, []
+    )
+    names = {canonicalize_name(Requirement(spec).name) for spec in wanted}
+    return [PACKAGES[name] for name in sorted(names) if name in PACKAGES]
 
 
 def install_packages(session: nox.Session, *folders: str, extra: str = "") -> None:
-    """Install core and the given packages from this checkout (never from an index)."""
-    targets = dict.fromkeys(["core", *folders])
-    session.install(*(arg for f in targets for arg in ("-e", f"{f}{extra}")))
+    """Install the folders, and every checkout distribution they need, from this checkout.
+
+    Sibling distributions (wafermon-core, wafermon-backend-*) are never taken from an index.
+    """
+    targets = dict.fromkeys(
+        f for folder in folders for f in ["core", *local_requirements(folder, extra), folder]
+    )
+    suffix = f"[{extra}]" if extra else ""
+    session.install(*(arg for f in targets for arg in ("-e", f + (suffix if f in folders else ""))))
 
 
 @nox.session
@@ -48,17 +72,17 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("package", PACKAGES, ids=PACKAGES)
+@nox.parametrize("package", FOLDERS, ids=FOLDERS)
 def tests(session: nox.Session, package: str) -> None:
-    """One package's own test suite, in a venv holding only that package and core."""
-    install_packages(session, package, extra="[test]")
+    """One package's own test suite, in a venv holding only it and what it declares."""
+    install_packages(session, package, extra="test")
     session.run("pytest", f"{package}/tests", *session.posargs)
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
     """Tests across packages and docs: the plugin tutorial, hook docs, the README commands."""
-    install_packages(session, *PACKAGES, extra="[test]")
+    install_packages(session, *FOLDERS, extra="test")
     session.install("uv")  # tests/test_tutorial.py builds a fresh venv with it
     session.run("pytest", "tests", *session.posargs)
 
@@ -66,5 +90,5 @@ def integration(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks; writes bench-results.json (figures as ratios to same-run baselines)."""
-    install_packages(session, *PACKAGES)
+    install_packages(session, *FOLDERS)
     session.run("python", "bench/run.py", "--out", "bench-results.json", *session.posargs)
