@@ -18,7 +18,14 @@ import cattrs
 import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .errors import BatchDecodeError, EventDecodeError, FieldValueError, Problem, explain
+from .errors import (
+    BatchDecodeError,
+    EventDecodeError,
+    FieldValueError,
+    Problem,
+    explain,
+    type_name,
+)
 from .events import Event, schema_pattern
 
 _UUID_TEXT = schema_pattern("$defs/uuid")
@@ -66,7 +73,7 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
 
         def structure_object(value: Any, _type: type) -> Any:
             if type(value) is not dict:
-                raise ValueError(f"expected an object, got {_json_type_name(value)}")
+                raise ValueError(f"expected an object, got {type_name(value)}")
             for name in wire_required:
                 if name not in value:
                     raise FieldValueError(name, "required field missing")
@@ -89,18 +96,6 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
         ),
     )
     return conv
-
-
-def _json_type_name(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    return {
-        str: "a string",
-        int: "a number",
-        float: "a number",
-        list: "an array",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
 
 
 _fast = _make_converter(detailed=False)

@@ -21,7 +21,7 @@ import yaml
 from cattrs.cols import list_structure_factory
 from cattrs.gen import make_dict_structure_fn
 
-from .errors import ConfigError, FieldValueError, Problem, explain
+from .errors import ConfigError, FieldValueError, Problem, explain, type_name
 from .events import SITE_ID_PATTERN
 from .interfaces import Component
 from .plugins import Plugins, Provided
@@ -161,7 +161,10 @@ def make_config_converter(base_dir: Path) -> cattrs.Converter:
 
             def structure_checked(value: Any, _t: type) -> Any:
                 if not isinstance(value, expected):
-                    raise ValueError(f"expected {_YAML_NAMES[expected]}, got {_yaml_type(value)}")
+                    raise ValueError(
+                        f"expected {type_name(expected(), yaml=True)}, "
+                        f"got {type_name(value, yaml=True)}"
+                    )
                 return structure(value, _t)
 
             return structure_checked
@@ -173,22 +176,6 @@ def make_config_converter(base_dir: Path) -> cattrs.Converter:
         lambda t: typing.get_origin(t) is list, checked(list, list_structure_factory)
     )
     return conv
-
-
-_YAML_NAMES = {dict: "a mapping", list: "a list"}
-
-
-def _yaml_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    return {
-        str: "a string",
-        int: "a number",
-        float: "a number",
-        dict: "a mapping",
-        list: "a list",
-        type(None): "nothing",
-    }.get(type(value), type(value).__name__)
 
 
 def _mapping(value: Any, _t: type) -> dict[str, Any]:

@@ -122,3 +122,21 @@ def _walk(exc: BaseException, path: str) -> Iterable[Problem]:
         yield from (attrs.evolve(p, path=path + p.path.removeprefix("$")) for p in exc.problems)
     else:
         yield Problem(path, str(exc))
+
+
+_JSON_NAMES = {
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    dict: "an object",
+    list: "an array",
+    type(None): "null",
+}
+_YAML_NAMES = {**_JSON_NAMES, dict: "a mapping", list: "a list", type(None): "nothing"}
+
+
+def type_name(value: object, *, yaml: bool = False) -> str:
+    """How a person calls the type of a parsed JSON (or YAML) value, for error messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    return (_YAML_NAMES if yaml else _JSON_NAMES).get(type(value), type(value).__name__)

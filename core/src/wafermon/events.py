@@ -20,7 +20,7 @@ from uuid import UUID
 import attrs
 import orjson
 
-from .errors import FieldValueError
+from .errors import FieldValueError, type_name
 
 #: The JSON Schema, the contract; the limits and patterns below are read from it.
 SCHEMA: dict[str, Any] = json.loads(
@@ -68,7 +68,7 @@ def _text(max_len: int, *, min_len: int = 0, optional: bool = False):
         if value is None and optional:
             return
         if type(value) is not str:
-            raise FieldValueError(attribute.name, f"expected a string, got {_json_type(value)}")
+            raise FieldValueError(attribute.name, f"expected a string, got {type_name(value)}")
         if not min_len <= len(value) <= max_len:
             if min_len and not value:
                 raise FieldValueError(attribute.name, "must not be empty")
@@ -82,7 +82,7 @@ def _number(*, maximum: float | None = None):
         if value is None:
             return
         if type(value) not in (int, float):
-            raise FieldValueError(attribute.name, f"expected a number, got {_json_type(value)}")
+            raise FieldValueError(attribute.name, f"expected a number, got {type_name(value)}")
         if not math.isfinite(value) or value < 0 or (maximum is not None and value > maximum):
             bound = f"between 0 and {maximum}" if maximum is not None else "a finite number >= 0"
             raise FieldValueError(attribute.name, f"must be {bound}, got {value!r}")
@@ -95,7 +95,7 @@ def _uuid(optional: bool = False):
         if value is None and optional:
             return
         if type(value) is not UUID:
-            raise FieldValueError(attribute.name, f"expected a UUID, got {_json_type(value)}")
+            raise FieldValueError(attribute.name, f"expected a UUID, got {type_name(value)}")
 
     return check
 
@@ -126,7 +126,7 @@ def _utc_time(_inst: object, attribute: attrs.Attribute, value: object) -> None:
 
 def _metadata(_inst: object, attribute: attrs.Attribute, value: object) -> None:
     if type(value) is not dict:
-        raise FieldValueError(attribute.name, f"expected an object, got {_json_type(value)}")
+        raise FieldValueError(attribute.name, f"expected an object, got {type_name(value)}")
     if not value:
         return
     try:
@@ -137,19 +137,6 @@ def _metadata(_inst: object, attribute: attrs.Attribute, value: object) -> None:
         raise FieldValueError(
             attribute.name, f"{size} bytes of JSON, above the cap of {METADATA_MAX_BYTES}"
         )
-
-
-def _json_type(value: object) -> str:
-    names = {
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        dict: "an object",
-        list: "an array",
-        type(None): "null",
-    }
-    return names.get(type(value), type(value).__name__)
 
 
 # -- the model ----------------------------------------------------------------------------------
