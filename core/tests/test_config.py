@@ -63,6 +63,55 @@ def test_missing_variable_names_key_path_and_line(tmp_path):
     ]
 
 
+def test_default_replaces_an_empty_variable_as_in_the_shell(tmp_path):
+    text = "site_id: fab1\ngateway: {a: '${E:-dflt}', b: '${E}', c: '${U:-}'}\n"
+    loaded = load_config(write(tmp_path, text), {"E": ""})
+    assert loaded.site.gateway == {"a": "dflt", "b": "", "c": ""}
+
+
+def test_masking_by_key_name_url_and_declared_secret_settings(tmp_path, plugins):
+    plugins.register(MemoryPlugin(), "memory")
+    text = """\
+site_id: fab1
+backends:
+  - name: m
+    type: memory
+    config:
+      root: ./x
+      api_key: plain-looking
+      Api-Key: hyphenated
+      author: Ada
+      dsn: "postgresql://u:p@ss/w0rd@db.example/wafer"
+"""
+    masked = load_config(write(tmp_path, text), {}).masked(plugins)["backends"][0]["config"]
+    assert masked["api_key"] == masked["Api-Key"] == "***"
+    assert masked["author"] == "Ada"
+    assert masked["dsn"] == "postgresql://u:***@db.example/wafer"
+
+
+def test_secret_typed_setting_is_masked_whatever_its_name(tmp_path, plugins):
+    @attrs.frozen
+    class DsnSettings:
+        dsn: Secret
+
+    class DsnEmitter(Emitter):
+        Settings = DsnSettings
+
+        async def emit(self, batch):
+            pass
+
+    class Plugin:
+        @hookimpl
+        def register_emitters(self, register):
+            register("dsn", DsnEmitter)
+
+    plugins.register(Plugin(), "dsn")
+    text = "site_id: fab1\nbackends: [{name: d, type: dsn, config: {dsn: 'host=db password=x'}}]\n"
+    loaded = load_config(write(tmp_path, text), {})
+    assert loaded.masked(plugins)["backends"][0]["config"]["dsn"] == "***"
+    assert loaded.masked()["backends"][0]["config"]["dsn"] == "host=db password=x"
+
+
 def test_dollar_dollar_is_a_literal_dollar(tmp_path):
     loaded = load_config(
         write(tmp_path, "site_id: fab1\ngateway: {note: 'costs $$5 ${X:-a}'}\n"), {}

@@ -46,8 +46,13 @@ def test_registered_types_are_attributed_to_their_plugin(plugins):
 def test_two_plugins_registering_one_type_is_an_error_naming_both(plugins):
     plugins.register(registering("memory"), "first")
     plugins.register(registering("memory"), "second")
-    with pytest.raises(PluginError, match="'first' and plugin 'second'"):
-        plugins.types("emitter")
+    plugins.register(registering("other"), "third")
+    assert list(plugins.types("emitter")) == ["other"]  # neither plugin wins the clash
+    with pytest.raises(PluginError, match="'first' and plugin 'second'; uninstall one"):
+        plugins.require("emitter", "memory", needed_by="site.yaml: backends[0] 'm'")
+    infos = {i.name: i for i in plugins.info()}
+    assert "registered by both" in infos["first"].warnings[0]
+    assert infos["third"].warnings == []
 
 
 def test_registering_a_class_of_the_wrong_kind_marks_the_plugin_broken(plugins):
@@ -156,4 +161,13 @@ def test_hook_tracing_writes_to_stderr(monkeypatch, capsys):
     traced = Plugins()
     traced.register(registering("memory"), "memory")
     traced.routes("gateway")
-    assert "register_routes" in capsys.readouterr().err
+    traced.types("emitter")
+    traced.transform_events([], host="cli", site_id="fab1")
+    err = capsys.readouterr().err
+    assert "register_routes" in err
+    assert "wafermon hook: register_emitters [memory]" in err
+    monkeypatch.setenv("WAFERMON_TRACE_HOOKS", "0")
+    quiet = Plugins()
+    quiet.register(registering("memory"), "memory")
+    quiet.routes("gateway")
+    assert capsys.readouterr().err == ""

@@ -34,10 +34,13 @@ from .errors import (  # noqa: E402
     ConfigError,
     EmitterError,
     EventDecodeError,
+    FieldValueError,
+    InvalidInput,
     PermanentError,
     PluginError,
     Problem,
     RetryableError,
+    WafermonError,
 )
 from .events import App, Entity, EntityType, ErrorInfo, Event, Kind, Metrics, Source  # noqa: E402
 from .interfaces import (  # noqa: E402
@@ -72,7 +75,9 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "EventDecodeError",
+    "FieldValueError",
     "Health",
+    "InvalidInput",
     "Kind",
     "Metrics",
     "Notifier",
@@ -87,6 +92,7 @@ __all__ = [
     "Seconds",
     "Secret",
     "Source",
+    "WafermonError",
     "decode_batch",
     "decode_cursor",
     "decode_event",

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +48,10 @@ def _fail(headline: str, details: list[str] = ()) -> None:
 @click.version_option(__version__, prog_name="wafermon")
 def cli() -> None:
     """wafermon: job monitoring for fabs and batch shops."""
+    _configure_logging()
+
+
+def _configure_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format="wafermon: %(levelname)s %(message)s")
 
 
@@ -59,7 +64,10 @@ def plugins(as_json: bool) -> None:
         click.echo(json.dumps([attrs.asdict(info) for info in infos], indent=2))
         return
     if not infos:
-        click.echo("no plugins installed (pip install wafermon-backend-filesystem, ...)")
+        if os.environ.get("WAFERMON_LOAD_PLUGINS") is not None:
+            click.echo("no plugins loaded (WAFERMON_LOAD_PLUGINS limits which are)")
+        else:
+            click.echo("no plugins installed (pip install wafermon-backend-filesystem, ...)")
     for info in infos:
         version = f" {info.version}" if info.version else ""
         dist = f" ({info.distribution}{version})" if info.distribution else ""
@@ -69,6 +77,8 @@ def plugins(as_json: bool) -> None:
             continue
         click.echo(f"  provides: {', '.join(info.provides) or '-'}")
         click.echo(f"  hooks:    {', '.join(info.hooks) or '-'}")
+        for warning in info.warnings:
+            click.echo(f"  WARNING: {warning}")
 
 
 @cli.group()
@@ -96,7 +106,7 @@ def config_check(file: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def config_show(file: str) -> None:
     """Print FILE after interpolation, with every secret masked."""
-    click.echo(yaml.safe_dump(_load(file).masked(), sort_keys=False), nl=False)
+    click.echo(yaml.safe_dump(_load(file).masked(_plugins()), sort_keys=False), nl=False)
 
 
 @cli.command()
@@ -240,6 +250,7 @@ async def _query_pages(adapter: QueryAdapter, q: Query, all_pages: bool) -> str 
 
 def main() -> None:
     """Entry point: add plugin commands, then run."""
+    _configure_logging()  # before plugin discovery, which may warn about broken plugins
     try:
         _plugins().pm.hook.register_commands(cli=cli)
     except PluginError as exc:

@@ -1,7 +1,9 @@
 """JSON bytes <-> Event objects: the one place wire events are decoded and encoded.
 
-Decoding is strict and reports every fault with its JSON path. Batches are decoded event by
-event so one bad event never costs the good ones. The happy path runs a converter without
+Decoding is strict and names each fault by its JSON path: all structural faults of an event
+at once (missing, unknown or mistyped fields, bad UUIDs and times), and, once the structure is
+sound, the first failing value check of each object (ranges, patterns, cross-field rules).
+Batches are decoded event by event so one bad event never costs the good ones. The happy path runs a converter without
 detailed validation (fast); only when it fails is the event decoded again with detailed
 validation to build the report.
 """

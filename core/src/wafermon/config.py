@@ -3,11 +3,13 @@
 Loading does, in order: parse YAML keeping each key's line, interpolate ``${VAR}`` and
 ``${VAR:-default}`` from the environment (``$$`` is a literal ``$``), structure the result into
 attrs classes with cattrs. Every problem is reported with its key path and line, all at once.
-Secret values are wrapped in ``Secret`` and masked by ``masked()``; they never reach a log.
+Secret values are wrapped in ``Secret``, whose repr is masked, so they never reach a log;
+``masked()`` hides them in ``config show``.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import typing
@@ -87,9 +89,7 @@ def _quantity(value: Any, units: Mapping[str, float], what: str) -> float:
     else:
         match = _QUANTITY.fullmatch(str(value))
         if not match or match[2].lower() not in units:
-            raise ValueError(
-                f"expected {what} such as {', '.join(list(units)[2:5])}, got {value!r}"
-            )
+            raise ValueError(f"expected {what}, got {value!r}")
         number, unit = float(match[1]), match[2].lower()
     if number < 0:
         raise ValueError(f"must not be negative, got {value!r}")
@@ -136,7 +136,7 @@ def _structure_float(value: Any, _t: type) -> float:
 
 def _structure_str(value: Any, _t: type) -> str:
     if isinstance(value, dict | list) or value is None:
-        raise ValueError(f"expected a string, got {type(value).__name__}")
+        raise ValueError(f"expected a string, got {type_name(value, yaml=True)}")
     return str(value)
 
 
@@ -150,7 +150,9 @@ def make_config_converter(base_dir: Path) -> cattrs.Converter:
     conv.register_structure_hook(Secret, lambda v, _t: Secret(_structure_str(v, str)))
     conv.register_structure_hook(ByteSize, lambda v, _t: ByteSize(parse_bytes(v)))
     conv.register_structure_hook(Seconds, lambda v, _t: Seconds(parse_seconds(v)))
-    conv.register_structure_hook(Path, lambda v, _t: base_dir / Path(_structure_str(v, str)))
+    conv.register_structure_hook(
+        Path, lambda v, _t: base_dir / Path(_structure_str(v, str)).expanduser()
+    )
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _mapping)
 
     def checked(expected: type, factory: Any) -> Any:
@@ -182,7 +184,7 @@ def _mapping(value: Any, _t: type) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f"expected a mapping, got {type(value).__name__}")
+        raise ValueError(f"expected a mapping, got {type_name(value, yaml=True)}")
     return value
 
 
@@ -306,9 +308,25 @@ class LoadedConfig:
                     found.append(str(exc))
         return found
 
-    def masked(self) -> dict[str, Any]:
-        """The interpolated config with every secret replaced by ``***``."""
-        return mask_secrets(self.raw)
+    def masked(self, plugins: Plugins | None = None) -> dict[str, Any]:
+        """The interpolated config with secrets replaced by ``***``: values under
+        secret-looking keys, passwords in URLs, and settings a plugin declares as ``Secret``."""
+        raw = copy.deepcopy(self.raw)
+        for section, kind in COMPONENT_SECTIONS.items():
+            entries = raw.get(section)
+            for entry in entries if plugins is not None and isinstance(entries, list) else []:
+                provided = isinstance(entry, dict) and plugins.types(kind).get(entry.get("type"))
+                config = entry.get("config") if provided else None
+                for name in secret_settings(provided.cls.Settings) if config else ():
+                    if isinstance(config, dict) and config.get(name) not in (None, ""):
+                        config[name] = Secret(str(config[name]))
+        return mask_secrets(raw)
+
+
+def secret_settings(settings_cls: type) -> list[str]:
+    """Names of the fields of a Settings class typed ``Secret`` or ``Secret | None``."""
+    hints = typing.get_type_hints(settings_cls)
+    return [name for name, hint in hints.items() if Secret in (hint, *typing.get_args(hint))]
 
 
 def _relative(problem: Problem) -> Problem:
@@ -393,10 +411,12 @@ def _interpolate(value: Any, path: str, environ: Mapping[str, str], problems: li
             if match[0] == "$$":
                 return "$"
             name, default = match[1], match[2]
-            if name in environ:
+            if environ.get(name):
                 return environ[name]
-            if default is not None:
+            if default is not None:  # as in the shell, ${VAR:-x} also replaces an empty VAR
                 return default
+            if name in environ:
+                return ""
             problems.append(Problem(path, f"environment variable {name} is not set"))
             return ""
 
@@ -411,9 +431,11 @@ def _interpolate(value: Any, path: str, environ: Mapping[str, str], problems: li
 # -- masking ------------------------------------------------------------------------------------
 
 SECRET_KEY = re.compile(
-    r"token|passw|secret|api_?key|access_?key|private_?key|credential|auth", re.IGNORECASE
+    r"token|passw|secret|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth(?!or)",
+    re.IGNORECASE,
 )
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@/\s]+@", re.IGNORECASE)
+# user:password@ in a URL; greedy up to the last '@', since a password may hold '@' or '/'.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)\S*@", re.IGNORECASE)
 
 
 def mask_secrets(value: Any, *, under_secret_key: bool = False) -> Any:

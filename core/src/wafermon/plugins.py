@@ -56,6 +56,7 @@ class PluginInfo:
     distribution: str | None
     hooks: list[str] = attrs.Factory(list)
     provides: list[str] = attrs.Factory(list)
+    warnings: list[str] = attrs.Factory(list)
     error: str | None = None
 
 
@@ -67,9 +68,14 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self._info: dict[str, PluginInfo] = {}
         self._provided: dict[str, dict[str, Provided]] | None = None
-        if os.environ.get("WAFERMON_TRACE_HOOKS"):
-            self.pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"wafermon hook: {msg}"))
+        self._clashes: dict[tuple[str, str], str] = {}
+        self._tracing = os.environ.get("WAFERMON_TRACE_HOOKS", "") not in ("", "0", "false")
+        if self._tracing:
+            self.pm.trace.root.setwriter(lambda text: sys.stderr.write(f"wafermon hook: {text}"))
             self.pm.enable_tracing()
+
+    def _trace(self, message: str) -> None:
+        sys.stderr.write(f"wafermon hook: {message.rstrip()}\n")
 
     @classmethod
     def discover(cls) -> Plugins:
@@ -126,8 +132,9 @@ class Plugins:
         if self._provided is not None:
             return self._provided
         provided: dict[str, dict[str, Provided]] = {kind: {} for kind in COMPONENT_KINDS}
+        self._clashes = {}
         for info in self._info.values():
-            info.provides = []
+            info.provides, info.warnings = [], []
         for kind, (hook_name, base) in COMPONENT_KINDS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 registered: list[Provided] = []
@@ -144,20 +151,31 @@ class Plugins:
                         raise PluginError(f"{cls!r} is not a subclass of {_base.__name__}")
                     _out.append(Provided(_kind, type_name, cls, _plugin))
 
+                # Called one plugin at a time (not through pm.hook) to know who registered what.
+                if self._tracing:
+                    self._trace(f"{hook_name} [{impl.plugin_name}]")
                 try:
                     impl.function(register=register)
                 except Exception as exc:  # noqa: BLE001 - a plugin's own bug marks it broken
                     self._info[impl.plugin_name].error = f"{hook_name} failed: {_reason(exc)}"
                     continue
                 for item in registered:
-                    clash = provided[kind].get(item.type_name)
-                    if clash is not None:
-                        raise PluginError(
-                            f"{kind} type {item.type_name!r} is registered by both plugin "
-                            f"{clash.plugin!r} and plugin {item.plugin!r}; uninstall one of them"
-                        )
-                    provided[kind][item.type_name] = item
                     self._info[item.plugin].provides.append(f"{kind}:{item.type_name}")
+                    clash = provided[kind].get(item.type_name)
+                    if clash is None and (kind, item.type_name) not in self._clashes:
+                        provided[kind][item.type_name] = item
+                        continue
+                    # Neither plugin gets the type: which one a site would run must not depend
+                    # on installation order. Only a site that uses the type is stopped.
+                    first = clash.plugin if clash else self._clashes[(kind, item.type_name)]
+                    provided[kind].pop(item.type_name, None)
+                    message = (
+                        f"{kind} type {item.type_name!r} is registered by both plugin "
+                        f"{first!r} and plugin {item.plugin!r}; uninstall one of them"
+                    )
+                    self._clashes[(kind, item.type_name)] = message
+                    for plugin in (first, item.plugin):
+                        self._info[plugin].warnings.append(message)
         self._provided = provided
         return provided
 
@@ -170,6 +188,8 @@ class Plugins:
         found = self._collect()[kind].get(type_name)
         if found is not None:
             return found
+        if (kind, type_name) in self._clashes:
+            raise PluginError(f"{needed_by}: {self._clashes[(kind, type_name)]}")
         label = kind.replace("_", " ")
         message = f"{needed_by}: no installed plugin provides {label} type {type_name!r}"
         broken = {n: i for n, i in self._info.items() if i.error}
@@ -198,6 +218,8 @@ class Plugins:
         kwargs: dict[str, Any] = {"host": host, "site_id": site_id}
         # pluggy calls implementations last-registered first; keep that order for the chain.
         for impl in reversed(self.pm.hook.transform_events.get_hookimpls()):
+            if self._tracing:
+                self._trace(f"transform_events [{impl.plugin_name}] {len(events)} events")
             kwargs["events"] = events
             result = impl.function(*(kwargs[arg] for arg in impl.argnames))
             if result is not None:

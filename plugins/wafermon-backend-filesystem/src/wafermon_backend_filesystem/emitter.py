@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gzip
 import logging
 import mmap
@@ -18,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 import attrs
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 # A long-running process opens a new partition every day per site; handles of the least
 # recently written ones are closed beyond this many.
 MAX_OPEN_FILES = 32
+LOCK_FILE = ".writer.lock"
 
 
 @attrs.frozen
@@ -63,15 +65,18 @@ class FilesystemEmitter(Emitter):
         # lock guards the handles if an emit is cancelled while its thread is still writing.
         self._lock = asyncio.Lock()
         self._thread_lock = threading.Lock()
+        self._root_lock: TextIO | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._start)
 
     def _start(self) -> None:
-        """Create root, then finish or undo whatever a crash interrupted in each partition."""
+        """Create root, take its writer lock, then finish or undo whatever a crash interrupted
+        in each partition."""
         root = self.settings.root
         try:
             root.mkdir(parents=True, exist_ok=True)
+            self._lock_root()
             for pdir in sorted(root.glob("*/*/")):
                 for tmp in pdir.glob("events*" + layout.TMP):
                     tmp.unlink()  # an unfinished gzip; its plain source is still there
@@ -85,6 +90,19 @@ class FilesystemEmitter(Emitter):
                     self._truncate_torn_tail(active)
         except OSError as exc:
             raise RetryableError(f"cannot prepare {exc.filename or root}: {exc.strerror}") from exc
+
+    def _lock_root(self) -> None:
+        """One writer per root: two would rotate and trim each other's files and lose events."""
+        self._root_lock = (self.settings.root / LOCK_FILE).open("a+")
+        try:
+            fcntl.flock(self._root_lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._root_lock.close()
+            self._root_lock = None
+            raise RetryableError(
+                f"{self.settings.root} is in use by another filesystem emitter "
+                f"(lock {LOCK_FILE}); only one process may write a root"
+            ) from None
 
     def _truncate_torn_tail(self, path: Path) -> None:
         """Cut a partial last line left by a crash mid-write. It was never acknowledged, and
@@ -109,6 +127,9 @@ class FilesystemEmitter(Emitter):
                 for active in self._open.values():
                     active.file.close()
                 self._open.clear()
+                if self._root_lock is not None:
+                    self._root_lock.close()  # releases the flock
+                    self._root_lock = None
 
     async def emit(self, batch: Sequence[Event]) -> None:
         groups: dict[tuple[str, date], list[Event]] = defaultdict(list)
@@ -151,8 +172,8 @@ class FilesystemEmitter(Emitter):
             self._open.pop(next(iter(self._open))).file.close()
 
     def _open_active(self, pdir: Path) -> _Active:
-        # Only the site and date directories are created, never root: if root is missing (an
-        # unmounted disk, say), writing a fresh tree onto the wrong disk is worse than failing.
+        # start() creates root; after that only site and date directories are created: if root
+        # vanishes (a disk unmounted), writing a fresh tree onto the wrong disk is worse.
         for directory in (pdir.parent, pdir):
             if not directory.is_dir():
                 directory.mkdir()
