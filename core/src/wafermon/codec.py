@@ -3,9 +3,9 @@
 Decoding is strict and names each fault by its JSON path: all structural faults of an event
 at once (missing, unknown or mistyped fields, bad UUIDs and times), and, once the structure is
 sound, the first failing value check of each object (ranges, patterns, cross-field rules).
-Batches are decoded event by event so one bad event never costs the good ones. The happy path runs a converter without
-detailed validation (fast); only when it fails is the event decoded again with detailed
-validation to build the report.
+Batches are decoded event by event so one bad event never costs the good ones. The happy
+path runs a converter without detailed validation (fast); only when it fails is the event
+decoded again with detailed validation to build the report.
 """
 
 from __future__ import annotations
