@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -26,6 +27,7 @@ from .config import LoadedConfig, load_config, parse_seconds
 from .errors import BatchDecodeError, ConfigError, EmitterError, FieldValueError, PluginError
 from .interfaces import Emitter, Query, QueryAdapter
 from .plugins import Plugins
+from .spool import verify
 
 _plugins = functools.cache(Plugins.discover)  # one discovery per process
 
@@ -107,6 +109,53 @@ def config_check(file: str) -> None:
 def config_show(file: str) -> None:
     """Print FILE after interpolation, with every secret masked."""
     click.echo(yaml.safe_dump(_load(file).masked(_plugins()), sort_keys=False), nl=False)
+
+
+@cli.group()
+def spool() -> None:
+    """Inspect and verify a durable spool directory (read-only)."""
+
+
+@spool.command("inspect")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+def spool_inspect(directory: str) -> None:
+    """Segments, records, bytes, and each backend's acknowledged position and lag."""
+    segments, problems = verify(directory)
+    last = max((s["last_seq"] or 0 for s in segments), default=0)
+    click.echo(
+        f"{directory}: {len(segments)} segment(s), "
+        f"{sum(s['records'] for s in segments)} record(s), "
+        f"{sum(s['bytes'] for s in segments)} bytes, last seq {last}"
+    )
+    for s in segments:
+        click.echo(
+            f"  {s['segment']}  seq {s['first_seq']}..{s['last_seq']}  "
+            f"{s['records']} records  {s['bytes']} bytes"
+        )
+    for ack in sorted(Path(directory, "acks").glob("*.ack")):
+        acked = int(ack.read_text().strip() or 0)
+        click.echo(f"  backend {ack.stem}: acked {acked}, lag {max(0, last - acked)} record(s)")
+    for problem in problems:
+        click.echo(f"  CORRUPT {problem.path.name} at byte {problem.offset}: {problem.reason}")
+
+
+@spool.command("verify")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+def spool_verify(directory: str) -> None:
+    """Check every record's checksum; exit 1 if any segment is corrupt or torn."""
+    segments, problems = verify(directory)
+    for problem in problems:
+        click.echo(
+            f"{problem.path}: {problem.reason} at byte {problem.offset} "
+            f"({problem.bytes_after} bytes unreadable)",
+            err=True,
+        )
+    if problems:
+        sys.exit(1)
+    click.echo(
+        f"{directory}: OK, {sum(s['records'] for s in segments)} record(s) in "
+        f"{len(segments)} segment(s)"
+    )
 
 
 @cli.command()
