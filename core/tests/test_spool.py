@@ -9,7 +9,6 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -54,7 +53,7 @@ def test_concurrent_writers_share_fsyncs(tmp_path):
 
 def test_acks_survive_reopen_and_free_segments(tmp_path):
     spool = Spool(tmp_path, ["a", "b"], segment_bytes=100)
-    for i in range(10):
+    for _ in range(10):
         spool.append(b"x" * 90)  # one record per segment (90 + header >= 100)
     assert len(list(tmp_path.glob("seg-*.wal"))) == 10
     spool.ack("a", 10)
@@ -158,8 +157,9 @@ def test_every_acknowledged_record_survives_kill_9(tmp_path):
     """Real processes: kill -9 a writer repeatedly; everything it acknowledged is still there."""
     acknowledged: set[bytes] = set()
     for _round in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)],
-                                stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE
+        )
         deadline = time.monotonic() + 0.6
         lines = []
         while time.monotonic() < deadline:

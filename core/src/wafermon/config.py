@@ -213,6 +213,7 @@ class BackendConfig:
     type: str
     priority: int = 100
     enabled: bool = True
+    fallback: str | None = None  # the backend that gets what this one rejects permanently
     config: dict[str, Any] = attrs.Factory(dict)
 
 
@@ -366,9 +367,23 @@ def load_config(
         for i, entry in enumerate(getattr(site, section))
         if [e.name for e in getattr(site, section)].index(entry.name) != i
     ]
+    enabled = {b.name for b in site.backends if b.enabled}
+    duplicates += [
+        loaded.problem(f"$.backends[{i}].fallback", _fallback_problem(b.name, b.fallback, enabled))
+        for i, b in enumerate(site.backends)
+        if b.enabled and b.fallback is not None and _fallback_problem(b.name, b.fallback, enabled)
+    ]
     if duplicates:
         raise ConfigError([_relative(p) for p in duplicates], str(path))
     return loaded
+
+
+def _fallback_problem(name: str, fallback: str, enabled: set[str]) -> str:
+    if fallback == name:
+        return "a backend cannot be its own fallback"
+    if fallback not in enabled:
+        return f"names {fallback!r}, which is not an enabled backend"
+    return ""
 
 
 def _parse_yaml(text: str, path: Path) -> tuple[dict[str, Any], dict[str, int]]:

@@ -1,0 +1,276 @@
+"""The backend router: drains a Spool to every enabled backend, never giving up, never losing.
+
+Each backend has its own delivery loop, position (its acknowledged seq in the spool) and
+circuit breaker, so a dead backend stalls nobody else, and memory stays bounded because what a
+backend has not taken stays on disk, not in a queue. Delivery is at-least-once: a record is
+acknowledged for a backend only after ``emit`` returned.
+
+Failures:
+- RetryableError, a timeout, or any unexpected exception: retry the same batch with
+  exponential backoff and full jitter, forever (no silent give-up). After ``failure_threshold``
+  failures in a row the breaker opens: no calls for ``open_seconds``, then one half-open probe.
+- PermanentError: the events it names (or the whole batch) go to the backend's ``fallback``
+  backend when it has one, else to a dead-letter file ``dead-letter/<backend>.jsonl`` with the
+  reason; then the batch is acknowledged. Every such event is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import random
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import attrs
+import orjson
+
+from .codec import decode_batch, to_json_dict
+from .errors import PermanentError, RetryableError
+from .events import Event
+from .interfaces import Emitter
+from .spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+class Breaker(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How hard the router tries one backend."""
+
+    timeout_s: float = 30.0
+    base_delay_s: float = 0.2
+    max_delay_s: float = 30.0
+    failure_threshold: int = 5
+    open_seconds: float = 30.0
+
+
+@attrs.define
+class BackendState:
+    """What /healthz and /metrics show for one backend."""
+
+    name: str
+    acked_seq: int
+    breaker: Breaker = Breaker.CLOSED
+    consecutive_failures: int = 0
+    delivered_events: int = 0
+    retries: int = 0
+    dead_lettered_events: int = 0
+    fallback_events: int = 0
+    last_error: str | None = None
+    last_success: float | None = None
+
+
+@attrs.define
+class Route:
+    """One backend the router delivers to, and where its permanent rejects go."""
+
+    name: str
+    emitter: Emitter
+    fallback: Emitter | None = None
+    priority: int = 100
+
+
+class Router:
+    def __init__(
+        self,
+        spool: Spool,
+        routes: Sequence[Route],
+        *,
+        dead_letter_dir: Path,
+        policy: RetryPolicy = RetryPolicy(),
+        batch_bytes: int = 4 * 2**20,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.spool = spool
+        self.routes = sorted(routes, key=lambda r: r.priority)
+        self.policy = policy
+        self.batch_bytes = batch_bytes
+        self.poll_s = poll_s
+        self.dead_letter_dir = dead_letter_dir
+        self.states = {r.name: BackendState(r.name, spool.acked[r.name]) for r in self.routes}
+        self._wakes = {r.name: asyncio.Event() for r in self.routes}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._decoded: dict[int, list[Event]] = {}  # recent records, shared by the loops
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._deliver_loop(r), name=f"route-{r.name}") for r in self.routes
+        ]
+
+    def notify(self) -> None:
+        """New records are in the spool: wake the loops instead of waiting for their poll."""
+        for wake in self._wakes.values():
+            wake.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until every backend acknowledged everything durable now (graceful shutdown)."""
+        target = self.spool.last_seq
+        deadline = time.monotonic() + timeout
+        while any(s.acked_seq < target for s in self.states.values()):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    def lag(self, name: str) -> int:
+        return max(0, self.spool.last_seq - self.states[name].acked_seq)
+
+    # -- one backend's loop ---------------------------------------------------------------------
+
+    async def _deliver_loop(self, route: Route) -> None:
+        state, wake = self.states[route.name], self._wakes[route.name]
+        while True:
+            wake.clear()  # before reading, so a notify during the read is not lost
+            records = await asyncio.to_thread(self.spool.read, state.acked_seq, self.batch_bytes)
+            if not records:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.poll_s)
+                continue
+            events = [e for seq, payload in records for e in self._events(seq, payload)]
+            await self._deliver(route, state, events)
+            last = records[-1][0]
+            await asyncio.to_thread(self.spool.ack, route.name, last)
+            state.acked_seq = last
+            self._forget_decoded()
+
+    def _events(self, seq: int, payload: bytes) -> list[Event]:
+        events = self._decoded.get(seq)
+        if events is None:
+            # The spool holds only events that were validated on the way in.
+            events = self._decoded[seq] = decode_batch(payload).events
+        return events
+
+    def _forget_decoded(self) -> None:
+        floor = min(s.acked_seq for s in self.states.values())
+        for seq in [s for s in self._decoded if s <= floor]:
+            del self._decoded[seq]
+        while len(self._decoded) > 256:  # a backend far behind re-decodes; memory stays bounded
+            del self._decoded[next(iter(self._decoded))]
+
+    async def _deliver(self, route: Route, state: BackendState, events: list[Event]) -> None:
+        """Return only once the batch is delivered, fallen back or dead-lettered."""
+        attempt = 0
+        while True:
+            await self._wait_for_breaker(state)
+            try:
+                await asyncio.wait_for(route.emitter.emit(events), self.policy.timeout_s)
+            except PermanentError as exc:
+                self._succeeded(state)
+                rejected = _rejected(events, exc)
+                state.delivered_events += len(events) - len(rejected)
+                await self._reject(route, state, rejected, str(exc))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every other failure is retried
+                attempt += 1
+                self._failed(state, exc)
+                delay = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** (attempt - 1))
+                await asyncio.sleep(random.uniform(0, delay))  # full jitter
+                continue
+            self._succeeded(state)
+            state.delivered_events += len(events)
+            return
+
+    async def _wait_for_breaker(self, state: BackendState) -> None:
+        if state.breaker is Breaker.OPEN:
+            await asyncio.sleep(self.policy.open_seconds)
+            state.breaker = Breaker.HALF_OPEN
+
+    def _failed(self, state: BackendState, exc: BaseException) -> None:
+        state.consecutive_failures += 1
+        state.retries += 1
+        reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+        kind = "retryable" if isinstance(exc, RetryableError | TimeoutError) else "unexpected"
+        state.last_error = f"{kind}: {reason}"
+        if state.breaker is Breaker.HALF_OPEN or (
+            state.consecutive_failures >= self.policy.failure_threshold
+        ):
+            if state.breaker is not Breaker.OPEN:
+                log.warning(
+                    "backend %s: circuit open after %d failures: %s",
+                    state.name,
+                    state.consecutive_failures,
+                    state.last_error,
+                )
+            state.breaker = Breaker.OPEN
+        else:
+            log.info("backend %s: attempt failed, retrying: %s", state.name, state.last_error)
+
+    def _succeeded(self, state: BackendState) -> None:
+        if state.breaker is not Breaker.CLOSED:
+            log.warning("backend %s: circuit closed again", state.name)
+        state.breaker = Breaker.CLOSED
+        state.consecutive_failures = 0
+        state.last_success = time.time()
+
+    async def _reject(
+        self, route: Route, state: BackendState, events: list[Event], reason: str
+    ) -> None:
+        if route.fallback is not None:
+            try:
+                await asyncio.wait_for(route.fallback.emit(events), self.policy.timeout_s)
+                state.fallback_events += len(events)
+                log.warning(
+                    "backend %s rejected %d events (%s); sent to fallback %s",
+                    state.name,
+                    len(events),
+                    reason,
+                    route.fallback.name,
+                )
+                return
+            except Exception as exc:  # noqa: BLE001 - the dead-letter file is the last resort
+                reason = f"{reason}; fallback {route.fallback.name} failed too: {exc}"
+        await asyncio.to_thread(self._dead_letter, state.name, events, reason)
+        state.dead_lettered_events += len(events)
+        log.error(
+            "backend %s rejected %d events permanently: %s (see %s)",
+            state.name,
+            len(events),
+            reason,
+            self.dead_letter_dir,
+        )
+
+    def _dead_letter(self, backend: str, events: list[Event], reason: str) -> None:
+        self.dead_letter_dir.mkdir(parents=True, exist_ok=True)
+        when = datetime.now(UTC).isoformat()
+        lines = b"".join(
+            orjson.dumps(
+                {
+                    "backend": backend,
+                    "reason": reason,
+                    "rejected_at": when,
+                    "event": to_json_dict(e),
+                }
+            )
+            + b"\n"
+            for e in events
+        )
+        with (self.dead_letter_dir / f"{backend}.jsonl").open("ab") as file:
+            file.write(lines)
+            file.flush()
+            os.fsync(file.fileno())
+
+
+def _rejected(events: list[Event], exc: PermanentError) -> list[Event]:
+    if exc.event_ids is None:
+        return events
+    ids = {str(i) for i in exc.event_ids}
+    return [e for e in events if str(e.event_id) in ids]

@@ -1,0 +1,236 @@
+"""The router: every backend gets every record; failures are retried, rejected or dead-lettered.
+
+The backends here are real Emitter subclasses with real behaviour (collect, fail N times,
+reject, hang); nothing is mocked. Timings are kept short through the RetryPolicy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import orjson
+import pytest
+
+from wafermon import App, Emitter, Entity, Event, PermanentError, RetryableError, encode_ndjson
+from wafermon.router import Breaker, RetryPolicy, Route, Router
+from wafermon.spool import Spool
+
+FAST = RetryPolicy(
+    timeout_s=0.5, base_delay_s=0.01, max_delay_s=0.05, failure_threshold=3, open_seconds=0.1
+)
+T0 = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+def make_events(n: int) -> list[Event]:
+    return [
+        Event(
+            event_id=uuid4(),
+            kind="started",
+            time=T0 + timedelta(seconds=i),
+            site_id="fab1",
+            app=App(name="etch"),
+            entity=Entity(type="job", id=f"j{i}"),
+        )
+        for i in range(n)
+    ]
+
+
+class Collect(Emitter):
+    """Stores what it gets; fails the first ``fail_times`` calls."""
+
+    def __init__(self, name, fail_times=0, exc=RetryableError):
+        super().__init__(name, None)
+        self.got: list[Event] = []
+        self.calls = 0
+        self.fail_times = fail_times
+        self.exc = exc
+
+    async def emit(self, batch):
+        self.calls += 1
+        if self.calls <= self.fail_times:
+            raise self.exc(f"{self.name} is down (call {self.calls})")
+        self.got.extend(batch)
+
+
+class Reject(Emitter):
+    """Refuses every event whose entity id is in ``bad``, permanently."""
+
+    def __init__(self, name, bad=None):
+        super().__init__(name, None)
+        self.bad = bad
+        self.got: list[Event] = []
+
+    async def emit(self, batch):
+        bad = [e.event_id for e in batch if self.bad is None or e.entity.id in self.bad]
+        self.got.extend(e for e in batch if e.event_id not in bad)
+        if bad:
+            raise PermanentError("schema mismatch", None if self.bad is None else bad)
+
+
+class Hang(Emitter):
+    async def emit(self, batch):
+        await asyncio.sleep(3600)
+
+
+async def run_until(router: Router, condition, timeout: float = 10.0) -> None:
+    router.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.01)
+    finally:
+        await router.stop()
+
+
+def fill(spool: Spool, events: list[Event], per_record: int = 10) -> None:
+    for i in range(0, len(events), per_record):
+        spool.append(encode_ndjson(events[i : i + per_record]))
+
+
+async def test_every_backend_gets_every_event_once_and_segments_are_freed(tmp_path):
+    spool = Spool(tmp_path / "spool", ["a", "b"], segment_bytes=2000)
+    events = make_events(200)
+    fill(spool, events)
+    a, b = Collect("a"), Collect("b")
+    router = Router(
+        spool, [Route("a", a), Route("b", b)], dead_letter_dir=tmp_path / "dl", policy=FAST
+    )
+    await run_until(router, lambda: router.lag("a") == router.lag("b") == 0)
+    assert a.got == events
+    assert b.got == events
+    assert len(list((tmp_path / "spool").glob("seg-*.wal"))) == 1  # acked segments deleted
+    assert Spool(tmp_path / "spool", ["a", "b"]).acked == {"a": 20, "b": 20}
+
+
+async def test_a_dead_backend_stalls_nobody_and_its_circuit_opens(tmp_path):
+    spool = Spool(tmp_path / "spool", ["ok", "dead"])
+    events = make_events(50)
+    fill(spool, events)
+    ok, dead = Collect("ok"), Collect("dead", fail_times=10**9)
+    router = Router(
+        spool, [Route("ok", ok), Route("dead", dead)], dead_letter_dir=tmp_path / "dl", policy=FAST
+    )
+    await run_until(router, lambda: router.lag("ok") == 0 and router.states["dead"].retries > 5)
+    assert ok.got == events
+    state = router.states["dead"]
+    assert state.breaker in (Breaker.OPEN, Breaker.HALF_OPEN)
+    assert "retryable: dead is down" in state.last_error
+    assert router.lag("dead") == 5  # nothing given up: all 5 records still owed
+    assert len(router._decoded) <= 256
+
+
+async def test_outage_then_recovery_delivers_everything(tmp_path):
+    spool = Spool(tmp_path / "spool", ["flaky"])
+    events = make_events(30)
+    fill(spool, events)
+    flaky = Collect("flaky", fail_times=6)  # opens the breaker, then recovers
+    router = Router(spool, [Route("flaky", flaky)], dead_letter_dir=tmp_path / "dl", policy=FAST)
+    await run_until(router, lambda: router.lag("flaky") == 0)
+    assert flaky.got == events
+    assert router.states["flaky"].breaker is Breaker.CLOSED
+    assert router.states["flaky"].retries == 6
+
+
+async def test_timeouts_are_retried(tmp_path):
+    spool = Spool(tmp_path / "spool", ["slow"])
+    fill(spool, make_events(5))
+    router = Router(
+        spool, [Route("slow", Hang("slow", None))], dead_letter_dir=tmp_path / "dl", policy=FAST
+    )
+    await run_until(router, lambda: router.states["slow"].retries >= 2)
+    assert router.states["slow"].last_error == "retryable: timed out"
+
+
+async def test_permanent_rejects_go_to_the_fallback(tmp_path):
+    spool = Spool(tmp_path / "spool", ["primary"])
+    events = make_events(20)
+    fill(spool, events)
+    primary, backup = Reject("primary", bad={"j3", "j17"}), Collect("backup")
+    router = Router(
+        spool,
+        [Route("primary", primary, fallback=backup)],
+        dead_letter_dir=tmp_path / "dl",
+        policy=FAST,
+    )
+    await run_until(router, lambda: router.lag("primary") == 0)
+    assert [e.entity.id for e in backup.got] == ["j3", "j17"]
+    assert len(primary.got) == 18
+    assert router.states["primary"].fallback_events == 2
+    assert not (tmp_path / "dl").exists()
+
+
+async def test_permanent_rejects_without_fallback_are_dead_lettered_with_the_reason(tmp_path):
+    spool = Spool(tmp_path / "spool", ["picky"])
+    events = make_events(4)
+    fill(spool, events, per_record=4)
+    router = Router(
+        spool, [Route("picky", Reject("picky"))], dead_letter_dir=tmp_path / "dl", policy=FAST
+    )
+    await run_until(router, lambda: router.lag("picky") == 0)
+    lines = [
+        orjson.loads(line) for line in (tmp_path / "dl" / "picky.jsonl").read_bytes().splitlines()
+    ]
+    assert [line["event"]["event_id"] for line in lines] == [str(e.event_id) for e in events]
+    assert lines[0]["reason"] == "schema mismatch"
+    assert router.states["picky"].dead_lettered_events == 4
+
+
+async def test_a_restarted_router_resumes_from_the_acknowledged_position(tmp_path):
+    spool = Spool(tmp_path / "spool", ["a"])
+    events = make_events(40)
+    fill(spool, events[:20])
+    first = Collect("a")
+    router = Router(spool, [Route("a", first)], dead_letter_dir=tmp_path / "dl", policy=FAST)
+    await run_until(router, lambda: router.lag("a") == 0)
+    fill(spool, events[20:])
+    spool.close()
+    reopened = Spool(tmp_path / "spool", ["a"])
+    second = Collect("a")
+    router = Router(reopened, [Route("a", second)], dead_letter_dir=tmp_path / "dl", policy=FAST)
+    await run_until(router, lambda: router.lag("a") == 0)
+    assert first.got == events[:20]
+    assert second.got == events[20:]
+
+
+async def test_notify_wakes_an_idle_loop_at_once(tmp_path):
+    spool = Spool(tmp_path / "spool", ["a"])
+    a = Collect("a")
+    router = Router(spool, [Route("a", a)], dead_letter_dir=tmp_path / "dl", policy=FAST, poll_s=60)
+    router.start()
+    try:
+        await asyncio.sleep(0.05)
+        fill(spool, make_events(3))
+        router.notify()
+        async with asyncio.timeout(5):  # far less than the 60 s poll
+            while router.lag("a"):
+                await asyncio.sleep(0.01)
+    finally:
+        await router.stop()
+    assert len(a.got) == 3
+
+
+@pytest.mark.parametrize(
+    ("fallback", "message"),
+    [
+        ("backup", None),
+        ("primary", "cannot be its own fallback"),
+        ("nope", "names 'nope', which is not an enabled backend"),
+    ],
+)
+def test_config_checks_fallback_names(tmp_path, fallback, message):
+    from wafermon import ConfigError
+    from wafermon.config import load_config
+
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        "site_id: fab1\nbackends:\n"
+        f"  - {{name: primary, type: x, fallback: {fallback}}}\n"
+        "  - {name: backup, type: y}\n"
+    )
+    if message is None:
+        assert load_config(path, {}).site.backends[0].fallback == "backup"
+    else:
+        with pytest.raises(ConfigError, match=message):
+            load_config(path, {})
