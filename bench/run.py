@@ -130,6 +130,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-results.json")
     parser.add_argument("--quick", action="store_true", help="short rounds (smoke check)")
+    parser.add_argument(
+        "--skip-gateway",
+        action="store_true",
+        help="only the in-process benchmarks (no PostgreSQL needed)",
+    )
     args = parser.parse_args()
     seconds, rounds = (0.3, 3) if args.quick else (2.0, 5)
     results: dict[str, object] = {
@@ -142,6 +147,12 @@ def main() -> None:
         print(f"bench {name} ...", file=sys.stderr, flush=True)
         results[name] = bench(seconds, rounds)
         print(json.dumps(results[name], indent=2), file=sys.stderr)
+    if not args.skip_gateway:
+        import gateway_bench  # needs the hosts and the sql backend installed, and PostgreSQL
+
+        for name, figures in gateway_bench.run(args.quick).items():
+            results[name] = figures
+            print(json.dumps(figures, indent=2), file=sys.stderr)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
 

@@ -280,11 +280,19 @@ class LoadedConfig:
     def build(self, section: str, plugins: Plugins) -> list[Component]:
         """Instantiate every enabled component of a section (not started yet)."""
         return [
-            self._build_one(section, index, entry, plugins)
+            self.build_entry(section, index, entry, plugins)
             for index, entry in self.enabled(section)
         ]
 
-    def _build_one(self, section: str, index: int, entry: Any, plugins: Plugins) -> Component:
+    def find(self, section: str, name: str) -> tuple[int, Any] | tuple[None, None]:
+        """(index, entry) of the entry called ``name`` in 'backends' or 'sources'."""
+        for index, entry in enumerate(getattr(self.site, section)):
+            if entry.name == name:
+                return index, entry
+        return None, None
+
+    def build_entry(self, section: str, index: int, entry: Any, plugins: Plugins) -> Component:
+        """Instantiate one entry: find its plugin, structure its settings (key paths, lines)."""
         provided = self.require_plugin(section, index, entry, plugins)
         settings = self.structure(
             provided.cls.Settings, entry.config, f"$.{section}[{index}].config"
@@ -302,7 +310,7 @@ class LoadedConfig:
         for section in COMPONENT_SECTIONS:
             for index, entry in self.enabled(section):
                 try:
-                    self._build_one(section, index, entry, plugins)
+                    self.build_entry(section, index, entry, plugins)
                 except ConfigError as exc:
                     found.extend(str(p) for p in exc.problems)
                 except Exception as exc:  # noqa: BLE001 - PluginError and plugin __init__ bugs

@@ -238,7 +238,9 @@ class ManagedStore(Emitter, QueryAdapter):
         await self.ingest(batch)
 
     @abc.abstractmethod
-    async def entities(self, query: EntityQuery) -> EntityPage: ...
+    async def entities(self, query: EntityQuery) -> EntityPage:
+        """One page of jobs or subjobs; a cursor it did not issue raises
+        ``FieldValueError("cursor", ...)`` (the gateway answers 400 naming the parameter)."""
 
     @abc.abstractmethod
     async def job_detail(self, entity_id: str, *, events_limit: int = 1000) -> JobDetail | None:

@@ -1,0 +1,300 @@
+"""Gateway benchmarks (issue: gateway + managed store). Run through bench/run.py.
+
+- Batched HTTP ingest through a real `wafermon gateway` process into PostgreSQL, as a ratio to
+  raw asyncpg ``copy_records_to_table`` of the same events; and into SQLite, as a ratio to raw
+  sqlite3 ``executemany`` of the same rows. Same run, same machine.
+- GET /v1/jobs with filters over a PostgreSQL store holding 100,000 jobs / 1,000,000 events:
+  p50 and p95 latency over real HTTP.
+Needs WAFERMON_TEST_PG_URL (scripts/test -s bench starts PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from wafermon import App, Entity, ErrorInfo, Event, Metrics, encode_ndjson
+
+BATCH = 1000
+
+
+def pg_url() -> str:
+    url = os.environ.get("WAFERMON_TEST_PG_URL")
+    if not url:
+        raise SystemExit("WAFERMON_TEST_PG_URL is not set: run `scripts/test -s bench`")
+    return url
+
+
+async def fresh_database(prefix: str) -> str:
+    base = pg_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(base)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def job_events(jobs: int, per_job: int, start: datetime) -> Iterator[Event]:
+    """``jobs`` jobs of ``per_job`` events: started, progress..., finished or failed."""
+    apps = [App(name=f"app-{n}", version="1.0") for n in range(5)]
+    for j in range(jobs):
+        entity = Entity(type="job", id=str(uuid.uuid4()), business_key=f"LOT-{j:07d}")
+        app, t0 = apps[j % 5], start + timedelta(seconds=j)
+        for i in range(per_job):
+            kind = "started" if i == 0 else "progress"
+            metrics = Metrics(progress=i / per_job)
+            error = None
+            if i == per_job - 1:
+                kind = "failed" if j % 50 == 0 else "finished"
+                metrics = Metrics(duration_s=float(per_job), cpu_user_s=1.0, mem_max_mb=100.0)
+                error = ErrorInfo(type="E", message="chamber") if kind == "failed" else None
+            yield Event(
+                event_id=uuid.uuid4(),
+                kind=kind,
+                time=t0 + timedelta(milliseconds=i),
+                site_id="fab1",
+                app=app,
+                entity=entity,
+                metrics=metrics,
+                metadata={"tool": f"etch-{j % 7}"},
+                error=error,
+            )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gateway(store_url: str, workdir: Path) -> Iterator[str]:
+    """A real `wafermon gateway` process; yields its base URL."""
+    port = free_port()
+    config = workdir / f"site-{port}.yaml"
+    config.write_text(
+        "site_id: fab1\n"
+        f"gateway: {{listen: '127.0.0.1:{port}', store: managed, max_batch_events: 100000}}\n"
+        f"backends: [{{name: managed, type: sql, config: {{url: '{store_url}'}}}}]\n"
+    )
+    exe = shutil.which("wafermon") or sys.exit("the wafermon command is not installed")
+    log = (workdir / f"gateway-{port}.log").open("w")
+    proc = subprocess.Popen(
+        [exe, "gateway", "--config", str(config), "--log-level", "warning"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/v1/healthz", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"gateway did not start; see {log.name}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+async def post_all(base: str, bodies: list[bytes], concurrency: int = 4) -> float:
+    """Seconds to POST every body (NDJSON batches) with ``concurrency`` clients."""
+    queue = list(reversed(bodies))
+    async with httpx.AsyncClient(
+        base_url=base, timeout=120, headers={"Content-Type": "application/x-ndjson"}
+    ) as client:
+
+        async def worker() -> None:
+            while queue:
+                body = queue.pop()
+                response = await client.post("/v1/ingest/managed", content=body)
+                response.raise_for_status()
+                assert response.json()["rejected"] == 0
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - began
+
+
+def row(e: Event) -> tuple:
+    body = encode_ndjson([e]).decode()
+    return (
+        e.event_id,
+        e.time,
+        e.kind,
+        e.site_id,
+        e.app.name,
+        e.entity.type,
+        e.entity.id,
+        e.entity.parent_id,
+        e.entity.business_key,
+        e.entity.sub_key,
+        datetime.now(UTC),
+        body,
+    )
+
+
+BASELINE_DDL = """CREATE TABLE raw_events (event_id uuid PRIMARY KEY, time timestamptz,
+    kind text, site_id text, app text, entity_type text, entity_id text, parent_id text,
+    business_key text, sub_key text, received_at timestamptz, body jsonb)"""
+
+
+async def ingest_postgres(events: list[Event], workdir: Path) -> dict[str, object]:
+    bodies = [encode_ndjson(events[i : i + BATCH]) for i in range(0, len(events), BATCH)]
+    with gateway(await fresh_database("wm_bench_gw"), workdir) as base:
+        await post_all(base, bodies[:5])  # warm-up: connections, partitions
+        seconds = await post_all(base, bodies[5:])
+    through_gateway = (len(events) - 5 * BATCH) / seconds
+
+    conn = await asyncpg.connect(await fresh_database("wm_bench_raw"))
+    await conn.execute(BASELINE_DDL)
+    rows = [row(e) for e in events]
+    began = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        await conn.copy_records_to_table("raw_events", records=rows[i : i + BATCH])
+    raw = len(rows) / (time.perf_counter() - began)
+    await conn.close()
+    return {
+        "what": f"HTTP ingest through `wafermon gateway` into PostgreSQL, NDJSON batches of "
+        f"{BATCH}, 4 concurrent clients",
+        "events_per_s": round(through_gateway),
+        "baseline_asyncpg_copy_records_events_per_s": round(raw),
+        "ratio_to_copy": round(through_gateway / raw, 3),
+        "target_ratio": 0.5,
+        "events": len(events),
+    }
+
+
+async def ingest_sqlite(events: list[Event], workdir: Path) -> dict[str, object]:
+    bodies = [encode_ndjson(events[i : i + BATCH]) for i in range(0, len(events), BATCH)]
+    db = workdir / "gw.db"
+    with gateway(f"sqlite+aiosqlite:///{db}", workdir) as base:
+        await post_all(base, bodies[:5])
+        seconds = await post_all(base, bodies[5:])
+    through_gateway = (len(events) - 5 * BATCH) / seconds
+
+    raw_db = sqlite3.connect(workdir / "raw.db")
+    raw_db.execute("PRAGMA journal_mode=WAL")
+    raw_db.execute("PRAGMA synchronous=FULL")
+    raw_db.execute(
+        BASELINE_DDL.replace("uuid", "TEXT").replace("timestamptz", "TEXT").replace("jsonb", "TEXT")
+    )
+    rows = [tuple(str(v) if v is not None else None for v in row(e)) for e in events]
+    began = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        with raw_db:
+            raw_db.executemany(
+                f"INSERT INTO raw_events VALUES ({','.join('?' * 12)})", rows[i : i + BATCH]
+            )
+    raw = len(rows) / (time.perf_counter() - began)
+    raw_db.close()
+    return {
+        "what": f"HTTP ingest through `wafermon gateway` into SQLite, NDJSON batches of {BATCH}, "
+        f"4 concurrent clients",
+        "events_per_s": round(through_gateway),
+        "baseline_sqlite3_executemany_events_per_s": round(raw),
+        "ratio_to_executemany": round(through_gateway / raw, 3),
+        "events": len(events),
+    }
+
+
+async def jobs_latency(jobs: int, per_job: int, workdir: Path, requests: int) -> dict[str, object]:
+    from wafermon_backend_sql import SqlStore
+    from wafermon_backend_sql.store import Settings
+
+    url = await fresh_database("wm_bench_jobs")
+    store = SqlStore("managed", Settings(url=url))
+    await store.start()
+    start = datetime.now(UTC) - timedelta(hours=24)
+    began, chunk = time.perf_counter(), []
+    for event in job_events(jobs, per_job, start):
+        chunk.append(event)
+        if len(chunk) == 5000:
+            await store.ingest(chunk)
+            chunk = []
+    if chunk:
+        await store.ingest(chunk)
+    load_s = time.perf_counter() - began
+    await store.close()
+    print(f"  loaded {jobs * per_job} events in {load_s:.0f}s", file=sys.stderr)
+
+    queries = {
+        "status=failed": "/v1/jobs?status=failed&limit=100",
+        "app": "/v1/jobs?app=app-3&limit=100",
+        "business_key": "/v1/jobs?business_key=LOT-0054321",
+        "since_1h": "/v1/jobs?since="
+        + (datetime.now(UTC) - timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+        "page_2_of_app": None,
+    }
+    results: dict[str, object] = {}
+    with gateway(url, workdir) as base, httpx.Client(base_url=base, timeout=30) as client:
+        cursor = client.get("/v1/jobs?app=app-1&limit=100").json()["next_cursor"]
+        queries["page_2_of_app"] = f"/v1/jobs?app=app-1&limit=100&cursor={cursor}"
+        for label, path in queries.items():
+            for _ in range(5):
+                client.get(path).raise_for_status()  # warm caches
+            times = []
+            for _ in range(requests):
+                t = time.perf_counter()
+                client.get(path).raise_for_status()
+                times.append((time.perf_counter() - t) * 1000)
+            times.sort()
+            results[label] = {
+                "p50_ms": round(statistics.median(times), 2),
+                "p95_ms": round(times[int(len(times) * 0.95) - 1], 2),
+            }
+        # Baseline: a bare GET of the healthz-free openapi document, same server, same client.
+        times = []
+        for _ in range(requests):
+            t = time.perf_counter()
+            client.get("/openapi.json").raise_for_status()
+            times.append((time.perf_counter() - t) * 1000)
+        times.sort()
+        results["baseline_openapi_json"] = {
+            "p50_ms": round(statistics.median(times), 2),
+            "p95_ms": round(times[int(len(times) * 0.95) - 1], 2),
+        }
+    return {
+        "what": f"GET /v1/jobs over real HTTP, PostgreSQL store with {jobs} jobs / "
+        f"{jobs * per_job} events, {requests} requests each",
+        "target_p95_ms": 50,
+        "load_events_per_s_via_store": round(jobs * per_job / load_s),
+        **results,
+    }
+
+
+def run(quick: bool) -> dict[str, object]:
+    events = list(job_events(2000 if quick else 20000, 10, datetime.now(UTC) - timedelta(hours=1)))
+    jobs = 2000 if quick else 100_000
+    with tempfile.TemporaryDirectory(prefix="wafermon-bench-gw-") as tmp:
+        work = Path(tmp)
+        out: dict[str, object] = {}
+        print("bench gateway_ingest_postgres ...", file=sys.stderr, flush=True)
+        out["gateway_ingest_postgres"] = asyncio.run(ingest_postgres(events, work))
+        print("bench gateway_ingest_sqlite ...", file=sys.stderr, flush=True)
+        out["gateway_ingest_sqlite"] = asyncio.run(ingest_sqlite(events, work))
+        print("bench gateway_jobs_latency ...", file=sys.stderr, flush=True)
+        out["gateway_jobs_latency"] = asyncio.run(
+            jobs_latency(jobs, 10, work, 50 if quick else 200)
+        )
+        return out

@@ -1,0 +1,11 @@
+"""What every wafermon host shares, so the gateway, sidecar and central behave alike.
+
+- ``logs``: structlog JSON lines on stderr, configured once per process.
+- ``metrics``: a per-app Prometheus registry with the request metrics every host exports.
+- ``observe``: the middleware that gives each request an id, a log line, metrics and a span.
+- ``auth``: bearer-token scopes (read / ingest) as ASGI middleware.
+- ``errors``: JSON error bodies, for our own errors and Starlette's alike.
+- ``limits``: reading a request body without ever holding more than the limit.
+- ``tracing``: optional OpenTelemetry spans (the ``otel`` extra).
+- ``serve``: Hypercorn with TLS and a SIGTERM-driven graceful shutdown.
+"""

@@ -1,0 +1,80 @@
+"""Structured logs: one JSON object per line on stderr, for the host and every library in it.
+
+structlog renders our own events; the standard library's records (plugins, Hypercorn) go
+through the same processors via ``ProcessorFormatter``, so a log shipper sees one format.
+Values under secret-looking keys (token, password, authorization ...) are masked by the last
+processor before rendering, as a safety net: hosts never log tokens on purpose either.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import orjson
+import structlog
+
+from wafermon.config import SECRET_KEY
+
+_configured = False
+
+
+def _mask_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in event:
+        if key != "event" and SECRET_KEY.search(key) and event[key] not in (None, ""):
+            event[key] = "***"
+    return event
+
+
+def _dumps(obj: Any, default: Any = None) -> str:
+    return orjson.dumps(obj, default=default or str, option=orjson.OPT_UTC_Z).decode()
+
+
+def configure_logging(
+    level: str | int = "INFO", *, stream: TextIO | None = None, force: bool = False
+) -> None:
+    """Route structlog and stdlib logging to JSON lines on ``stream`` (stderr).
+
+    Called once per process by the host command; ``force`` lets tests reconfigure it.
+    """
+    global _configured
+    if _configured and not force:
+        return
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,  # tracebacks as one "exception" string
+            _mask_secrets,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    _configured = True
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger; ``log.info("event", key=value)`` writes one JSON line."""
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,56 @@
+"""Prometheus metrics in a registry owned by one app, never the process-global one.
+
+Owning the registry lets several apps live in one process (tests, an embedded gateway) without
+"duplicated timeseries" errors, and lets each host add its own metrics next to the shared
+request metrics. Route labels are path *templates* (``/v1/jobs/{id}``), and requests that match
+no route share one label, so no client can blow up the label cardinality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+UNMATCHED_ROUTE = "<unmatched>"
+
+#: Seconds; from a cached health check to a unified query that waits on a slow source.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class HostMetrics:
+    """The registry of one app plus the request metrics every host exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "wafermon_http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "wafermon_http_request_duration_seconds",
+            "Time from receiving a request to the end of its response, by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._before_scrape: list[Callable[[], Awaitable[None]]] = []
+
+    def before_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        """Run ``refresh`` before each /metrics answer (e.g. to sample a health gauge)."""
+        self._before_scrape.append(refresh)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    async def endpoint(self, _request: Request) -> Response:
+        """GET /metrics in the Prometheus text format."""
+        for refresh in self._before_scrape:
+            await refresh()
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

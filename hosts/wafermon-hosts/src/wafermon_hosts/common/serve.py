@@ -1,0 +1,82 @@
+"""Serving a host app with Hypercorn: HTTP or HTTPS, graceful stop on SIGTERM or SIGINT.
+
+The host owns the signal handlers (Hypercorn's ``shutdown_trigger``) so it can tell long-lived
+responses (server-sent event streams) to finish *before* Hypercorn waits for open requests;
+otherwise every open stream would hold the shutdown for the whole graceful timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+from starlette.types import ASGIApp
+
+#: Seconds Hypercorn lets open requests finish after a stop signal.
+GRACEFUL_TIMEOUT = 10.0
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:18000`` for IPv6) -> (host, port); ValueError naming the fault."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:18000, got {text!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def hypercorn_config(
+    listen: str, *, certfile: Path | None = None, keyfile: Path | None = None
+) -> Config:
+    config = Config()
+    host, port = parse_listen(listen)
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if certfile is not None and keyfile is not None:
+        config.certfile, config.keyfile = str(certfile), str(keyfile)
+    config.accesslog = None  # the host logs each request itself, as JSON
+    config.errorlog = logging.getLogger("hypercorn.error")  # JSON via common.logs
+    config.graceful_timeout = GRACEFUL_TIMEOUT
+    return config
+
+
+async def serve(
+    app: ASGIApp,
+    *,
+    listen: str,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+    stop: asyncio.Event,
+) -> None:
+    """Serve until ``stop`` is set, then shut down gracefully (lifespan shutdown included)."""
+    config = hypercorn_config(listen, certfile=certfile, keyfile=keyfile)
+    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+def run(
+    app: ASGIApp,
+    *,
+    listen: str,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+    on_stop: Sequence[Callable[[], None]] = (),
+) -> None:
+    """Serve in this thread until SIGTERM or SIGINT; ``on_stop`` callbacks run first."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        def stopping() -> None:
+            for callback in on_stop:
+                callback()
+            stop.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping)
+        await serve(app, listen=listen, certfile=certfile, keyfile=keyfile, stop=stop)
+
+    asyncio.run(main())

@@ -1,0 +1,118 @@
+"""The gateway's Starlette app: routes, middleware and lifespan in one place.
+
+``load_gateway`` builds the runtime from a loaded site config and plugins; ``create_app``
+wraps it in the app. Middleware, outermost first: the request observer (id, log line, metrics,
+span; it sees auth failures too), then token auth, then Starlette's routing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from wafermon.config import LoadedConfig
+from wafermon.plugins import Plugins
+
+from ..common.auth import INGEST, READ, TokenAuth
+from ..common.errors import EXCEPTION_HANDLERS, JSONResponse
+from ..common.observe import RequestObserver
+from ..common.tracing import Tracing
+from . import entities, health, ingest, openapi, query, stream
+from .runtime import Gateway
+from .settings import build_gateway
+
+INGEST_PATH = "/v1/ingest/managed"
+#: Paths anyone may read: load balancers, Prometheus and API clients need them without a token.
+OPEN_PATHS = frozenset({"/v1/healthz", "/metrics", "/openapi.json"})
+
+
+def load_gateway(
+    loaded: LoadedConfig,
+    plugins: Plugins,
+    *,
+    listen: str | None = None,
+    span_exporter: Any = None,
+    heartbeat_s: float | None = None,
+) -> Gateway:
+    """The gateway a site config describes (components built, not started).
+
+    Raises ConfigError / PluginError for config faults, TracingUnavailable when tracing is on
+    without OpenTelemetry. ``span_exporter`` and ``heartbeat_s`` exist for tests.
+    """
+    parts = build_gateway(loaded, plugins, listen=listen)
+    tracing = None
+    if parts.settings.tracing.enabled:
+        tracing = Tracing.create(
+            "wafermon-gateway",
+            otlp_endpoint=parts.settings.tracing.otlp_endpoint,
+            exporter=span_exporter,
+        )
+    return Gateway(parts, plugins, tracing=tracing, heartbeat_s=heartbeat_s)
+
+
+def scope_of(path: str) -> str | None:
+    """The token scope a path needs: ingest, read (the default, plugin routes too) or none."""
+    if path == INGEST_PATH:
+        return INGEST
+    return None if path in OPEN_PATHS else READ
+
+
+def _plugin_paths(routes: list[Any]) -> list[tuple[str, list[str]]]:
+    found = []
+    for route in routes:
+        if isinstance(route, Route):
+            path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.path)  # drop Starlette convertors
+            found.append((path, sorted((route.methods or set()) - {"HEAD"})))
+    return found
+
+
+def create_app(gw: Gateway) -> Starlette:
+    """The ASGI app serving ``gw``; its lifespan starts and closes the components."""
+    plugin_routes = gw.plugins.routes("gateway")
+    api = openapi.document(_plugin_paths(plugin_routes))
+
+    async def openapi_json(_request: Request) -> Response:
+        return JSONResponse(api)
+
+    routes = [
+        Route(INGEST_PATH, ingest.ingest, methods=["POST"]),
+        Route("/v1/jobs", entities.jobs, methods=["GET"]),
+        Route("/v1/subjobs", entities.subjobs, methods=["GET"]),
+        Route("/v1/jobs/{id}", entities.job_detail, methods=["GET"]),
+        Route("/v1/query/external", query.external, methods=["POST"]),
+        Route("/v1/data/unified", query.unified, methods=["GET"]),
+        Route("/v1/stream", stream.stream, methods=["GET"]),
+        Route("/v1/healthz", health.healthz, methods=["GET"]),
+        Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        *plugin_routes,
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    tokens = {INGEST: gw.settings.tokens.ingest, READ: gw.settings.tokens.read}
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(RequestObserver, metrics=gw.metrics, tracing=gw.tracing),
+            Middleware(TokenAuth, tokens=tokens, scope_of=scope_of),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.gateway = gw
+    return app

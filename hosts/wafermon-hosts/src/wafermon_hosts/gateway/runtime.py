@@ -1,0 +1,265 @@
+"""The running gateway: its components, their lifecycle, its metrics and the store-call rules.
+
+Start-up follows the core's plugin rule: the managed store is what the gateway is for, so a
+store that cannot start stops the process with the backend's name and reason; a source that
+cannot start is logged, shown as failed in /v1/healthz and retried on use (at most every
+``SOURCE_RETRY_S``), so a source that was down at boot comes back without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
+
+from prometheus_client import Counter, Gauge
+
+from wafermon import Health, QueryAdapter, RetryableError
+from wafermon.errors import FieldValueError
+from wafermon.plugins import Plugins
+
+from ..common.errors import ApiError, bad_parameter
+from ..common.logs import get_logger
+from ..common.metrics import HostMetrics
+from ..common.tracing import Tracing
+from .settings import MANAGED, GatewayParts
+from .stream import Broadcaster
+
+log = get_logger("wafermon_hosts.gateway")
+
+SOURCE_RETRY_S = 30.0
+#: Seconds a client is asked to wait before retrying when the store is down.
+RETRY_AFTER_S = 5
+
+T = TypeVar("T")
+
+
+class StoreStartError(RuntimeError):
+    """The managed store did not start; the message names the backend and the reason."""
+
+
+class SourceUnavailable(Exception):
+    """A source that failed to start and is not due for another attempt yet."""
+
+
+class GatewayMetrics(HostMetrics):
+    """The shared request metrics plus the gateway's own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        r = self.registry
+        self.events = Counter(
+            "wafermon_gateway_events",
+            "Events posted to /v1/ingest/managed, by outcome (accepted, duplicate, rejected).",
+            ["outcome"],
+            registry=r,
+        )
+        self.unified_sources = Counter(
+            "wafermon_gateway_unified_source_queries",
+            "Per-source answers in /v1/data/unified, by source and status (ok, failed, timed_out).",
+            ["source", "status"],
+            registry=r,
+        )
+        self.sse_subscribers = Gauge(
+            "wafermon_gateway_sse_subscribers", "Open /v1/stream connections.", registry=r
+        )
+        self.sse_dropped = Counter(
+            "wafermon_gateway_sse_dropped_events",
+            "Events dropped from slow /v1/stream subscribers' queues.",
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "wafermon_gateway_store_up",
+            "1 if the managed store's last health check was ok, else 0.",
+            registry=r,
+        )
+        self.retention_removed = Counter(
+            "wafermon_gateway_retention_removed_events",
+            "Events removed from the managed store by retention runs.",
+            registry=r,
+        )
+        self.retention_failures = Counter(
+            "wafermon_gateway_retention_failures", "Retention runs that raised.", registry=r
+        )
+        for outcome in ("accepted", "duplicate", "rejected"):
+            self.events.labels(outcome)
+
+
+class SourceHandle:
+    """A query adapter plus whether it is started; restarts a failed one lazily."""
+
+    def __init__(self, name: str, adapter: QueryAdapter, timeout: float) -> None:
+        self.name = name
+        self.adapter = adapter
+        self.timeout = timeout
+        self.started = False
+        self.error: str | None = None
+        self._retry_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self.started:
+                return
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self.adapter.start()
+            except Exception as exc:  # noqa: BLE001 - any failure is reported, not fatal
+                self.error = f"failed to start: {reason(exc)}"
+                self._retry_at = time.monotonic() + SOURCE_RETRY_S
+                log.warning("source failed to start", source=self.name, error=self.error)
+                with contextlib.suppress(Exception):
+                    await self.adapter.close()
+                return
+            self.started, self.error = True, None
+
+    async def ready(self) -> QueryAdapter:
+        """The adapter, started; SourceUnavailable while a failed start is not due a retry."""
+        if not self.started and time.monotonic() >= self._retry_at:
+            await self.start()
+        if not self.started:
+            raise SourceUnavailable(self.error or "not started")
+        return self.adapter
+
+    async def health(self) -> Health:
+        if not self.started:
+            return Health(False, self.error or "not started")
+        return await checked_health(self.adapter, self.timeout)
+
+    async def close(self) -> None:
+        if self.started:
+            self.started = False
+            await self.adapter.close()
+
+
+class Gateway:
+    """Everything a request handler needs, reachable as ``request.app.state.gateway``."""
+
+    def __init__(
+        self,
+        parts: GatewayParts,
+        plugins: Plugins,
+        *,
+        tracing: Tracing | None = None,
+        heartbeat_s: float | None = None,
+    ) -> None:
+        self.site_id = parts.site_id
+        self.settings = parts.settings
+        self.store = parts.store
+        self.store_type = parts.store_type
+        timeout = parts.settings.source_timeout
+        self.sources = {n: SourceHandle(n, a, timeout) for n, a in parts.sources.items()}
+        self.plugins = plugins
+        self.tracing = tracing
+        self.metrics = GatewayMetrics()
+        self.stream = Broadcaster(
+            on_subscribers=self.metrics.sse_subscribers.set,
+            on_dropped=self.metrics.sse_dropped.inc,
+            **({"heartbeat_s": heartbeat_s} if heartbeat_s is not None else {}),
+        )
+        self.metrics.before_scrape(self.store_health)
+        self._retention: asyncio.Task[None] | None = None
+        self.start_error: str | None = None  # why the store did not start, for the CLI
+
+    @property
+    def source_names(self) -> list[str]:
+        """Every name the unified view accepts: the managed store first."""
+        return [MANAGED, *self.sources]
+
+    async def start(self) -> None:
+        try:
+            await self.store.start()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await self.store.close()
+            self.start_error = (
+                f"managed store {self.store.name!r} (type {self.store_type}) failed to start: "
+                f"{reason(exc)}"
+            )
+            log.error("gateway cannot start", error=self.start_error)
+            raise StoreStartError(self.start_error) from exc
+        await asyncio.gather(*(s.start() for s in self.sources.values()))
+        self._retention = asyncio.create_task(self._retention_loop(), name="retention")
+        log.info(
+            "gateway started",
+            site_id=self.site_id,
+            store=self.store.name,
+            sources=sorted(self.sources),
+            failed_sources=sorted(n for n, s in self.sources.items() if not s.started),
+        )
+
+    async def close(self) -> None:
+        self.stream.close()
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+        for source in self.sources.values():
+            try:
+                await source.close()
+            except Exception as exc:  # noqa: BLE001 - close the rest regardless
+                log.warning("source failed to close", source=source.name, error=reason(exc))
+        await self.store.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()
+        log.info("gateway stopped", site_id=self.site_id)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.retention_interval)
+            await self.run_retention()
+
+    async def run_retention(self) -> int | None:
+        """One retention run; failures are logged and counted, never raised."""
+        try:
+            removed = await self.store.enforce_retention()
+        except Exception as exc:  # noqa: BLE001 - the next run tries again
+            self.metrics.retention_failures.inc()
+            log.warning("retention run failed", store=self.store.name, error=reason(exc))
+            return None
+        self.metrics.retention_removed.inc(removed)
+        if removed:
+            log.info("retention removed events", store=self.store.name, removed=removed)
+        return removed
+
+    async def store_health(self) -> Health:
+        health = await checked_health(self.store, self.settings.source_timeout)
+        self.metrics.store_up.set(1 if health.ok else 0)
+        return health
+
+    async def call_store(self, call: Awaitable[T], names: Mapping[str, str] | None = None) -> T:
+        """Await a store call; store down -> 503 with Retry-After, a bad value -> 400.
+
+        ``names`` maps the store's field names to what the client wrote (``start`` -> ``since``).
+        A PermanentError is left to the caller: only ingest can get one, and reports it per event.
+        """
+        try:
+            return await call
+        except FieldValueError as exc:
+            field = (names or {}).get(exc.field, exc.field)
+            raise bad_parameter(field, exc.message) from None
+        except (RetryableError, OSError) as exc:  # OSError covers unwrapped connection errors
+            log.warning("managed store unavailable", store=self.store.name, error=reason(exc))
+            raise ApiError(
+                503,
+                f"the managed store is unavailable: {reason(exc)}",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+
+
+async def checked_health(component: Any, timeout: float) -> Health:
+    """``health()`` with a deadline; a component that raises or hangs is reported not ok."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await component.health()
+    except TimeoutError:
+        return Health(False, f"health check did not answer within {timeout:g}s")
+    except Exception as exc:  # noqa: BLE001 - health must not raise; report it instead
+        return Health(False, f"health check failed: {reason(exc)}")
+
+
+def reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

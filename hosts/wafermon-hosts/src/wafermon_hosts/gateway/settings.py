@@ -1,0 +1,172 @@
+"""The ``gateway:`` section of the site config, and building the components it names.
+
+Problems are reported like every other config problem: all at once, each with its key path
+and line (``gateway.store (line 4): no backend named 'db' ...``), raised as ConfigError.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from wafermon import ByteSize, ConfigError, Problem, QueryAdapter, Seconds, Secret
+from wafermon.config import LoadedConfig
+from wafermon.errors import FieldValueError
+from wafermon.plugins import Plugins
+from wafermon.store import ManagedStore
+
+from ..common.serve import parse_listen
+
+#: The name the managed store has in the unified view and in POST /v1/query/external.
+MANAGED = "managed"
+
+
+def _listen(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        raise FieldValueError(attribute.name, str(exc)) from None
+
+
+def _positive(_inst: object, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise FieldValueError(attribute.name, f"must be greater than 0, got {value!r}")
+
+
+@attrs.frozen
+class Tokens:
+    """Bearer tokens; an unset or empty token leaves that scope open."""
+
+    ingest: Secret | None = None
+    read: Secret | None = None
+
+
+@attrs.frozen
+class TlsSettings:
+    """PEM files; relative paths resolve against the config file's folder."""
+
+    cert: Path
+    key: Path
+
+
+@attrs.frozen
+class TracingSettings:
+    enabled: bool = False
+    otlp_endpoint: str | None = None  # e.g. http://127.0.0.1:4318/v1/traces
+
+
+@attrs.frozen
+class GatewaySettings:
+    """Everything under ``gateway:`` in the site config."""
+
+    listen: str = attrs.field(default="127.0.0.1:18000", validator=_listen)
+    store: str = MANAGED
+    sources: list[str] | None = None  # None: every enabled source
+    tokens: Tokens = Tokens()
+    max_body_bytes: ByteSize = attrs.field(default=ByteSize(16 * 2**20), validator=_positive)
+    max_batch_events: int = attrs.field(default=10_000, validator=_positive)
+    tls: TlsSettings | None = None
+    source_timeout: Seconds = attrs.field(default=Seconds(5.0), validator=_positive)
+    retention_interval: Seconds = attrs.field(default=Seconds(600.0), validator=_positive)
+    tracing: TracingSettings = TracingSettings()
+
+
+@attrs.frozen
+class GatewayParts:
+    """What a gateway is built from: its settings and its (not yet started) components."""
+
+    site_id: str
+    settings: GatewaySettings
+    store: ManagedStore
+    store_type: str
+    sources: dict[str, QueryAdapter]
+
+
+def build_gateway(
+    loaded: LoadedConfig, plugins: Plugins, *, listen: str | None = None
+) -> GatewayParts:
+    """Structure ``gateway:``, then build its store and sources; ConfigError lists all faults.
+
+    A missing plugin raises PluginError (from the core) naming the entry that needs it.
+    """
+    settings = loaded.structure(GatewaySettings, loaded.site.gateway, "$.gateway")
+    if listen is not None:
+        try:
+            settings = attrs.evolve(settings, listen=listen)
+        except FieldValueError as exc:
+            raise ConfigError([Problem("--listen", exc.message)], str(loaded.path)) from None
+    problems: list[Problem] = []
+    if settings.tls is not None:
+        for key in ("cert", "key"):
+            path = getattr(settings.tls, key)
+            if not path.is_file():
+                problems.append(loaded.problem(f"$.gateway.tls.{key}", f"no such file: {path}"))
+    store, store_type = _build_store(loaded, plugins, settings, problems)
+    sources = _build_sources(loaded, plugins, settings, problems)
+    if problems:
+        relative = [attrs.evolve(p, path=p.path.removeprefix("$.")) for p in problems]
+        raise ConfigError(relative, str(loaded.path))
+    assert store is not None
+    return GatewayParts(loaded.site.site_id, settings, store, store_type, sources)
+
+
+def _build_store(
+    loaded: LoadedConfig, plugins: Plugins, settings: GatewaySettings, problems: list[Problem]
+) -> tuple[ManagedStore | None, str]:
+    where = "$.gateway.store"
+    index, entry = loaded.find("backends", settings.store)
+    if entry is None:
+        have = ", ".join(e.name for e in loaded.site.backends) or "none"
+        problems.append(
+            loaded.problem(where, f"no backend named {settings.store!r} (backends: {have})")
+        )
+        return None, ""
+    if not entry.enabled:
+        problems.append(loaded.problem(where, f"backend {settings.store!r} is disabled"))
+        return None, ""
+    provided = loaded.require_plugin("backends", index, entry, plugins)
+    if not issubclass(provided.cls, ManagedStore):
+        managed = sorted(
+            name for name, p in plugins.types("emitter").items() if issubclass(p.cls, ManagedStore)
+        )
+        problems.append(
+            loaded.problem(
+                where,
+                f"backend {entry.name!r} has type {entry.type!r}, which is not a managed store "
+                f"(managed store types installed: {', '.join(managed) or 'none'})",
+            )
+        )
+        return None, ""
+    try:
+        store = loaded.build_entry("backends", index, entry, plugins)
+    except ConfigError as exc:
+        problems.extend(attrs.evolve(p, path=f"$.{p.path}") for p in exc.problems)
+        return None, ""
+    return store, entry.type
+
+
+def _build_sources(
+    loaded: LoadedConfig, plugins: Plugins, settings: GatewaySettings, problems: list[Problem]
+) -> dict[str, QueryAdapter]:
+    if settings.sources is None:
+        wanted = [(f"$.sources[{i}].name", e.name) for i, e in loaded.enabled("sources")]
+    else:
+        wanted = [(f"$.gateway.sources[{i}]", n) for i, n in enumerate(settings.sources)]
+    sources: dict[str, QueryAdapter] = {}
+    for where, name in wanted:
+        if name == MANAGED:
+            problems.append(
+                loaded.problem(where, f"{MANAGED!r} names the managed store; rename this source")
+            )
+            continue
+        index, entry = loaded.find("sources", name)
+        if entry is None or not entry.enabled:
+            state = "no source" if entry is None else "disabled source"
+            problems.append(loaded.problem(where, f"{state} named {name!r} under sources"))
+            continue
+        try:
+            sources[name] = loaded.build_entry("sources", index, entry, plugins)
+        except ConfigError as exc:
+            problems.extend(attrs.evolve(p, path=f"$.{p.path}") for p in exc.problems)
+    return sources

@@ -1,0 +1,152 @@
+"""GET /v1/stream: newly accepted events as server-sent events, fanned out in process.
+
+Each subscriber has a bounded queue. Ingest only appends to the queues (never awaits), so a
+slow or stalled reader can never slow ingest down: when its queue is full, its oldest frame is
+dropped and it is told so with a comment line (``: dropped N events ...``) before the next
+frames. A comment every 15 s keeps proxies from closing an idle stream. The fan-out is per
+process: behind a load balancer, a stream sees the events ingested by its own gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import attrs
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from wafermon import Event
+from wafermon.codec import unstructure_event
+
+from .params import Params
+
+HEARTBEAT_S = 15.0
+QUEUE_SIZE = 1000
+
+
+@attrs.define(eq=False)
+class Subscriber:
+    site: str | None
+    app: str | None
+    queue: deque[bytes]
+    wakeup: asyncio.Event = attrs.Factory(asyncio.Event)
+    dropped: int = 0
+    closed: bool = False
+
+    def wants(self, event: Event) -> bool:
+        return (self.site is None or event.site_id == self.site) and (
+            self.app is None or event.app.name == self.app
+        )
+
+
+class Broadcaster:
+    """The in-process fan-out from ingest to every open stream."""
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = QUEUE_SIZE,
+        heartbeat_s: float = HEARTBEAT_S,
+        on_subscribers: Callable[[int], None] = lambda n: None,
+        on_dropped: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self.queue_size = queue_size
+        self.heartbeat_s = heartbeat_s
+        self.subscribers: set[Subscriber] = set()
+        self.closed = False
+        self._on_subscribers = on_subscribers
+        self._on_dropped = on_dropped
+
+    def subscribe(self, *, site: str | None = None, app: str | None = None) -> Subscriber:
+        sub = Subscriber(site, app, deque())
+        sub.closed = self.closed
+        self.subscribers.add(sub)
+        self._on_subscribers(len(self.subscribers))
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+        self._on_subscribers(len(self.subscribers))
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Queue events for every subscriber whose filters they pass; never blocks."""
+        if not self.subscribers:
+            return
+        frames: dict[int, bytes] = {}  # each event is encoded once, and only if someone wants it
+        for sub in self.subscribers:
+            woken = False
+            for i, event in enumerate(events):
+                if not sub.wants(event):
+                    continue
+                if i not in frames:
+                    frames[i] = _frame(event)
+                if len(sub.queue) >= self.queue_size:
+                    sub.queue.popleft()
+                    sub.dropped += 1
+                    self._on_dropped(1)
+                sub.queue.append(frames[i])
+                woken = True
+            if woken:
+                sub.wakeup.set()
+
+    def close(self) -> None:
+        """End every stream (host shutdown): they finish what is queued, then return."""
+        self.closed = True
+        for sub in self.subscribers:
+            sub.closed = True
+            sub.wakeup.set()
+
+    async def frames(self, sub: Subscriber) -> AsyncIterator[bytes]:
+        """The byte chunks of one stream: queued frames, drop notices and heartbeats."""
+        yield b"retry: 3000\n: connected\n\n"
+        while True:
+            sub.wakeup.clear()
+            if not (sub.queue or sub.dropped or sub.closed):
+                try:
+                    async with asyncio.timeout(self.heartbeat_s):
+                        await sub.wakeup.wait()
+                except TimeoutError:
+                    yield b": heartbeat\n\n"
+                    continue
+            chunk = b""
+            if sub.dropped:
+                chunk = (
+                    f": dropped {sub.dropped} events: this client reads slower than "
+                    f"events arrive\n\n"
+                ).encode()
+                sub.dropped = 0
+            chunk += b"".join(sub.queue)
+            sub.queue.clear()
+            if chunk:
+                yield chunk
+            if sub.closed:
+                return
+
+
+def _frame(event: Event) -> bytes:
+    data = orjson.dumps(unstructure_event(event), option=orjson.OPT_UTC_Z)
+    return b"id: %s\ndata: %s\n\n" % (str(event.event_id).encode(), data)
+
+
+async def stream(request: Request) -> Response:
+    params = Params(request, {"site", "app"})
+    site, app = params.text("site"), params.text("app")
+    broadcaster: Broadcaster = request.app.state.gateway.stream
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if request.method == "HEAD":  # a stream never ends: answer the headers only
+        return Response(headers=headers, media_type="text/event-stream")
+
+    async def body() -> AsyncIterator[bytes]:
+        # Subscribing here, not in the handler, ties the subscription to the generator's
+        # lifetime: a client that disconnects cancels it and the finally unsubscribes.
+        sub = broadcaster.subscribe(site=site, app=app)
+        try:
+            async for chunk in broadcaster.frames(sub):
+                yield chunk
+        finally:
+            broadcaster.unsubscribe(sub)
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
