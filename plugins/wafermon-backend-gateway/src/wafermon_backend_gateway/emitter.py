@@ -1,0 +1,118 @@
+"""GatewayEmitter: posts batches to ``POST /v1/ingest/managed`` and reads the per-event verdict.
+
+How answers map to the emitter contract:
+- 200: events the gateway *rejected* are a PermanentError naming them (the rest were stored);
+  accepted and duplicate events are delivered (a duplicate is an earlier delivery of ours).
+- 413 / 422 (body or batch too large): the batch is split in halves and each half sent again,
+  down to single events; a single event still too large is rejected permanently.
+- 401 / 403: retryable, not permanent. A wrong token is an operator's mistake to fix; the
+  events must stay in the spool until then rather than go to the dead-letter file.
+- 400 / 415: permanent for the whole batch (the gateway cannot read what we send).
+- 5xx, 429, connection errors, timeouts: retryable; the router backs off and tries again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import httpx
+
+from wafermon import (
+    Emitter,
+    Event,
+    Health,
+    PermanentError,
+    RetryableError,
+    Seconds,
+    Secret,
+    encode_ndjson,
+)
+
+INGEST_PATH = "/v1/ingest/managed"
+
+
+@attrs.frozen
+class GatewaySettings:
+    """``config:`` of a ``type: gateway`` backend."""
+
+    url: str
+    token: Secret | None = None
+    timeout: Seconds = Seconds(30.0)
+    verify_tls: bool = True
+    ca_file: str | None = None  # a CA bundle for a gateway with a private certificate
+
+
+class GatewayEmitter(Emitter):
+    Settings = GatewaySettings
+    settings: GatewaySettings
+
+    def __init__(self, name: str, settings: GatewaySettings) -> None:
+        super().__init__(name, settings)
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        headers = {"Content-Type": "application/x-ndjson"}
+        if self.settings.token:
+            headers["Authorization"] = f"Bearer {self.settings.token.reveal()}"
+        verify: bool | str = self.settings.ca_file or self.settings.verify_tls
+        self._client = httpx.AsyncClient(
+            base_url=self.settings.url.rstrip("/"),
+            headers=headers,
+            verify=verify,
+            timeout=self.settings.timeout,
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def health(self) -> Health:
+        try:
+            response = await self._http.get("/v1/healthz", timeout=5.0)
+        except httpx.HTTPError as exc:
+            return Health(False, f"{self.settings.url} unreachable: {exc}")
+        return Health(response.status_code == 200, f"gateway answered {response.status_code}")
+
+    async def emit(self, batch: Sequence[Event]) -> None:
+        rejected = await self._post(list(batch))
+        if rejected:
+            ids = [event_id for event_id, _ in rejected]
+            reasons = "; ".join(f"{event_id}: {why}" for event_id, why in rejected[:5])
+            raise PermanentError(f"gateway rejected {len(ids)} event(s): {reasons}", ids)
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RetryableError(f"backend {self.name!r} is not started")
+        return self._client
+
+    async def _post(self, events: list[Event]) -> list[tuple[str, str]]:
+        """Send events; returns (event_id, reason) of each event the gateway rejected."""
+        if not events:
+            return []
+        try:
+            response = await self._http.post(INGEST_PATH, content=encode_ndjson(events))
+        except httpx.HTTPError as exc:
+            raise RetryableError(f"{self.settings.url}: {type(exc).__name__}: {exc}") from exc
+        status = response.status_code
+        if status == 200:
+            return [
+                (result["event_id"], _reason(result))
+                for result in response.json()["results"]
+                if result["status"] == "rejected"
+            ]
+        if status in (413, 422):
+            if len(events) == 1:
+                return [(str(events[0].event_id), f"gateway answered {status}: too large")]
+            half = len(events) // 2
+            return await self._post(events[:half]) + await self._post(events[half:])
+        detail = response.text[:300]
+        if status in (400, 415):
+            raise PermanentError(f"gateway answered {status}: {detail}")
+        raise RetryableError(f"gateway answered {status}: {detail}")
+
+
+def _reason(result: dict) -> str:
+    return "; ".join(f"{e['path']}: {e['message']}" for e in result.get("errors", [])) or "rejected"
