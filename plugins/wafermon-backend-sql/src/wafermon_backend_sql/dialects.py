@@ -1,0 +1,309 @@
+"""What differs between SQLite and PostgreSQL, behind one small interface.
+
+The store's logic (dedupe, fold, merge upsert, queries) is the same on both engines; this module
+holds only the parts that are not: engine set-up, how new events are inserted and told apart
+from duplicates, partitions, and how retention removes old rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .schema import entities, event_ids, events
+
+RETENTION_CHUNK = 10_000  # rows per DELETE: short transactions, bounded WAL and lock time
+
+
+class Dialect:
+    """Engine-specific behaviour. One instance per store."""
+
+    name: str
+    insert: Any  # the dialect's insert() with on_conflict_do_update / .excluded
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    def least(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def greatest(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def write_lock(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Held around every write transaction of this process."""
+        return contextlib.nullcontext()
+
+    async def after_migrate(self) -> None:
+        """Runs at start() once the schema is current."""
+
+    async def before_ingest(self, times: Iterable[datetime], cutoff: datetime) -> None:
+        """Runs before the ingest transaction with the times of a batch's events."""
+
+    async def insert_events(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[UUID]:
+        """Insert the rows whose event_id is not stored yet; return those ids."""
+        raise NotImplementedError
+
+    async def enforce_retention(self, cutoff: datetime) -> int:
+        """Delete events older than ``cutoff`` in bounded steps; return how many."""
+        raise NotImplementedError
+
+    async def delete_chunked(self, table: sa.Table, key: sa.Column, where: Any) -> int:
+        """DELETE matching rows RETENTION_CHUNK at a time, each chunk its own transaction."""
+        removed = 0
+        while True:
+            async with writing(self) as conn:
+                ids = sa.select(key).where(where).limit(RETENTION_CHUNK).scalar_subquery()
+                result = await conn.execute(sa.delete(table).where(key.in_(ids)))
+            removed += result.rowcount
+            if result.rowcount < RETENTION_CHUNK:
+                return removed
+
+
+# -- SQLite ---------------------------------------------------------------------------------------
+
+
+class SqliteDialect(Dialect):
+    """Embedded default: one file, WAL, one writer at a time.
+
+    PRAGMAs, per connection: ``journal_mode=WAL`` lets readers (queries, dashboards) run while a
+    batch is written; ``synchronous=FULL`` because an acknowledged batch must survive power
+    loss too (in WAL mode NORMAL may lose the last commits on power loss, and a commit per batch
+    makes the extra fsync cheap); ``busy_timeout`` makes a second process (a sidecar and a
+    gateway on one file) wait instead of failing; ``foreign_keys`` for any future references.
+
+    Transactions: the driver's implicit transaction handling is switched off and the store
+    emits BEGIN itself (SQLAlchemy's documented recipe), so migrations are atomic; writes use
+    BEGIN IMMEDIATE, taking the write lock up front, so a transaction never has to upgrade a
+    read lock and fail with SQLITE_BUSY. An asyncio lock keeps this process's writers in line
+    without spinning on the busy handler.
+    """
+
+    name = "sqlite"
+    insert = staticmethod(sqlite.insert)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self._lock = asyncio.Lock()
+        sync_engine = engine.sync_engine
+
+        @sa_event.listens_for(sync_engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            for pragma in (
+                "journal_mode=WAL",
+                "synchronous=FULL",
+                "busy_timeout=30000",
+                "foreign_keys=ON",
+            ):
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+        @sa_event.listens_for(sync_engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            write = conn.get_execution_options().get("wafermon_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def least(self, *args: Any) -> Any:
+        return sa.func.min(*args)  # min() with several arguments is SQLite's scalar LEAST
+
+    def greatest(self, *args: Any) -> Any:
+        return sa.func.max(*args)
+
+    def write_lock(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._lock
+
+    async def insert_events(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[UUID]:
+        # executemany of one cached statement; SQLAlchemy batches it into multi-row
+        # INSERT ... RETURNING ("insertmanyvalues") without recompiling per batch.
+        result = await conn.execute(self._insert_events, rows)
+        return set(result.scalars())
+
+    _insert_events = (
+        sqlite.insert(events)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(events.c.event_id)
+    )
+
+    async def enforce_retention(self, cutoff: datetime) -> int:
+        rowid = sa.literal_column("rowid")
+        return await self.delete_chunked(events, rowid, events.c.time < cutoff)
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+_PARTITION = re.compile(r"events_p(\d{8})")
+_PARTITION_LOCK = 0x7761_6665_7202
+DAY = timedelta(days=1)
+AHEAD = 2  # partitions made ahead: today-1 .. today+AHEAD
+FUTURE_LIMIT = 7  # an event further in the future than this (days) goes to the default partition
+
+
+def _day_start(day: date) -> str:
+    """A timestamptz literal for the start of a UTC day (independent of the session TimeZone)."""
+    return f"{day.isoformat()} 00:00:00+00"
+
+
+def _floor_day(moment: datetime) -> datetime:
+    return datetime.combine(moment.astimezone(UTC).date(), time(), UTC)
+
+
+class PostgresDialect(Dialect):
+    """Production: daily range partitions, COPY-based ingest, retention by dropping partitions.
+
+    Idempotency on a partitioned table: PostgreSQL requires every unique constraint of a
+    partitioned table to contain the partition key, so ``UNIQUE (event_id)`` on ``events`` is
+    impossible and ``UNIQUE (event_id, time)`` would let a duplicate with a different time in.
+    The gate is therefore the small unpartitioned ``event_ids (event_id PRIMARY KEY, time)``
+    table: one statement inserts the batch's ids there with ON CONFLICT DO NOTHING and only the
+    rows it returns go on into ``events``. Concurrent batches carrying the same event serialise
+    on that primary key (the second waits for the first to commit, then sees the conflict), so
+    an event is stored and merged exactly once. Ids are inserted in event_id order so two
+    batches never wait on each other in opposite orders (no deadlock).
+    """
+
+    name = "postgresql"
+    insert = staticmethod(postgresql.insert)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.partitions: set[date] = set()
+
+    def least(self, *args: Any) -> Any:
+        return sa.func.least(*args)
+
+    def greatest(self, *args: Any) -> Any:
+        return sa.func.greatest(*args)
+
+    async def after_migrate(self) -> None:
+        today = datetime.now(UTC).date()
+        await self.ensure_partitions(today + DAY * n for n in range(-1, AHEAD + 1))
+
+    async def before_ingest(self, times: Iterable[datetime], cutoff: datetime) -> None:
+        # Partitions only inside the window retention would keep and a few days ahead: older
+        # rows go to the default partition (retention deletes them), far-future ones too (moved
+        # into their partition when it is made).
+        first = cutoff.astimezone(UTC).date()
+        last = datetime.now(UTC).date() + DAY * FUTURE_LIMIT
+        days = {t.astimezone(UTC).date() for t in times}
+        if missing := {d for d in days if first <= d <= last} - self.partitions:
+            await self.ensure_partitions(missing)
+
+    @staticmethod
+    async def existing_partitions(conn: AsyncConnection) -> set[date]:
+        names = await conn.scalars(
+            sa.text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'events'::regclass"
+            )
+        )
+        found = set()
+        for name in names:
+            if match := _PARTITION.fullmatch(name):
+                found.add(datetime.strptime(match[1], "%Y%m%d").date())
+        return found
+
+    async def ensure_partitions(self, days: Iterable[date]) -> None:
+        """Create daily partitions that do not exist yet, under an advisory lock.
+
+        A day's rows may already sit in the default partition (they arrived before their
+        partition existed): PostgreSQL refuses to create an overlapping partition then, so the
+        partition is made as a plain table, those rows are moved into it and it is attached, in
+        one transaction. The names and bounds are formatted from dates, never from input text.
+        """
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PARTITION_LOCK)))
+            existing = await self.existing_partitions(conn)
+            for day in sorted(set(days) - existing):
+                name, lo, hi = f"events_p{day:%Y%m%d}", _day_start(day), _day_start(day + DAY)
+                await conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS)")
+                await conn.exec_driver_sql(
+                    f"WITH moved AS (DELETE FROM events_default WHERE time >= '{lo}' "
+                    f"AND time < '{hi}' RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+                )
+                await conn.exec_driver_sql(
+                    f"ALTER TABLE events ATTACH PARTITION {name} "
+                    f"FOR VALUES FROM ('{lo}') TO ('{hi}')"
+                )
+                existing.add(day)
+        self.partitions = existing
+
+    async def insert_events(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[UUID]:
+        """COPY the batch into a temporary staging table, then gate and insert in one statement.
+
+        COPY (binary) is the fastest way to move rows into PostgreSQL and needs no bind
+        parameters, so a 5000-event batch is one round trip for the data plus one statement.
+        The staging table lives per connection and is emptied at every commit.
+        """
+        await conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS wafermon_stage "
+            "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )  # through SQLAlchemy first: this also opens the transaction COPY then runs in
+        raw = (await conn.get_raw_connection()).driver_connection
+        columns = [c.name for c in events.c]
+        await raw.copy_records_to_table(
+            "wafermon_stage", records=[tuple(r[c] for c in columns) for r in rows], columns=columns
+        )
+        names = ", ".join(columns)
+        inserted = await raw.fetch(
+            "WITH fresh AS ("
+            " INSERT INTO event_ids (event_id, time)"
+            " SELECT event_id, time FROM wafermon_stage ORDER BY event_id"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+            f" INSERT INTO events ({names}) SELECT {', '.join('s.' + c for c in columns)}"
+            " FROM wafermon_stage s JOIN fresh USING (event_id) RETURNING event_id"
+        )
+        return {r[0] for r in inserted}
+
+    async def enforce_retention(self, cutoff: datetime) -> int:
+        """Drop whole days older than the cutoff's day, then the matching default and gate rows.
+
+        Everything before the start of the cutoff's UTC day goes, so up to one day more than
+        the hot window is kept. Gate rows go only after their events: a failure in between
+        leaves events that are still deduplicated, never events without their gate row.
+        """
+        boundary = _floor_day(cutoff)
+        removed = 0
+        async with self.engine.connect() as conn:
+            days = await self.existing_partitions(conn)
+        for day in sorted(d for d in days if d + DAY <= boundary.date()):
+            async with self.engine.begin() as conn:
+                await conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+                name = f"events_p{day:%Y%m%d}"
+                removed += (await conn.exec_driver_sql(f"SELECT count(*) FROM {name}")).scalar()
+                await conn.exec_driver_sql(f"DROP TABLE {name}")
+        self.partitions -= {d for d in days if d + DAY <= boundary.date()}
+        default = sa.table("events_default", sa.column("time", events.c.time.type))
+        removed += await self.delete_chunked(
+            default, sa.literal_column("ctid"), default.c.time < boundary
+        )
+        await self.delete_chunked(event_ids, event_ids.c.event_id, event_ids.c.time < boundary)
+        await self.after_migrate()  # keep partitions made ahead as days pass
+        return removed
+
+
+def dialect_for(engine: AsyncEngine) -> Dialect:
+    return (SqliteDialect if engine.dialect.name == "sqlite" else PostgresDialect)(engine)
+
+
+@contextlib.asynccontextmanager
+async def writing(dialect: Dialect) -> AsyncIterator[AsyncConnection]:
+    """A write transaction: the process's write lock, then BEGIN (IMMEDIATE on SQLite)."""
+    async with dialect.write_lock(), dialect.engine.connect() as conn:
+        await conn.execution_options(wafermon_write=True)
+        async with conn.begin():
+            yield conn
+
+
+__all__ = ["Dialect", "dialect_for", "entities", "writing"]

@@ -1,0 +1,623 @@
+"""SqlStore: the managed store on SQLite or PostgreSQL (SQLAlchemy async).
+
+Ingest, in one transaction per batch: drop repeats inside the batch (first occurrence wins),
+insert the events letting the database say which event_ids are new (the idempotency gate),
+fold only the new events per entity with the core's ``fold``, and upsert each entity with an
+``INSERT ... ON CONFLICT DO UPDATE`` whose SET clause is ``EntityState.merge`` written in SQL
+(``merge_set``).
+
+Why merge in SQL rather than SELECT ... FOR UPDATE + merge in Python: the upsert is atomic per
+row, so two concurrent batches touching one entity cannot lose an update on PostgreSQL (the
+second waits on the row lock and merges into the committed row), including when the row does
+not exist yet (which FOR UPDATE cannot lock); and it costs one statement per chunk instead of a
+read round trip. The merge is commutative, so folding the batch in Python first and merging
+that partial state into the stored row gives exactly ``fold`` of all events. The stamps that
+order the merge are stored as text whose bytewise order is the core's tuple order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import logging
+from collections.abc import Coroutine, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from wafermon import (
+    ErrorInfo,
+    Event,
+    Health,
+    PermanentError,
+    Query,
+    QueryResult,
+    RetryableError,
+    Seconds,
+    Secret,
+    encode_cursor,
+    encode_event,
+    structure_event,
+)
+from wafermon.errors import FieldValueError
+from wafermon.interfaces import STATUSES
+from wafermon.store import (
+    EntityPage,
+    EntityQuery,
+    EntityState,
+    JobDetail,
+    ManagedStore,
+    Stamp,
+    fold,
+)
+
+from .dialects import Dialect, dialect_for, writing
+from .schema import SchemaTooNew, apps, entities, events, migrate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# -- settings -------------------------------------------------------------------------------------
+
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+def engine_url(url: Secret) -> sa.URL:
+    """The SQLAlchemy URL: plain ``postgresql://`` and ``sqlite://`` get their async driver."""
+    try:
+        parsed = sa.make_url(url.reveal())
+    except sa.exc.ArgumentError:
+        raise FieldValueError("url", "not a database URL") from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise FieldValueError(
+            "url",
+            f"unsupported scheme {parsed.drivername!r}: use sqlite+aiosqlite:///path/to/file.db "
+            "or postgresql+asyncpg://user@host/db",
+        )
+    if driver.startswith("sqlite") and parsed.database in (None, "", ":memory:"):
+        raise FieldValueError("url", "SQLite needs a file path: sqlite+aiosqlite:///path/to.db")
+    return parsed.set(drivername=driver)
+
+
+def _valid_url(_inst: object, _attr: attrs.Attribute, value: Secret) -> None:
+    engine_url(value)
+
+
+def _as_secret(value: Secret | str) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def _at_least(low: float):
+    def check(_inst: object, attribute: attrs.Attribute, value: float) -> None:
+        if value < low:
+            raise FieldValueError(attribute.name, f"must be at least {low}, got {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """``config:`` of a ``type: sql`` backend or source.
+
+    ``url`` is a SQLAlchemy URL (``sqlite+aiosqlite:///./data/wafermon.db`` or
+    ``postgresql+asyncpg://user:pw@host/db``; plain ``postgresql://`` is rewritten to asyncpg).
+    A relative SQLite path is relative to the working directory of the process, not to the
+    config file (the URL is a secret string, not a path setting). ``entity_retention`` of 0
+    keeps job and subjob rows forever.
+    """
+
+    url: Secret = attrs.field(converter=_as_secret, validator=_valid_url)
+    hot_retention: Seconds = attrs.field(default=Seconds(72 * 3600), validator=_at_least(1))
+    entity_retention: Seconds = attrs.field(default=Seconds(30 * 86400), validator=_at_least(0))
+    pool_size: int = attrs.field(default=10, validator=_at_least(1))
+    batch_chunk: int = attrs.field(default=5000, validator=_at_least(1))
+    connect_timeout: Seconds = attrs.field(default=Seconds(10), validator=_at_least(0.1))
+
+
+# -- rows <-> core objects ------------------------------------------------------------------------
+
+
+def stamp_text(stamp: Stamp) -> str | None:
+    """(rank, time, event_id) as text that sorts bytewise like the tuple."""
+    if stamp is None:
+        return None
+    rank, when, event_id = stamp
+    naive = when.astimezone(UTC).replace(tzinfo=None)
+    return f"{rank}|{naive.isoformat(timespec='microseconds')}|{event_id}"
+
+
+def parse_stamp(text: str | None) -> Stamp:
+    if text is None:
+        return None
+    rank, when, event_id = text.split("|")
+    return int(rank), datetime.fromisoformat(when).replace(tzinfo=UTC), event_id
+
+
+_STAMPS = ("identity_stamp", "metrics_stamp", "metadata_stamp", "progress_stamp", "error_stamp")
+
+
+def event_row(event: Event, received_at: datetime) -> dict[str, Any]:
+    e = event.entity
+    return {
+        "event_id": event.event_id,
+        "time": event.time,
+        "kind": str(event.kind),
+        "site_id": event.site_id,
+        "app": event.app.name,
+        "entity_type": str(e.type),
+        "entity_id": e.id,
+        "parent_id": e.parent_id,
+        "business_key": e.business_key,
+        "sub_key": e.sub_key,
+        "received_at": received_at,
+        "body": encode_event(event).decode(),
+    }
+
+
+def entity_row(state: EntityState) -> dict[str, Any]:
+    row = attrs.asdict(state, recurse=False)
+    row["entity_type"] = str(state.entity_type)
+    row["start_time"] = state.start_time
+    row["metadata"] = orjson.dumps(state.metadata).decode()
+    row["error"] = None if state.error is None else orjson.dumps(attrs.asdict(state.error)).decode()
+    for name in _STAMPS:
+        row[name] = stamp_text(row[name])
+    return row
+
+
+def _json(value: Any) -> Any:
+    """JSON columns read back: text on SQLite, already decoded (by orjson) on asyncpg."""
+    return orjson.loads(value) if isinstance(value, str) else value
+
+
+def entity_from_row(row: Any) -> EntityState:
+    values = dict(row._mapping)
+    del values["start_time"]
+    values["metadata"] = _json(values["metadata"])
+    values["error"] = None if values["error"] is None else ErrorInfo(**_json(values["error"]))
+    for name in _STAMPS:
+        values[name] = parse_stamp(values[name])
+    return EntityState(**values)
+
+
+def _has_nul(event: Event) -> bool:
+    """PostgreSQL text cannot hold U+0000; such events are refused on both engines alike."""
+    e = event.entity
+    texts = (e.id, e.parent_id, e.business_key, e.sub_key, event.app.name, event.app.version)
+    return any(t is not None and "\x00" in t for t in texts)
+
+
+# -- the merge, in SQL ----------------------------------------------------------------------------
+
+#: The field groups of EntityState.merge: each group comes from the event with the later stamp.
+MERGE_GROUPS = {
+    "identity_stamp": (
+        "app",
+        "app_version",
+        "parent_id",
+        "business_key",
+        "sub_key",
+        "site_id",
+        "entity_type",
+    ),
+    "metrics_stamp": ("duration_s", "cpu_user_s", "cpu_system_s", "mem_max_mb"),
+    "metadata_stamp": ("metadata",),
+    "progress_stamp": ("progress",),
+    "error_stamp": ("error",),
+}
+
+
+def merge_set(dialect: Dialect, new: Any) -> dict[str, Any]:
+    """The ON CONFLICT SET clause: stored row ``entities`` merged with ``excluded`` (``new``).
+
+    Line for line ``EntityState.merge``: every expression reads the old row's values (SQL
+    semantics of UPDATE SET), so the groups do not see each other's new values.
+    """
+    old = entities.c
+
+    def rank(status: Any) -> Any:
+        return sa.case((status == "failed", 2), (status == "finished", 1), else_=0)
+
+    def least_of(a: Any, b: Any) -> Any:  # None-ignoring, like store._min
+        return dialect.least(sa.func.coalesce(a, b), sa.func.coalesce(b, a))
+
+    def greatest_of(a: Any, b: Any) -> Any:
+        return dialect.greatest(sa.func.coalesce(a, b), sa.func.coalesce(b, a))
+
+    started = least_of(old.started_at, new.started_at)
+    first_seen = dialect.least(old.first_seen_at, new.first_seen_at)
+    out: dict[str, Any] = {
+        "status": sa.case((rank(new.status) > rank(old.status), new.status), else_=old.status),
+        "started_at": started,
+        "first_seen_at": first_seen,
+        "finished_at": greatest_of(old.finished_at, new.finished_at),
+        "updated_at": dialect.greatest(old.updated_at, new.updated_at),
+        "start_time": sa.func.coalesce(started, first_seen),
+        "event_count": old.event_count + new.event_count,
+    }
+    for stamp, fields in MERGE_GROUPS.items():
+        later = sa.and_(
+            new[stamp].is_not(None), sa.or_(old[stamp].is_(None), new[stamp] > old[stamp])
+        )
+        for name in (stamp, *fields):
+            out[name] = sa.case((later, new[name]), else_=old[name])
+    return out
+
+
+# -- entity cursors -------------------------------------------------------------------------------
+
+
+def _encode_entity_cursor(sort: str, value: datetime, entity_id: str) -> str:
+    raw = orjson.dumps([sort, value, entity_id], option=orjson.OPT_UTC_Z)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_entity_cursor(cursor: str, sort: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, value, entity_id = orjson.loads(raw)
+        when = datetime.fromisoformat(value)
+        if cursor_sort != sort or type(entity_id) is not str or when.utcoffset() is None:
+            raise ValueError("issued for another sort order" if cursor_sort != sort else "bad")
+    except (ValueError, TypeError) as exc:
+        raise FieldValueError("cursor", f"not a cursor this service issued ({exc})") from None
+    return when, entity_id
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause without SQL text or bound values (they may hold event data)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0]}" if text else type(orig).__name__
+
+
+@contextlib.contextmanager
+def _translate_errors(action: str) -> Iterator[None]:
+    """Database failures as the emitter contract's errors: permanent only for bad data."""
+    import asyncpg  # local: only installed deployments of PostgreSQL raise these
+
+    try:
+        yield
+    except (RetryableError, PermanentError, FieldValueError):
+        raise
+    except SchemaTooNew as exc:
+        raise PermanentError(str(exc)) from None
+    except (
+        sa.exc.IntegrityError,
+        sa.exc.DataError,
+        asyncpg.IntegrityConstraintViolationError,
+        asyncpg.DataError,
+    ) as exc:
+        raise PermanentError(f"{action}: rejected by the database: {_reason(exc)}") from exc
+    except (
+        sa.exc.DBAPIError,
+        sa.exc.InterfaceError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        OSError,
+        TimeoutError,
+    ) as exc:
+        raise RetryableError(f"{action}: database unavailable: {_reason(exc)}") from exc
+
+
+def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+class SqlStore(ManagedStore):
+    """Emitter, query adapter and managed store over one SQLite file or PostgreSQL database."""
+
+    Settings = Settings
+    settings: Settings
+
+    def __init__(self, name: str, settings: Settings) -> None:
+        super().__init__(name, settings)
+        self._engine: AsyncEngine | None = None
+        self._dialect: Dialect | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, apply missing migrations, make the partitions ahead (PostgreSQL)."""
+        url = engine_url(self.settings.url)
+        if url.drivername.startswith("sqlite"):
+            options: dict[str, Any] = {}
+        else:
+            options = {
+                "json_deserializer": orjson.loads,  # asyncpg's json codec decodes with this
+                "pool_pre_ping": True,  # a restarted server costs one failed ping, not a batch
+                "connect_args": {
+                    "timeout": self.settings.connect_timeout,
+                    # JIT compiles plans for milliseconds-long OLTP queries: pure overhead here.
+                    "server_settings": {"application_name": f"wafermon {self.name}", "jit": "off"},
+                },
+            }
+        self._engine = create_async_engine(
+            url, pool_size=self.settings.pool_size, max_overflow=0, **options
+        )
+        self._dialect = dialect_for(self._engine)
+        with _translate_errors("start"):
+            if url.drivername.startswith("sqlite"):
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            async with writing(self._dialect) as conn:
+                applied = await conn.run_sync(migrate)
+            if applied:
+                log.info("%s: applied schema migrations %s", self.name, applied)
+            await self._dialect.after_migrate()
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def health(self) -> Health:
+        if self._engine is None:
+            return Health(False, "not started")
+        try:
+            async with asyncio.timeout(2.0), self._engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - health must not raise
+            return Health(False, f"database unreachable: {_reason(exc)}")
+        return Health(True)
+
+    @property
+    def dialect(self) -> Dialect:
+        if self._dialect is None:
+            raise RuntimeError(f"{self!r} is not started")
+        return self._dialect
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    async def ingest(self, events: Sequence[Event]) -> list[bool]:
+        """Store new events, merge them into entity state; True per event that was new.
+
+        Events whose text fields hold U+0000 are refused: the others are stored, then a
+        PermanentError names the refused ones.
+        """
+        if self._dialect is None:
+            raise RuntimeError(f"{self!r} is not started")
+        seen: set[Any] = set()
+        unique: list[Event] = []
+        first: list[bool] = []  # per input position: the batch's first copy of its event_id
+        for event in events:
+            first.append(event.event_id not in seen)
+            if first[-1]:
+                seen.add(event.event_id)
+                unique.append(event)
+        refused = [e for e in unique if _has_nul(e)]
+        if refused:
+            unique = [e for e in unique if not _has_nul(e)]
+        now = datetime.now(UTC)
+        rows = [event_row(e, now) for e in unique]
+        new: set[Any] = set()
+        if rows:
+            new = await self._shielded(self._write(unique, rows, now))
+        if refused:
+            raise PermanentError(
+                "text fields (entity ids, keys, app) must not contain U+0000",
+                [e.event_id for e in refused],
+            )
+        return [f and e.event_id in new for e, f in zip(events, first, strict=True)]
+
+    async def _shielded(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run a write transaction to its end even if the caller is cancelled.
+
+        A cancelled emit counts as not delivered and is retried (idempotently), but the
+        transaction itself must not be abandoned half-way: with aiosqlite that leaves a pooled
+        connection holding SQLite's write lock. Shielded, the caller is released at once and
+        the transaction commits or rolls back cleanly; close() waits for it.
+        """
+        task = asyncio.ensure_future(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # mark it retrieved
+        return await asyncio.shield(task)
+
+    async def _write(
+        self, unique: list[Event], rows: list[dict[str, Any]], now: datetime
+    ) -> set[Any]:
+        dialect = self.dialect
+        new: set[Any] = set()
+        with _translate_errors("ingest"):
+            await dialect.before_ingest((e.time for e in unique), self._cutoff(now))
+            async with writing(dialect) as conn:
+                for chunk in _chunks(rows, self.settings.batch_chunk):
+                    new |= await dialect.insert_events(conn, list(chunk))
+                fresh = [e for e in unique if e.event_id in new]
+                await self._upsert_entities(conn, fresh)
+                await self._upsert_apps(conn, fresh)
+        return new
+
+    async def _upsert_entities(self, conn: Any, fresh: list[Event]) -> None:
+        # Sorted by key: concurrent batches lock shared rows in the same order (no deadlock).
+        rows = [entity_row(s) for _, s in sorted(fold(fresh).items())]
+        if rows:
+            await conn.execute(self._entity_upsert, rows)  # executemany: compiled once
+
+    @functools.cached_property
+    def _entity_upsert(self) -> Any:
+        stmt = self.dialect.insert(entities)
+        return stmt.on_conflict_do_update(
+            index_elements=[entities.c.entity_id], set_=merge_set(self.dialect, stmt.excluded)
+        )
+
+    async def _upsert_apps(self, conn: Any, fresh: list[Event]) -> None:
+        seen: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        for e in fresh:
+            key = (e.app.name, e.app.version or "")
+            lo, hi = seen.get(key, (e.time, e.time))
+            seen[key] = (min(lo, e.time), max(hi, e.time))
+        if not seen:
+            return
+        rows = [
+            {"name": n, "version": v, "first_seen": lo, "last_seen": hi}
+            for (n, v), (lo, hi) in sorted(seen.items())
+        ]
+        stmt = self.dialect.insert(apps).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[apps.c.name, apps.c.version],
+            set_={
+                "first_seen": self.dialect.least(apps.c.first_seen, stmt.excluded.first_seen),
+                "last_seen": self.dialect.greatest(apps.c.last_seen, stmt.excluded.last_seen),
+            },
+        )
+        await conn.execute(stmt)
+
+    def _cutoff(self, now: datetime) -> datetime:
+        return now - timedelta(seconds=self.settings.hot_retention)
+
+    async def enforce_retention(self) -> int:
+        """Remove events older than ``hot_retention`` (and entities past ``entity_retention``).
+
+        Returns the number of events removed. Entity rows are the current state of jobs and
+        small; they stay ``entity_retention`` (30 days by default) after their last event so
+        the job list covers more than the raw events do.
+        """
+        removed = await self._shielded(self._retention(datetime.now(UTC)))
+        if removed:
+            log.info("%s: removed %d events past hot_retention", self.name, removed)
+        return removed
+
+    async def _retention(self, now: datetime) -> int:
+        with _translate_errors("retention"):
+            removed = await self.dialect.enforce_retention(self._cutoff(now))
+            if self.settings.entity_retention:
+                limit = now - timedelta(seconds=self.settings.entity_retention)
+                old = entities.c.updated_at < limit
+                gone = await self.dialect.delete_chunked(entities, entities.c.entity_id, old)
+                if gone:
+                    log.info("%s: removed %d entities past entity_retention", self.name, gone)
+        return removed
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    async def _fetch(self, stmt: sa.Executable) -> list[Any]:
+        if self._engine is None:
+            raise RuntimeError(f"{self!r} is not started")
+        with _translate_errors("query"):
+            async with self._engine.connect() as conn:
+                return list(await conn.execute(stmt))
+
+    async def query(self, query: Query) -> QueryResult:
+        """Events matching every filter, in (time, event_id) order, keyset-paginated."""
+        c = events.c
+        where = []
+        if query.start is not None:
+            where.append(c.time >= query.start)
+        if query.end is not None:
+            where.append(c.time < query.end)
+        for column, value in (
+            (c.site_id, query.site_id),
+            (c.app, query.app),
+            (c.entity_type, query.entity_type),
+            (c.entity_id, query.entity_id),
+            (c.business_key, query.business_key),
+            (c.sub_key, query.sub_key),
+        ):
+            if value is not None:
+                where.append(column == str(value))
+        if query.status is not None:
+            where.append(c.kind.in_(sorted(str(k) for k in STATUSES[query.status])))
+        if (after := query.after_cursor()) is not None:
+            where.append(
+                sa.tuple_(c.time, c.event_id)
+                > sa.tuple_(_bind(c.time, after[0]), _bind(c.event_id, after[1]))
+            )
+        stmt = sa.select(c.body).where(*where).order_by(c.time, c.event_id).limit(query.limit + 1)
+        found = [structure_event(_json(row.body)) for row in await self._fetch(stmt)]
+        page = found[: query.limit]
+        more = len(found) > query.limit
+        return QueryResult(page, encode_cursor(page[-1]) if more else None)
+
+    async def entities(self, query: EntityQuery) -> EntityPage:
+        """Jobs or subjobs matching the filters, in the asked order, keyset-paginated."""
+        n = entities.c
+        where = [n.entity_type == str(query.entity_type)]
+        for column, value in (
+            (n.site_id, query.site_id),
+            (n.app, query.app),
+            (n.status, query.status),
+            (n.business_key, query.business_key),
+            (n.sub_key, query.sub_key),
+            (n.parent_id, query.parent_id),
+        ):
+            if value is not None:
+                where.append(column == value)
+        if query.start is not None:
+            where.append(n.start_time >= query.start)
+        if query.end is not None:
+            where.append(n.start_time < query.end)
+        descending = query.sort.startswith("-")
+        column = n[query.sort.lstrip("-")]
+        if query.cursor is not None:
+            value, entity_id = _decode_entity_cursor(query.cursor, query.sort)
+            key, bound = (
+                sa.tuple_(column, n.entity_id),
+                sa.tuple_(_bind(column, value), _bind(n.entity_id, entity_id)),
+            )
+            where.append(key < bound if descending else key > bound)
+        order = (column.desc(), n.entity_id.desc()) if descending else (column, n.entity_id)
+        stmt = sa.select(entities).where(*where).order_by(*order).limit(query.limit + 1)
+        found = [entity_from_row(row) for row in await self._fetch(stmt)]
+        page = found[: query.limit]
+        cursor = None
+        if len(found) > query.limit:
+            last = page[-1]
+            cursor = _encode_entity_cursor(query.sort, getattr(last, column.name), last.entity_id)
+        return EntityPage(page, cursor)
+
+    async def job_detail(self, entity_id: str, *, events_limit: int = 1000) -> JobDetail | None:
+        n, c = entities.c, events.c
+        if self._engine is None:
+            raise RuntimeError(f"{self!r} is not started")
+        with _translate_errors("query"):
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(sa.select(entities).where(n.entity_id == entity_id))
+                ).first()
+                if row is None:
+                    return None
+                subjobs = await conn.execute(
+                    sa.select(entities)
+                    .where(n.parent_id == entity_id)
+                    .order_by(n.start_time, n.entity_id)
+                )
+                bodies = await conn.execute(
+                    sa.select(c.body)
+                    .where(c.entity_id == entity_id)
+                    .order_by(c.time, c.event_id)
+                    .limit(events_limit)
+                )
+                return JobDetail(
+                    job=entity_from_row(row),
+                    subjobs=[entity_from_row(r) for r in subjobs],
+                    events=[structure_event(_json(r.body)) for r in bodies],
+                )
+
+
+def _bind(column: sa.ColumnElement[Any], value: Any) -> sa.BindParameter[Any]:
+    """A bound value typed like ``column`` (so UTCDateTime/Uuid conversions apply in tuples)."""
+    return sa.bindparam(None, value, type_=column.type)
