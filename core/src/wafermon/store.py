@@ -163,13 +163,72 @@ class EntityState:
 
 
 def fold(events: Sequence[Event]) -> dict[str, EntityState]:
-    """Entity id -> state for a set of (deduplicated) events."""
-    states: dict[str, EntityState] = {}
+    """Entity id -> state for a set of (deduplicated) events.
+
+    Equal to merging ``EntityState.from_event`` of every event, but one pass per entity
+    without building a state per event: stores call this on every ingested batch.
+    """
+    groups: dict[str, list[tuple[tuple[int, datetime, str], Event]]] = {}
     for event in events:
-        state = EntityState.from_event(event)
-        known = states.get(event.entity.id)
-        states[event.entity.id] = state if known is None else known.merge(state)
-    return states
+        stamp = (KIND_RANK[event.kind], event.time, str(event.event_id))
+        groups.setdefault(event.entity.id, []).append((stamp, event))
+    return {entity_id: _fold_one(stamped) for entity_id, stamped in groups.items()}
+
+
+def _fold_one(stamped: list[tuple[tuple[int, datetime, str], Event]]) -> EntityState:
+    def latest(pick: Any, key: Any = lambda se: se[0]) -> tuple[Stamp, Event | None]:
+        chosen = max((se for se in stamped if pick(se[1])), key=key, default=None)
+        return (None, None) if chosen is None else chosen
+
+    stamp, last = max(stamped, key=lambda se: se[0])
+    metrics_stamp, with_metrics = latest(
+        lambda e: any(
+            v is not None
+            for v in (
+                e.metrics.duration_s,
+                e.metrics.cpu_user_s,
+                e.metrics.cpu_system_s,
+                e.metrics.mem_max_mb,
+            )
+        )
+    )
+    metadata_stamp, with_metadata = latest(lambda e: bool(e.metadata))
+    progress_stamp, with_progress = latest(
+        lambda e: e.metrics.progress is not None, key=lambda se: se[0][1:]
+    )
+    error_stamp, with_error = latest(lambda e: e.error is not None)
+    times = [e.time for _, e in stamped]
+    started = [e.time for _, e in stamped if e.kind == Kind.STARTED]
+    ended = [e.time for _, e in stamped if e.kind in (Kind.FINISHED, Kind.FAILED)]
+    m = with_metrics.metrics if with_metrics else None
+    return EntityState(
+        entity_type=last.entity.type,
+        entity_id=last.entity.id,
+        site_id=last.site_id,
+        app=last.app.name,
+        app_version=last.app.version,
+        parent_id=last.entity.parent_id,
+        business_key=last.entity.business_key,
+        sub_key=last.entity.sub_key,
+        status=max((KIND_STATUS[e.kind] for _, e in stamped), key=STATUS_RANK.__getitem__),
+        started_at=min(started, default=None),
+        first_seen_at=min(times),
+        finished_at=max(ended, default=None),
+        updated_at=max(times),
+        duration_s=m and m.duration_s,
+        cpu_user_s=m and m.cpu_user_s,
+        cpu_system_s=m and m.cpu_system_s,
+        mem_max_mb=m and m.mem_max_mb,
+        progress=with_progress.metrics.progress if with_progress else None,
+        error=with_error.error if with_error else None,
+        metadata=with_metadata.metadata if with_metadata else {},
+        event_count=len(stamped),
+        identity_stamp=stamp,
+        metrics_stamp=metrics_stamp,
+        metadata_stamp=metadata_stamp,
+        progress_stamp=(0, *progress_stamp[1:]) if progress_stamp else None,
+        error_stamp=error_stamp,
+    )
 
 
 # -- reading entities ---------------------------------------------------------------------------
