@@ -39,6 +39,24 @@ KIND_STATUS = {
     Kind.FAILED: "failed",
 }
 
+#: Fields that travel together: each group comes from the event with the later stamp. Stores
+#: that merge in their own language (SQL) read this, so the groups are written down once.
+MERGE_GROUPS: dict[str, tuple[str, ...]] = {
+    "identity_stamp": (
+        "app",
+        "app_version",
+        "parent_id",
+        "business_key",
+        "sub_key",
+        "site_id",
+        "entity_type",
+    ),
+    "metrics_stamp": ("duration_s", "cpu_user_s", "cpu_system_s", "mem_max_mb"),
+    "metadata_stamp": ("metadata",),
+    "progress_stamp": ("progress",),
+    "error_stamp": ("error",),
+}
+
 #: (rank, time, event_id) of the event a group of fields came from; None if no event set them.
 Stamp = tuple[int, datetime, str] | None
 
@@ -140,22 +158,7 @@ class EntityState:
             "updated_at": max(a.updated_at, b.updated_at),
             "event_count": a.event_count + b.event_count,
         }
-        groups = {
-            "identity_stamp": (
-                "app",
-                "app_version",
-                "parent_id",
-                "business_key",
-                "sub_key",
-                "site_id",
-                "entity_type",
-            ),
-            "metrics_stamp": ("duration_s", "cpu_user_s", "cpu_system_s", "mem_max_mb"),
-            "metadata_stamp": ("metadata",),
-            "progress_stamp": ("progress",),
-            "error_stamp": ("error",),
-        }
-        for stamp, fields in groups.items():
+        for stamp, fields in MERGE_GROUPS.items():
             source = b if _later(getattr(a, stamp), getattr(b, stamp)) else a
             changes[stamp] = getattr(source, stamp)
             changes.update({f: getattr(source, f) for f in fields})

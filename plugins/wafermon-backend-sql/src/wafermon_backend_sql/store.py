@@ -49,6 +49,7 @@ from wafermon import (
 from wafermon.errors import FieldValueError
 from wafermon.interfaces import STATUSES
 from wafermon.store import (
+    MERGE_GROUPS,
     EntityPage,
     EntityQuery,
     EntityState,
@@ -202,23 +203,6 @@ def _has_nul(event: Event) -> bool:
 
 
 # -- the merge, in SQL ----------------------------------------------------------------------------
-
-#: The field groups of EntityState.merge: each group comes from the event with the later stamp.
-MERGE_GROUPS = {
-    "identity_stamp": (
-        "app",
-        "app_version",
-        "parent_id",
-        "business_key",
-        "sub_key",
-        "site_id",
-        "entity_type",
-    ),
-    "metrics_stamp": ("duration_s", "cpu_user_s", "cpu_system_s", "mem_max_mb"),
-    "metadata_stamp": ("metadata",),
-    "progress_stamp": ("progress",),
-    "error_stamp": ("error",),
-}
 
 
 def merge_set(dialect: Dialect, new: Any) -> dict[str, Any]:
