@@ -55,6 +55,10 @@ class Component(abc.ABC):  # noqa: B024 - the kinds below declare the abstract m
     async def close(self) -> None:
         """Flush and release resources. Called once, also after a failed start."""
 
+    def stats(self) -> dict[str, float]:
+        """Numbers a host exports on /metrics (e.g. connection pool use); cheap, never raises."""
+        return {}
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 

@@ -136,3 +136,18 @@ async def test_database_going_away_is_retryable_and_unhealthy(store, make_event,
     with pytest.raises(RetryableError):
         await store.emit([make_event()])
     assert not (await store.health()).ok
+
+
+async def test_stats_report_the_connection_pool(tmp_path):
+    from wafermon_backend_sql import SqlStore
+    from wafermon_backend_sql.store import Settings
+
+    store = SqlStore("m", Settings(url=f"sqlite+aiosqlite:///{tmp_path}/s.db"))
+    assert store.stats() == {}  # not started
+    await store.start()
+    try:
+        stats = store.stats()
+        assert stats["pool_checked_out"] == 0
+        assert stats["pool_size"] >= 1
+    finally:
+        await store.close()

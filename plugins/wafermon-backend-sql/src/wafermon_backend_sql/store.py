@@ -367,6 +367,17 @@ class SqlStore(ManagedStore):
             return Health(False, f"database unreachable: {_reason(exc)}")
         return Health(True)
 
+    def stats(self) -> dict[str, float]:
+        """Connection pool use, for the host's /metrics."""
+        pool = self._engine.sync_engine.pool if self._engine is not None else None
+        if pool is None or not hasattr(pool, "checkedout"):
+            return {}
+        return {
+            "pool_size": float(pool.size()),
+            "pool_checked_out": float(pool.checkedout()),
+            "pool_overflow": float(max(0, pool.overflow())),
+        }
+
     @property
     def dialect(self) -> Dialect:
         if self._dialect is None:
