@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import platform
@@ -133,7 +134,10 @@ def main() -> None:
     parser.add_argument(
         "--skip-gateway",
         action="store_true",
-        help="only the in-process benchmarks (no PostgreSQL needed)",
+        help="only the in-process benchmarks (no PostgreSQL needed; skips the sidecar too)",
+    )
+    parser.add_argument(
+        "--skip-sidecar", action="store_true", help="leave out the sidecar benchmarks"
     )
     args = parser.parse_args()
     seconds, rounds = (0.3, 3) if args.quick else (2.0, 5)
@@ -147,10 +151,13 @@ def main() -> None:
         print(f"bench {name} ...", file=sys.stderr, flush=True)
         results[name] = bench(seconds, rounds)
         print(json.dumps(results[name], indent=2), file=sys.stderr)
-    if not args.skip_gateway:
-        import gateway_bench  # needs the hosts and the sql backend installed, and PostgreSQL
-
-        for name, figures in gateway_bench.run(args.quick).items():
+    # Host-level benchmarks: need the hosts, backends, SDK and dashboard installed, PostgreSQL
+    # (scripts/test -s bench starts it) and, for the sidecar, wrk.
+    suites = [] if args.skip_gateway else ["gateway_bench", "sdk_bench", "central_bench"]
+    if not args.skip_gateway and not args.skip_sidecar:
+        suites.insert(1, "sidecar_bench")
+    for suite in suites:
+        for name, figures in importlib.import_module(suite).run(args.quick).items():
             results[name] = figures
             print(json.dumps(figures, indent=2), file=sys.stderr)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -191,3 +191,70 @@ async def pg_url() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+# -- sidecars -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sc_plugins(plugins) -> Plugins:
+    """``plugins`` plus the test-only ``collect`` emitter (switches reset after the test)."""
+    from sc_helpers import Collect, SidecarTestComponents
+
+    plugins.register(SidecarTestComponents(), "sc-test-components")
+    yield plugins
+    Collect.reset()
+
+
+@pytest.fixture
+def write_sidecar_config(tmp_path: Path):
+    """Write a site config for a sidecar; ``sidecar`` keys replace the test defaults (a spool
+    in tmp_path, fast retries), ``backends`` defaults to one ``collect`` backend named "a"."""
+    from sc_helpers import FAST_RETRY
+
+    def write(*, sidecar: dict | None = None, backends: list | None = None, **top: Any) -> Path:
+        section = {"spool": {"dir": str(tmp_path / "spool")}, "retry": FAST_RETRY}
+        config = {
+            "site_id": "fab1",
+            "sidecar": {**section, **(sidecar or {})},
+            "backends": backends if backends is not None else [{"name": "a", "type": "collect"}],
+            **top,
+        }
+        path = tmp_path / "site.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def build_sidecar_app(write_sidecar_config, sc_plugins):
+    """A sidecar app (lifespan not run yet) for a config written from the keyword arguments."""
+    from wafermon_hosts.sidecar import create_app as create_sidecar_app
+    from wafermon_hosts.sidecar import load_sidecar
+
+    def build(*, span_exporter: Any = None, **kwargs: Any):
+        loaded = load_config(write_sidecar_config(**kwargs))
+        return create_sidecar_app(load_sidecar(loaded, sc_plugins, span_exporter=span_exporter))
+
+    return build
+
+
+@pytest.fixture
+def start_sidecar(build_sidecar_app):
+    """``async with start_sidecar(sidecar={...}, backends=[...]) as (client, app): ...``"""
+
+    @contextlib.asynccontextmanager
+    async def start(**kwargs: Any):
+        app = build_sidecar_app(**kwargs)
+        async with running(app) as client:
+            yield client, app
+
+    return start
+
+
+@pytest.fixture
+async def sc_client(start_sidecar) -> AsyncIterator[httpx.AsyncClient]:
+    """A started sidecar with one ``collect`` backend named "a" and no token."""
+    async with start_sidecar() as (c, _app):
+        yield c

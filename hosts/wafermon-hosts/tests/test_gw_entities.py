@@ -143,3 +143,12 @@ async def test_bad_parameters_are_400_naming_the_parameter(client, query, param)
     body = r.json()
     assert body["problems"][0]["path"] == param
     assert param in body["error"]
+
+
+async def test_job_ids_may_contain_slashes(start_gateway, make_event):
+    event = make_event(entity_id="lot-4711/w03")
+    async with start_gateway() as (client, _app):
+        await client.post("/v1/ingest/managed", content=encode_array([event]))
+        response = await client.get("/v1/jobs/lot-4711%2Fw03")
+    assert response.status_code == 200, response.text
+    assert response.json()["job"]["entity_id"] == "lot-4711/w03"

@@ -5,6 +5,10 @@ from wafermon import hookimpl
 
 @hookimpl
 def register_commands(cli):
+    from .central.cli import central
     from .gateway.cli import gateway
+    from .sidecar.cli import sidecar
 
+    cli.add_command(central)
     cli.add_command(gateway)
+    cli.add_command(sidecar)

@@ -8,4 +8,6 @@
 - ``limits``: reading a request body without ever holding more than the limit.
 - ``tracing``: optional OpenTelemetry spans (the ``otel`` extra).
 - ``serve``: Hypercorn with TLS and a SIGTERM-driven graceful shutdown.
+- ``settings``: the ``listen`` / ``tls`` / ``tracing`` settings and validators of host sections.
+- ``openapi``: the event schema, error bodies and open endpoints of every OpenAPI document.
 """

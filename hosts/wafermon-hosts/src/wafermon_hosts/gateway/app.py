@@ -8,7 +8,6 @@ span; it sees auth failures too), then token auth, then Starlette's routing.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from wafermon.plugins import Plugins
 from ..common.auth import INGEST, READ, TokenAuth
 from ..common.errors import EXCEPTION_HANDLERS, JSONResponse
 from ..common.observe import RequestObserver
+from ..common.openapi import plugin_paths as _plugin_paths
 from ..common.tracing import Tracing
 from . import entities, health, ingest, openapi, query, stream
 from .runtime import Gateway
@@ -65,15 +65,6 @@ def scope_of(path: str) -> str | None:
     return None if path in OPEN_PATHS else READ
 
 
-def _plugin_paths(routes: list[Any]) -> list[tuple[str, list[str]]]:
-    found = []
-    for route in routes:
-        if isinstance(route, Route):
-            path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.path)  # drop Starlette convertors
-            found.append((path, sorted((route.methods or set()) - {"HEAD"})))
-    return found
-
-
 def create_app(gw: Gateway) -> Starlette:
     """The ASGI app serving ``gw``; its lifespan starts and closes the components."""
     plugin_routes = gw.plugins.routes("gateway")
@@ -86,7 +77,7 @@ def create_app(gw: Gateway) -> Starlette:
         Route(INGEST_PATH, ingest.ingest, methods=["POST"]),
         Route("/v1/jobs", entities.jobs, methods=["GET"]),
         Route("/v1/subjobs", entities.subjobs, methods=["GET"]),
-        Route("/v1/jobs/{id}", entities.job_detail, methods=["GET"]),
+        Route("/v1/jobs/{id:path}", entities.job_detail, methods=["GET"]),
         Route("/v1/query/external", query.external, methods=["POST"]),
         Route("/v1/data/unified", query.unified, methods=["GET"]),
         Route("/v1/stream", stream.stream, methods=["GET"]),

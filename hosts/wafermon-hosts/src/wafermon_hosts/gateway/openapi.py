@@ -9,44 +9,23 @@ describe a different event than the codec accepts.
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
-from wafermon import schema_path
 from wafermon.interfaces import MAX_QUERY_LIMIT
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT
 
 from .. import __version__
-
-REF = "#/components/schemas/"
-
-
-def _event_schemas() -> dict[str, Any]:
-    """The core's event schema with its ``$defs`` lifted into components (Event_uuid ...)."""
-    schema = json.loads(schema_path().read_text(encoding="utf-8"))
-    defs = schema.pop("$defs", {})
-    for key in ("$schema", "$id"):
-        schema.pop(key, None)
-
-    def rewrite(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {
-                k: (REF + "Event_" + v.removeprefix("#/$defs/"))
-                if k == "$ref" and isinstance(v, str) and v.startswith("#/$defs/")
-                else rewrite(v)
-                for k, v in node.items()
-            }
-        if isinstance(node, list):
-            return [rewrite(v) for v in node]
-        return node
-
-    out = {"Event": rewrite(schema)}
-    out.update({f"Event_{name}": rewrite(d) for name, d in defs.items()})
-    return out
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": REF + name}
+from ..common.openapi import (
+    BEARER_SCHEME,
+    ERROR_SCHEMAS,
+    EVENTS_BODY,
+    METRICS_PATH,
+    OPENAPI_PATH,
+    event_schemas,
+)
+from ..common.openapi import error as _error
+from ..common.openapi import json_content as _json
+from ..common.openapi import ref as _ref
 
 
 def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -57,14 +36,6 @@ def _query(name: str, description: str, schema: dict[str, Any] | None = None) ->
         "description": description,
         "schema": schema or {"type": "string", "minLength": 1},
     }
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
 
 
 TIME = {"type": "string", "format": "date-time"}
@@ -127,23 +98,8 @@ STORE_DOWN = {
 }
 
 SCHEMAS: dict[str, Any] = {
-    **_event_schemas(),
-    "Problem": {
-        "type": "object",
-        "required": ["path", "message"],
-        "properties": {
-            "path": {"type": "string", "description": "JSON path or parameter name."},
-            "message": {"type": "string"},
-        },
-    },
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {"type": "string"},
-            "problems": {"type": "array", "items": _ref("Problem")},
-        },
-    },
+    **event_schemas(),
+    **ERROR_SCHEMAS,
     "IngestResult": {
         "type": "object",
         "required": ["index", "event_id", "status"],
@@ -293,19 +249,7 @@ PATHS: dict[str, Any] = {
             "operationId": "ingest",
             "summary": "Store a batch of events in the managed store; one result per event.",
             "security": [{"bearer": []}],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "oneOf": [_ref("Event"), {"type": "array", "items": _ref("Event")}]
-                        }
-                    },
-                    "application/x-ndjson": {
-                        "schema": {"type": "string", "description": "One event per line."}
-                    },
-                },
-            },
+            "requestBody": EVENTS_BODY,
             "responses": {
                 "200": _json(_ref("IngestResponse"), "Every event's outcome, in input order."),
                 "400": _error("The body as a whole is unreadable."),
@@ -439,27 +383,8 @@ PATHS: dict[str, Any] = {
             },
         }
     },
-    "/metrics": {
-        "get": {
-            "operationId": "metrics",
-            "summary": "Prometheus metrics (no auth).",
-            "security": [],
-            "responses": {
-                "200": {
-                    "description": "Prometheus text format.",
-                    "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
-            },
-        }
-    },
-    "/openapi.json": {
-        "get": {
-            "operationId": "openapi",
-            "summary": "This document (no auth).",
-            "security": [],
-            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},
-        }
-    },
+    "/metrics": METRICS_PATH,
+    "/openapi.json": OPENAPI_PATH,
 }
 
 
@@ -483,7 +408,7 @@ def document(plugin_routes: list[tuple[str, list[str]]] = ()) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": BEARER_SCHEME,
         },
         "security": READ_AUTH,
     }

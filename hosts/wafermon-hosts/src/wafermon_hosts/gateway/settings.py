@@ -6,8 +6,6 @@ and line (``gateway.store (line 4): no backend named 'db' ...``), raised as Conf
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import attrs
 
 from wafermon import ByteSize, ConfigError, Problem, QueryAdapter, Seconds, Secret
@@ -16,22 +14,12 @@ from wafermon.errors import FieldValueError
 from wafermon.plugins import Plugins
 from wafermon.store import ManagedStore
 
-from ..common.serve import parse_listen
+from ..common.settings import TlsSettings, TracingSettings, tls_problems
+from ..common.settings import check_listen as _listen
+from ..common.settings import positive as _positive
 
 #: The name the managed store has in the unified view and in POST /v1/query/external.
 MANAGED = "managed"
-
-
-def _listen(_inst: object, attribute: attrs.Attribute, value: str) -> None:
-    try:
-        parse_listen(value)
-    except ValueError as exc:
-        raise FieldValueError(attribute.name, str(exc)) from None
-
-
-def _positive(_inst: object, attribute: attrs.Attribute, value: float) -> None:
-    if value <= 0:
-        raise FieldValueError(attribute.name, f"must be greater than 0, got {value!r}")
 
 
 @attrs.frozen
@@ -40,20 +28,6 @@ class Tokens:
 
     ingest: Secret | None = None
     read: Secret | None = None
-
-
-@attrs.frozen
-class TlsSettings:
-    """PEM files; relative paths resolve against the config file's folder."""
-
-    cert: Path
-    key: Path
-
-
-@attrs.frozen
-class TracingSettings:
-    enabled: bool = False
-    otlp_endpoint: str | None = None  # e.g. http://127.0.0.1:4318/v1/traces
 
 
 @attrs.frozen
@@ -96,12 +70,7 @@ def build_gateway(
             settings = attrs.evolve(settings, listen=listen)
         except FieldValueError as exc:
             raise ConfigError([Problem("--listen", exc.message)], str(loaded.path)) from None
-    problems: list[Problem] = []
-    if settings.tls is not None:
-        for key in ("cert", "key"):
-            path = getattr(settings.tls, key)
-            if not path.is_file():
-                problems.append(loaded.problem(f"$.gateway.tls.{key}", f"no such file: {path}"))
+    problems: list[Problem] = tls_problems(loaded, "gateway", settings.tls)
     store, store_type = _build_store(loaded, plugins, settings, problems)
     sources = _build_sources(loaded, plugins, settings, problems)
     if problems:

@@ -1,0 +1,196 @@
+"""The dashboard's only way to the data: HTTP to a gateway or a central host (and a sidecar).
+
+Every call is a plain GET with the read token; nothing is loaded in bulk. Lists are read one
+page at a time with the server's filters, and the few figures that need counting (the live
+view's counts) read at most ``cap`` items, sorted so the newest come first, and say when they
+stopped early. Failures raise ``ApiError`` with a sentence a person can read; views show it
+instead of a chart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+import httpx
+
+GATEWAY = "gateway"
+CENTRAL = "central"
+
+
+class ApiError(Exception):
+    """The server could not be reached or refused the request; str() says which and why."""
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@attrs.frozen
+class Count:
+    """How many items matched, and whether counting stopped at the cap (then it is a floor)."""
+
+    value: int
+    capped: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.value}+" if self.capped else str(self.value)
+
+
+class Api:
+    """A gateway (``mode="gateway"``) or central host (``mode="central"``) over HTTP."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        mode: str = GATEWAY,
+        token: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.mode = mode
+        headers = {"Accept": "application/json", "User-Agent": "wafermon-dashboard"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            trust_env=False,
+        )
+
+    @property
+    def central(self) -> bool:
+        return self.mode == CENTRAL
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None, *, ok=(200,)) -> Any:
+        query = {k: v for k, v in (params or {}).items() if v not in (None, "", [])}
+        try:
+            response = self._client.get(path, params=query)
+        except httpx.TimeoutException:
+            raise ApiError(f"{self.url}{path}: no answer in time") from None
+        except httpx.HTTPError as exc:
+            raise ApiError(f"cannot reach {self.url}: {exc}") from None
+        if response.status_code not in ok:
+            try:
+                message = response.json().get("error") or response.text
+            except ValueError:
+                message = response.text[:200]
+            raise ApiError(f"{path}: HTTP {response.status_code}: {message}")
+        if path == "/metrics":
+            return response.text
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(f"{path}: the answer is not JSON") from None
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self._get(path, params)
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def jobs(self, **params: Any) -> dict[str, Any]:
+        """One page of ``/v1/jobs`` (``items``, ``next_cursor``; central adds ``sites``)."""
+        return self._get("/v1/jobs", params)
+
+    def subjobs(self, **params: Any) -> dict[str, Any]:
+        return self._get("/v1/subjobs", params)
+
+    def job(self, job_id: str, *, site: str | None = None, events_limit: int = 1000) -> Any:
+        """``/v1/jobs/{id}``, or None when no site has it."""
+        params: dict[str, Any] = {"events_limit": events_limit}
+        if site and self.central:
+            params["site"] = site
+        body = self._get("/v1/jobs/" + quote(job_id, safe=""), params, ok=(200, 404))
+        return None if "job" not in body else body
+
+    def unified(self, **params: Any) -> dict[str, Any]:
+        return self._get("/v1/data/unified", params)
+
+    def health(self) -> dict[str, Any]:
+        """``/v1/healthz`` (its 503 answer is a health report too)."""
+        return self._get("/v1/healthz", ok=(200, 503))
+
+    def metrics(self) -> str:
+        return self._get("/metrics")
+
+    def sites(self) -> list[str]:
+        """Site names (central), or [] for a gateway."""
+        if not self.central:
+            return []
+        return [s["name"] for s in self._get("/v1/sites")["sites"]]
+
+    def sources(self) -> list[str]:
+        """The source names the unified view accepts, ``managed`` first."""
+        if self.central:
+            body = self._get("/v1/data/unified", {"limit": 1})
+            names: dict[str, None] = {"managed": None}
+            for site in body.get("sites", {}).values():
+                names.update(dict.fromkeys(site.get("sources", {})))
+            return list(names)
+        return ["managed", *self.health().get("sources", {})]
+
+    # -- counting without loading everything ----------------------------------------------------
+
+    def recent(
+        self, *, status: str | None, since: datetime, cap: int, page: int = 500, **filters: Any
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Jobs updated at or after ``since`` (newest first), at most ``cap``; (items, capped).
+
+        Reads pages sorted by ``-updated_at`` and stops at the first item older than ``since``.
+        """
+        found: list[dict[str, Any]] = []
+        for item in self._walk(status=status, sort="-updated_at", limit=page, **filters):
+            if parse_time(item["updated_at"]) < since:
+                return found, False
+            if len(found) == cap:
+                return found, True
+            found.append(item)
+        return found, False
+
+    def _walk(self, **params: Any) -> Iterator[dict[str, Any]]:
+        cursor = None
+        while True:
+            body = self.jobs(**params, cursor=cursor)
+            yield from body["items"]
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return
+
+
+class Sidecar:
+    """A sidecar's health report (``--sidecar URL``): backends, breakers, spool lag."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)
+
+    def health(self) -> dict[str, Any]:
+        try:
+            response = self._client.get("/v1/healthz")
+        except httpx.HTTPError as exc:
+            raise ApiError(f"cannot reach the sidecar at {self.url}: {exc}") from None
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(f"sidecar {self.url}: HTTP {response.status_code}") from None
+
+    def close(self) -> None:
+        self._client.close()

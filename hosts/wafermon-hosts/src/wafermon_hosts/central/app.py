@@ -1,0 +1,98 @@
+"""Central's Starlette app: routes, middleware and lifespan, built the way the gateway's is.
+
+Middleware, outermost first: the request observer (id, log line, metrics, span), then token
+auth (one ``read`` scope; health, metrics and the API description are open), then routing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from wafermon.config import LoadedConfig
+from wafermon.plugins import Plugins
+
+from ..common.auth import READ, TokenAuth
+from ..common.errors import EXCEPTION_HANDLERS, JSONResponse
+from ..common.observe import RequestObserver
+from ..common.openapi import plugin_paths
+from ..common.tracing import Tracing
+from . import openapi, routes
+from .runtime import Central
+from .settings import build_central
+
+#: Paths anyone may read: load balancers, Prometheus and API clients need them without a token.
+OPEN_PATHS = frozenset({"/v1/healthz", "/metrics", "/openapi.json"})
+
+
+def load_central(
+    loaded: LoadedConfig,
+    plugins: Plugins | None = None,
+    *,
+    listen: str | None = None,
+    span_exporter: Any = None,
+) -> Central:
+    """The central host a config describes (not started). Raises ConfigError for config
+    faults, TracingUnavailable when tracing is on without OpenTelemetry."""
+    settings = build_central(loaded, listen=listen)
+    tracing = None
+    if settings.tracing.enabled:
+        tracing = Tracing.create(
+            "wafermon-central",
+            otlp_endpoint=settings.tracing.otlp_endpoint,
+            exporter=span_exporter,
+        )
+    return Central(loaded.site.site_id, settings, plugins=plugins, tracing=tracing)
+
+
+def scope_of(path: str) -> str | None:
+    return None if path in OPEN_PATHS else READ
+
+
+def create_app(central: Central) -> Starlette:
+    """The ASGI app serving ``central``; its lifespan opens and closes the site clients."""
+    plugin_routes = central.plugins.routes("central") if central.plugins is not None else []
+    api = openapi.document(plugin_paths(plugin_routes))
+
+    async def openapi_json(_request: Request) -> Response:
+        return JSONResponse(api)
+
+    app_routes = [
+        Route("/v1/sites", routes.sites, methods=["GET"]),
+        Route("/v1/jobs", routes.jobs, methods=["GET"]),
+        Route("/v1/subjobs", routes.subjobs, methods=["GET"]),
+        # {id:path}: job and subjob ids may hold "/" (lot-4711/w03).
+        Route("/v1/jobs/{id:path}", routes.job_detail, methods=["GET"]),
+        Route("/v1/data/unified", routes.unified, methods=["GET"]),
+        Route("/v1/healthz", routes.healthz, methods=["GET"]),
+        Route("/metrics", central.metrics.endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        *plugin_routes,
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await central.start()
+        try:
+            yield
+        finally:
+            await central.close()
+
+    app = Starlette(
+        routes=app_routes,
+        middleware=[
+            Middleware(RequestObserver, metrics=central.metrics, tracing=central.tracing),
+            Middleware(TokenAuth, tokens={READ: central.settings.tokens.read}, scope_of=scope_of),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.central = central
+    return app

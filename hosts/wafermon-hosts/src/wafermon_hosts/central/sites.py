@@ -1,0 +1,122 @@
+"""Talking to one site's gateway: a pooled HTTP client with a hard deadline per request.
+
+Every outcome is a ``SiteAnswer``; nothing here raises for a site's fault. ``status`` is
+``ok`` (200 and JSON), ``rejected`` (the gateway refused the request itself with 400 or 404:
+the client's fault, passed on), ``failed`` (refused connection, TLS error, 5xx, a token the
+gateway does not accept) or ``timed_out`` (no complete answer within the site's timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import httpx
+import orjson
+
+from .settings import SiteSettings
+
+#: Statuses that mean the site gave no usable answer.
+MISSING = ("failed", "timed_out")
+
+
+@attrs.frozen
+class SiteAnswer:
+    site: str
+    status: str  # ok | rejected | failed | timed_out
+    body: Any = None  # the JSON answer (ok, rejected)
+    http_status: int | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+    cached: bool = False
+
+    @property
+    def missing(self) -> bool:
+        return self.status in MISSING
+
+    def summary(self, **extra: Any) -> dict[str, Any]:
+        """The site's entry in an answer's ``sites`` object."""
+        out: dict[str, Any] = {"status": self.status, "latency_ms": round(self.latency_ms, 2)}
+        if self.cached:
+            out["cached"] = True
+        if self.error:
+            out["error"] = self.error
+        out.update(extra)
+        return out
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class SiteClient:
+    """GETs against one gateway, each bounded by ``timeout`` seconds end to end."""
+
+    def __init__(self, site: SiteSettings, *, timeout: float, max_connections: int) -> None:
+        self.name = site.name
+        self.url = site.url
+        self.timeout = timeout
+        headers = {"Accept": "application/json", "User-Agent": "wafermon-central"}
+        if site.token:
+            headers["Authorization"] = f"Bearer {site.token.reveal()}"
+        verify: bool | ssl.SSLContext = site.verify_tls
+        if site.ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(site.ca_file))
+        self._client = httpx.AsyncClient(
+            base_url=site.url,
+            headers=headers,
+            verify=verify,
+            # The deadline is enforced around the whole exchange below; httpx's own timeouts
+            # are a backstop for a request that somehow outlives it.
+            timeout=httpx.Timeout(timeout + 1.0),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> SiteAnswer:
+        began = time.perf_counter()
+
+        def answer(status: str, **kw: Any) -> SiteAnswer:
+            latency = (time.perf_counter() - began) * 1000
+            return SiteAnswer(self.name, status, latency_ms=latency, **kw)
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.get(path, params=list(params))
+                content = await response.aread()
+        except (TimeoutError, httpx.TimeoutException):
+            return answer("timed_out", error=f"no answer within {self.timeout:g}s")
+        except httpx.HTTPError as exc:
+            return answer("failed", error=_reason(exc))
+        except (OSError, ssl.SSLError) as exc:
+            return answer("failed", error=_reason(exc))
+        code = response.status_code
+        try:
+            body = orjson.loads(content) if content else None
+        except orjson.JSONDecodeError:
+            body = None
+            if code == 200:
+                return answer("failed", http_status=code, error="the answer is not JSON")
+        if code == 200:
+            return answer("ok", body=body, http_status=code)
+        message = body.get("error") if isinstance(body, dict) else None
+        if code in (401, 403):
+            return answer(
+                "failed",
+                http_status=code,
+                error=f"the gateway refused central's token (HTTP {code})",
+            )
+        if code in (400, 404):
+            return answer("rejected", body=body, http_status=code, error=message)
+        detail = f"HTTP {code}" + (f": {message}" if message else "")
+        return answer("failed", http_status=code, body=body, error=detail)

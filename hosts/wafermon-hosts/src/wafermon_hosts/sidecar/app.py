@@ -1,0 +1,102 @@
+"""The sidecar's Starlette app: routes, middleware and lifespan in one place.
+
+``load_sidecar`` builds the runtime from a loaded site config and plugins; ``create_app``
+wraps it in the app. Middleware, outermost first, as in the gateway: the request observer
+(id, log line, metrics, span; it sees auth failures too), then token auth, then routing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from wafermon.config import LoadedConfig
+from wafermon.plugins import Plugins
+
+from ..common.auth import INGEST, READ, TokenAuth
+from ..common.errors import EXCEPTION_HANDLERS, JSONResponse
+from ..common.observe import RequestObserver
+from ..common.openapi import plugin_paths
+from ..common.tracing import Tracing
+from . import health, ingest, openapi
+from .runtime import Sidecar
+from .settings import build_sidecar
+
+INGEST_PATHS = ("/v1/ingest/events", "/v1/ingest/events:batch")
+#: Paths anyone may read: load balancers, Prometheus and API clients need them without a token.
+OPEN_PATHS = frozenset({"/v1/healthz", "/metrics", "/openapi.json"})
+
+
+def load_sidecar(
+    loaded: LoadedConfig, plugins: Plugins, *, listen: str | None = None, span_exporter: Any = None
+) -> Sidecar:
+    """The sidecar a site config describes (components built, not started).
+
+    Raises ConfigError / PluginError for config faults, TracingUnavailable when tracing is on
+    without OpenTelemetry. ``span_exporter`` exists for tests.
+    """
+    parts = build_sidecar(loaded, plugins, listen=listen)
+    tracing = None
+    if parts.settings.tracing.enabled:
+        tracing = Tracing.create(
+            "wafermon-sidecar",
+            otlp_endpoint=parts.settings.tracing.otlp_endpoint,
+            exporter=span_exporter,
+        )
+    return Sidecar(parts, plugins, tracing=tracing)
+
+
+def scope_of(path: str) -> str | None:
+    """The token scope a path needs: none for the open paths, ingest for the rest.
+
+    The sidecar has one token; plugin routes need it too (``READ`` is given the same token).
+    """
+    if path in OPEN_PATHS:
+        return None
+    return INGEST if path in INGEST_PATHS else READ
+
+
+def create_app(sc: Sidecar) -> Starlette:
+    """The ASGI app serving ``sc``; its lifespan opens the spool, starts backends and router,
+    and on shutdown drains, stops and closes them."""
+    plugin_routes = sc.plugins.routes("sidecar")
+    api = openapi.document(plugin_paths(plugin_routes))
+
+    async def openapi_json(_request: Request) -> Response:
+        return JSONResponse(api)
+
+    routes = [
+        *(Route(path, ingest.ingest, methods=["POST"]) for path in INGEST_PATHS),
+        Route("/v1/healthz", health.healthz, methods=["GET"]),
+        Route("/metrics", sc.metrics.endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        *plugin_routes,
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await sc.start()
+        try:
+            yield
+        finally:
+            await sc.close()
+
+    token = sc.settings.tokens.ingest
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(RequestObserver, metrics=sc.metrics, tracing=sc.tracing),
+            Middleware(TokenAuth, tokens={INGEST: token, READ: token}, scope_of=scope_of),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.sidecar = sc
+    return app

@@ -1,0 +1,69 @@
+"""GET /v1/healthz: the spool, and where each backend's delivery stands.
+
+``ok`` (200) when every backend's circuit is closed. ``degraded`` (200) when any is open or
+half-open: the sidecar still accepts, which is its job, and keeps the events for that backend
+on disk. ``down`` (503) when the spool cannot take input, ``stopping`` (503) during a graceful
+shutdown: a load balancer or an SDK should send elsewhere (or hold on to its events).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from wafermon.router import Breaker
+
+from ..common.errors import JSONResponse
+from .runtime import count_segments
+
+
+def backend_status(sc: Any) -> dict[str, dict[str, Any]]:
+    router = sc.router
+    if router is None:
+        return {}
+    return {
+        name: {
+            "type": sc.types[name],
+            "breaker": str(state.breaker),
+            "acked_seq": state.acked_seq,
+            "lag": router.lag(name),
+            "delivered_events": state.delivered_events,
+            "retries": state.retries,
+            "dead_lettered_events": state.dead_lettered_events,
+            "fallback_events": state.fallback_events,
+            "last_error": state.last_error,
+        }
+        for name, state in router.states.items()
+    }
+
+
+async def healthz(request: Request) -> Response:
+    sc = request.app.state.sidecar
+    spool = sc.spool
+    problem = sc.spool_problem()
+    backends = backend_status(sc)
+    if problem is not None:
+        status = "down"
+    elif not sc.accepting:
+        status = "stopping"
+    elif any(b["breaker"] != Breaker.CLOSED for b in backends.values()):
+        status = "degraded"
+    else:
+        status = "ok"
+    body = {
+        "status": status,
+        "site_id": sc.site_id,
+        "spool": {
+            "dir": str(sc.spool_dir),
+            "bytes": spool.size if spool else 0,
+            "max_bytes": sc.settings.spool.max_bytes,
+            "last_seq": spool.last_seq if spool else 0,
+            "segments": count_segments(sc.spool_dir),
+            "ok": problem is None,
+            "detail": problem or "",
+        },
+        "backends": backends,
+    }
+    return JSONResponse(body, status_code=200 if status in ("ok", "degraded") else 503)

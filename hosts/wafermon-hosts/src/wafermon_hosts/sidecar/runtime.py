@@ -1,0 +1,475 @@
+"""The running sidecar: spool, router, backends, their lifecycle and what /metrics shows.
+
+Start-up follows the sidecar's purpose: accepting is its job, so only the spool is fatal (a
+spool that cannot be opened or is locked by another sidecar stops the process with the reason).
+A backend that cannot start is logged and started again before each delivery attempt, under
+the router's backoff and circuit breaker, so a backend that was down at boot needs no restart.
+
+Acknowledging: ``append`` returns once the record is fsynced (the spool's group commit). The
+appends run on a dedicated pool of ``APPEND_THREADS`` threads: each waiting request holds a
+thread while one of them writes and fsyncs for all, so the pool bounds how many requests can
+share one fsync (the event loop's default pool has only cpu + 4 threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TextIO
+
+from prometheus_client import Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from wafermon import Emitter, Event, Health, RetryableError, encode_ndjson
+from wafermon.plugins import Plugins
+from wafermon.router import Breaker, Route, Router
+from wafermon.spool import Spool, SpoolFull
+
+from ..common.errors import ApiError
+from ..common.logs import get_logger
+from ..common.metrics import HostMetrics
+from ..common.tracing import Tracing
+from .settings import SidecarParts
+
+log = get_logger("wafermon_hosts.sidecar")
+
+APPEND_THREADS = 64
+#: Seconds a client is asked to wait before retrying when the spool is full or failing.
+RETRY_AFTER_S = 5
+#: Seconds a backend's start() may take before it counts as failed.
+START_TIMEOUT_S = 30.0
+LOCK_FILE = ".sidecar.lock"
+BREAKER_VALUE = {Breaker.CLOSED: 0, Breaker.HALF_OPEN: 1, Breaker.OPEN: 2}
+#: Decoded events the router may keep for backends that are behind (about 2 KB each), and
+#: records (the core's own bound: per-record bookkeeping stays cheap with one-event records).
+MAX_DECODED_EVENTS = 10_000
+MAX_DECODED_RECORDS = 256
+#: Seconds before a backend's delivery loop resumes after its spool read or ack failed.
+LOOP_RETRY_S = 1.0
+#: Seconds between checks that the spool directory still exists.
+DIR_CHECK_S = 1.0
+
+
+class SidecarStartError(RuntimeError):
+    """The spool could not be opened; the message says why."""
+
+
+class SupervisedEmitter(Emitter):
+    """A backend's emitter, started lazily: a failed start is retried before the next emit.
+
+    The router sees a failed start as a retryable failure of that backend only (backoff,
+    breaker, /healthz), never as a reason to stop the sidecar.
+    """
+
+    def __init__(self, inner: Emitter, type_name: str) -> None:
+        super().__init__(inner.name, inner.settings)
+        self.inner = inner
+        self.type_name = type_name
+        self.started = False
+        self.start_error: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Start the backend; a failure is recorded and logged, not raised."""
+        async with self._lock:
+            if self.started:
+                return
+            try:
+                async with asyncio.timeout(START_TIMEOUT_S):
+                    await self.inner.start()
+            except Exception as exc:  # noqa: BLE001 - any failure is reported, not fatal
+                error = f"failed to start: {reason(exc)}"
+                if error != self.start_error:  # once per distinct reason; the router logs retries
+                    log.warning("backend failed to start", backend=self.name, error=error)
+                self.start_error = error
+                with contextlib.suppress(Exception):
+                    await self.inner.close()
+                return
+            self.started, self.start_error = True, None
+
+    async def emit(self, batch: list[Event]) -> None:
+        if not self.started:
+            await self.start()
+            if not self.started:
+                raise RetryableError(self.start_error or "not started")
+        await self.inner.emit(batch)
+
+    async def health(self) -> Health:
+        if not self.started:
+            return Health(False, self.start_error or "not started")
+        return await self.inner.health()
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self.started:
+                self.started = False
+                await self.inner.close()
+
+
+class SidecarRouter(Router):
+    """The core router with three additions until the core has them (TODO(core), then drop):
+
+    - ``remember(seq, events)``: the events the ingest handler just decoded and validated are
+      handed to the router with their record's seq, so no backend decodes that record again
+      from disk (decoding is most of the CPU an event costs). After a restart, or for a
+      backend far behind, records are decoded from the spool as before.
+    - Its decoded-record cache is bounded by events as well as records. The core keeps up to
+      256 decoded records for backends that are behind; with requests of 500 events that is
+      128,000 events (about 250 MB) while one backend is down.
+    - A backend's delivery loop survives a failing spool read or ack (a full disk, EIO, the
+      ack file removed): the core's loop task would end, silently, and that backend would get
+      nothing more until a restart. Here the failure is logged, shown as the backend's
+      ``last_error`` with its circuit open, and the loop resumes from the acknowledged
+      position after ``LOOP_RETRY_S``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Events in self._decoded; records the core decodes from disk join the count at the
+        # next _forget_decoded, which follows every acknowledged batch.
+        self._cached_events = 0
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._supervised_loop(r), name=f"route-{r.name}")
+            for r in self.routes
+        ]
+
+    async def _supervised_loop(self, route: Route) -> None:
+        state = self.states[route.name]
+        while True:
+            try:
+                await self._deliver_loop(route)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: logged, shown, then resumed
+                state.last_error = f"delivery loop failed: {reason(exc)}"
+                state.breaker = Breaker.OPEN
+                log.error("delivery loop failed; resuming", backend=route.name, exc_info=exc)
+                await asyncio.sleep(LOOP_RETRY_S)
+
+    def remember(self, seq: int, events: list[Event]) -> None:
+        """The decoded events of record ``seq`` (exactly what was encoded into it)."""
+        old = self._decoded.pop(seq, None)
+        self._cached_events += len(events) - (len(old) if old is not None else 0)
+        self._decoded[seq] = events
+        self._trim()
+
+    def _forget_decoded(self) -> None:
+        super()._forget_decoded()  # after each acknowledged batch; at most 256 entries left
+        self._cached_events = sum(len(events) for events in self._decoded.values())
+        self._trim()
+
+    def _trim(self) -> None:
+        """Oldest first, down to MAX_DECODED_EVENTS events and MAX_DECODED_RECORDS records."""
+        decoded = self._decoded
+        while len(decoded) > 1 and (
+            self._cached_events > MAX_DECODED_EVENTS or len(decoded) > MAX_DECODED_RECORDS
+        ):
+            self._cached_events -= len(decoded.pop(next(iter(decoded))))
+
+
+class SidecarMetrics(HostMetrics):
+    """The shared request metrics, the sidecar's counters, and spool/backend state at scrape."""
+
+    def __init__(self, sidecar: Sidecar) -> None:
+        super().__init__()
+        r = self.registry
+        self.events = Counter(
+            "wafermon_sidecar_events",
+            "Events posted to /v1/ingest/events, by outcome (accepted, rejected).",
+            ["outcome"],
+            registry=r,
+        )
+        self.appends = Counter(
+            "wafermon_sidecar_spool_appends",
+            "Records appended to the spool (one per accepted request).",
+            registry=r,
+        )
+        self.refused = Counter(
+            "wafermon_sidecar_refused_requests",
+            "Ingest requests answered 503, by reason (spool_full, spool_error, stopping).",
+            ["reason"],
+            registry=r,
+        )
+        for outcome in ("accepted", "rejected"):
+            self.events.labels(outcome)
+        for why in ("spool_full", "spool_error", "stopping"):
+            self.refused.labels(why)
+        r.register(_StateCollector(sidecar))
+
+
+class _StateCollector:
+    """Spool and backend figures read from the live objects at each scrape."""
+
+    def __init__(self, sidecar: Sidecar) -> None:
+        self.sidecar = sidecar
+
+    def describe(self) -> list[Any]:
+        return list(self._families().values())
+
+    def collect(self) -> Iterator[Any]:
+        spool, router = self.sidecar.spool, self.sidecar.router
+        families = self._families()
+        if spool is not None:
+            families["bytes"].add_metric([], spool.size)
+            families["max_bytes"].add_metric([], spool.max_bytes)
+            families["segments"].add_metric([], count_segments(spool.directory))
+            families["last_seq"].add_metric([], spool.last_seq)
+            families["fsyncs"].add_metric([], spool.fsyncs)
+        if router is not None:
+            for name, state in router.states.items():
+                families["lag"].add_metric([name], router.lag(name))
+                families["acked"].add_metric([name], state.acked_seq)
+                families["delivered"].add_metric([name], state.delivered_events)
+                families["retries"].add_metric([name], state.retries)
+                families["dead_lettered"].add_metric([name], state.dead_lettered_events)
+                families["fallback"].add_metric([name], state.fallback_events)
+                families["breaker"].add_metric([name], BREAKER_VALUE[state.breaker])
+        yield from families.values()
+
+    @staticmethod
+    def _families() -> dict[str, Any]:
+        p, b = "wafermon_sidecar_spool_", "wafermon_sidecar_backend_"
+        backend = ["backend"]
+        return {
+            "bytes": GaugeMetricFamily(p + "bytes", "Bytes of the spool's segment files."),
+            "max_bytes": GaugeMetricFamily(p + "max_bytes", "The spool's byte cap (503 above)."),
+            "segments": GaugeMetricFamily(p + "segments", "Segment files in the spool."),
+            "last_seq": GaugeMetricFamily(p + "last_seq", "Seq of the newest durable record."),
+            "fsyncs": CounterMetricFamily(
+                p + "fsyncs",
+                "Group commits (one write + fsync for every append waiting); compare with "
+                "wafermon_sidecar_spool_appends_total.",
+            ),
+            "lag": GaugeMetricFamily(
+                b + "lag_records", "Spool records the backend has not acknowledged.", labels=backend
+            ),
+            "acked": GaugeMetricFamily(
+                b + "acked_seq", "Highest spool seq the backend acknowledged.", labels=backend
+            ),
+            "delivered": CounterMetricFamily(
+                b + "delivered_events", "Events the backend took.", labels=backend
+            ),
+            "retries": CounterMetricFamily(
+                b + "retries", "Failed delivery attempts (each retried).", labels=backend
+            ),
+            "dead_lettered": CounterMetricFamily(
+                b + "dead_lettered_events",
+                "Events the backend rejected permanently, written to the dead-letter file.",
+                labels=backend,
+            ),
+            "fallback": CounterMetricFamily(
+                b + "fallback_events",
+                "Events the backend rejected permanently, sent to its fallback backend.",
+                labels=backend,
+            ),
+            "breaker": GaugeMetricFamily(
+                b + "breaker_state",
+                "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+                labels=backend,
+            ),
+        }
+
+
+def count_segments(directory: Path) -> int:
+    try:
+        with os.scandir(directory) as entries:
+            return sum(1 for e in entries if e.name.startswith("seg-") and e.name.endswith(".wal"))
+    except OSError:
+        return 0
+
+
+class Sidecar:
+    """Everything a request handler needs, reachable as ``request.app.state.sidecar``."""
+
+    def __init__(
+        self, parts: SidecarParts, plugins: Plugins, *, tracing: Tracing | None = None
+    ) -> None:
+        self.site_id = parts.site_id
+        self.settings = parts.settings
+        self.spool_dir = parts.spool_dir
+        self.dead_letter_dir = parts.dead_letter_dir
+        self.types = parts.types
+        self.plugins = plugins
+        self.tracing = tracing
+        self.emitters = {
+            name: SupervisedEmitter(emitter, parts.types[name])
+            for name, emitter in parts.emitters.items()
+        }
+        self.routes = [
+            Route(
+                p.name,
+                self.emitters[p.name],
+                fallback=self.emitters[p.fallback] if p.fallback else None,
+                priority=p.priority,
+            )
+            for p in parts.routes
+        ]
+        self.spool: Spool | None = None
+        self.router: SidecarRouter | None = None
+        self.accepting = False
+        self.spool_error: str | None = None  # why the last append failed, until one succeeds
+        self.start_error: str | None = None  # why the spool did not open, for the CLI
+        self.metrics = SidecarMetrics(self)
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock_file: TextIO | None = None
+        self._dir_checked_until = 0.0
+
+    async def start(self) -> None:
+        try:
+            self.spool = await asyncio.to_thread(self._open_spool)
+        except (OSError, ValueError, SidecarStartError) as exc:
+            self._unlock()
+            self.start_error = f"spool {self.spool_dir} cannot be opened: {reason(exc)}"
+            log.error("sidecar cannot start", error=self.start_error)
+            raise SidecarStartError(self.start_error) from exc
+        self._executor = ThreadPoolExecutor(APPEND_THREADS, thread_name_prefix="spool-append")
+        await asyncio.gather(*(e.start() for e in self.emitters.values()))
+        self.router = SidecarRouter(
+            self.spool,
+            self.routes,
+            dead_letter_dir=self.dead_letter_dir,
+            policy=self.settings.retry.policy(),
+            batch_bytes=self.settings.delivery_batch_bytes,
+        )
+        self.router.start()
+        self.accepting = True
+        log.info(
+            "sidecar started",
+            site_id=self.site_id,
+            spool=str(self.spool_dir),
+            last_seq=self.spool.last_seq,
+            backends={r.name: self.router.lag(r.name) for r in self.routes},
+            failed_backends=sorted(n for n, e in self.emitters.items() if not e.started),
+        )
+
+    def _open_spool(self) -> Spool:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = (self.spool_dir / LOCK_FILE).open("a+")
+        try:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SidecarStartError(
+                f"another sidecar holds {self.spool_dir / LOCK_FILE}; one process per spool"
+            ) from None
+        spool = self.settings.spool
+        return Spool(
+            self.spool_dir,
+            [r.name for r in self.routes],
+            max_bytes=spool.max_bytes,
+            segment_bytes=spool.segment_bytes,
+        )
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+
+    def stop_accepting(self) -> None:
+        """From now on ingest answers 503 (graceful shutdown has begun)."""
+        if self.accepting:
+            log.info("sidecar stopping: new ingest requests get 503")
+        self.accepting = False
+
+    async def append(self, events: list[Event]) -> int:
+        """Append the events as one record; return its seq once it is on disk (fsynced).
+
+        Raises ApiError 503 (with Retry-After) when the spool refuses: nothing was stored.
+        """
+        payload = encode_ndjson(events)
+        assert self.spool is not None
+        assert self.router is not None
+        assert self._executor is not None
+        if not self._spool_dir_present():  # removed under us: appends would be lost
+            self.metrics.refused.labels("spool_error").inc()
+            raise ApiError(
+                503,
+                f"the spool directory {self.spool_dir} is gone; nothing was stored",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            seq = await loop.run_in_executor(self._executor, self.spool.append, payload)
+        except SpoolFull as exc:
+            self.metrics.refused.labels("spool_full").inc()
+            log.warning("spool full: refusing input", error=str(exc))
+            raise ApiError(
+                503,
+                f"the spool is full ({self.spool.size} of {self.spool.max_bytes} bytes) while "
+                "backends catch up; nothing was stored, retry later",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+        except OSError as exc:
+            self.spool_error = reason(exc)
+            self.metrics.refused.labels("spool_error").inc()
+            log.error("spool write failed: refusing input", error=self.spool_error)
+            raise ApiError(
+                503,
+                f"the spool cannot write ({self.spool_error}); nothing was stored, retry later",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+        self.spool_error = None
+        self.metrics.appends.inc()
+        self.router.remember(seq, events)
+        self.router.notify()
+        return seq
+
+    def _spool_dir_present(self) -> bool:
+        """Whether the spool directory exists; checked at most every DIR_CHECK_S seconds
+        while it does (a stat per request is measurable on slow-syscall hosts)."""
+        now = time.monotonic()
+        if now < self._dir_checked_until:
+            return True
+        present = os.path.isdir(self.spool_dir)
+        self._dir_checked_until = now + DIR_CHECK_S if present else 0.0
+        return present
+
+    def spool_problem(self) -> str | None:
+        """Why the spool cannot take input right now, or None."""
+        if self.spool is None:
+            return self.start_error or "not open"
+        if self.spool_error is not None:
+            return f"last append failed: {self.spool_error}"
+        if not os.access(self.spool_dir, os.W_OK | os.X_OK):
+            return f"{self.spool_dir} is not a writable directory"
+        return None
+
+    async def close(self) -> None:
+        self.stop_accepting()
+        if self.router is not None:
+            drained = await self.router.drain(self.settings.drain_timeout)
+            lag = {name: self.router.lag(name) for name in self.router.states}
+            if drained:
+                log.info("spool drained", backends=lag)
+            else:
+                log.warning(
+                    "drain timed out; undelivered records stay in the spool for the next start",
+                    timeout_s=self.settings.drain_timeout,
+                    lag_records=lag,
+                )
+            await self.router.stop()
+        for emitter in self.emitters.values():
+            try:
+                await emitter.close()
+            except Exception as exc:  # noqa: BLE001 - close the rest regardless
+                log.warning("backend failed to close", backend=emitter.name, error=reason(exc))
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown, True)
+        if self.spool is not None:
+            self.spool.close()
+        self._unlock()
+        if self.tracing is not None:
+            self.tracing.shutdown()
+        log.info("sidecar stopped", site_id=self.site_id)
+
+
+def reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
