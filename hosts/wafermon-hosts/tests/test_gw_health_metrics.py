@@ -118,6 +118,8 @@ async def test_metrics_count_requests_events_and_sources(start_gateway, make_eve
     assert m[(unified, (("source", "broken"), ("status", "failed")))] == 1
     assert m[("wafermon_gateway_sse_subscribers", ())] == 0
     assert m[("wafermon_gateway_store_up", ())] == 1
+    assert m[("wafermon_gateway_store_stat", (("stat", "pool_checked_out"),))] >= 0
+    assert m[("wafermon_gateway_store_stat", (("stat", "pool_size"),))] >= 1
 
 
 async def test_each_app_has_its_own_registry(start_gateway, make_event):

@@ -107,6 +107,11 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+def plain_template(path: str) -> str:
+    """A Starlette route path without convertors: ``/v1/jobs/{id:path}`` -> ``/v1/jobs/{id}``."""
+    return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)
+
+
 def route_template(scope: Scope, root_path: str) -> str:
     """The matched route's path template (``/v1/jobs/{id}``), never the raw path."""
     route = scope.get("route")
@@ -121,4 +126,4 @@ def route_template(scope: Scope, root_path: str) -> str:
     if isinstance(route, Mount):  # matched a mount but nothing inside it
         return f"{route.path}/{{path}}"
     prefix = scope.get("root_path", "")[len(root_path) :]
-    return prefix + getattr(route, "path", UNMATCHED_ROUTE)
+    return prefix + plain_template(getattr(route, "path", UNMATCHED_ROUTE))

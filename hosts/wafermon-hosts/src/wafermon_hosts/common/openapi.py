@@ -9,12 +9,13 @@ describe a different event than the codec accepts. Error bodies have one shape e
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from starlette.routing import Route
 
 from wafermon import schema_path
+
+from .observe import plain_template
 
 REF = "#/components/schemas/"
 
@@ -127,6 +128,6 @@ def plugin_paths(routes: list[Any]) -> list[tuple[str, list[str]]]:
     found = []
     for route in routes:
         if isinstance(route, Route):
-            path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.path)  # drop Starlette convertors
+            path = plain_template(route.path)
             found.append((path, sorted((route.methods or set()) - {"HEAD"})))
     return found

@@ -75,6 +75,12 @@ class GatewayMetrics(HostMetrics):
             "1 if the managed store's last health check was ok, else 0.",
             registry=r,
         )
+        self.store_stats = Gauge(
+            "wafermon_gateway_store_stat",
+            "Numbers the managed store reports, e.g. its connection pool (pool_checked_out).",
+            ["stat"],
+            registry=r,
+        )
         self.retention_removed = Counter(
             "wafermon_gateway_retention_removed_events",
             "Events removed from the managed store by retention runs.",
@@ -180,6 +186,10 @@ class Gateway:
             )
             log.error("gateway cannot start", error=self.start_error)
             raise StoreStartError(self.start_error) from exc
+        for stat in self.store.stats():  # read again at every scrape
+            self.metrics.store_stats.labels(stat).set_function(
+                lambda stat=stat: self.store.stats().get(stat, 0.0)
+            )
         await asyncio.gather(*(s.start() for s in self.sources.values()))
         self._retention = asyncio.create_task(self._retention_loop(), name="retention")
         log.info(
