@@ -144,11 +144,22 @@ class Router:
                     await asyncio.wait_for(wake.wait(), self.poll_s)
                 continue
             events = [e for seq, payload in records for e in self._events(seq, payload)]
-            await self._deliver(route, state, events)
+            with self._delivery_scope(route, [seq for seq, _ in records]):
+                await self._deliver(route, state, events)
             last = records[-1][0]
             await asyncio.to_thread(self.spool.ack, route.name, last)
             state.acked_seq = last
             self._forget_decoded()
+
+    def _delivery_scope(
+        self, route: Route, seqs: list[int]
+    ) -> contextlib.AbstractContextManager[object]:
+        """Entered around delivering the records ``seqs`` to ``route`` (all attempts).
+
+        A host overrides it to make a tracing span current while the emitter runs; the core
+        itself knows nothing of tracing.
+        """
+        return contextlib.nullcontext()
 
     def _events(self, seq: int, payload: bytes) -> list[Event]:
         events = self._decoded.get(seq)

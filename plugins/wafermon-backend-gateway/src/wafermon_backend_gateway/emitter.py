@@ -9,6 +9,10 @@ How answers map to the emitter contract:
   events must stay in the spool until then rather than go to the dead-letter file.
 - 400 / 415: permanent for the whole batch (the gateway cannot read what we send).
 - 5xx, 429, connection errors, timeouts: retryable; the router backs off and tries again.
+
+Tracing: when OpenTelemetry is installed and a span is current (the sidecar makes one per
+delivery when its tracing is on), each request carries that span's W3C ``traceparent``, so
+the gateway's span joins the trace. Without OpenTelemetry nothing is added.
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ from wafermon import (
 )
 
 INGEST_PATH = "/v1/ingest/managed"
+
+try:
+    from opentelemetry.propagate import inject as _inject_trace_context
+except ImportError:  # tracing is optional; the hosts' ``otel`` extra installs it
+
+    def _inject_trace_context(carrier: dict[str, str]) -> None:
+        pass
 
 
 @attrs.frozen
@@ -93,7 +104,11 @@ class GatewayEmitter(Emitter):
         if not events:
             return []
         try:
-            response = await self._http.post(INGEST_PATH, content=encode_ndjson(events))
+            headers: dict[str, str] = {}
+            _inject_trace_context(headers)
+            response = await self._http.post(
+                INGEST_PATH, content=encode_ndjson(events), headers=headers
+            )
         except httpx.HTTPError as exc:
             raise RetryableError(f"{self.settings.url}: {type(exc).__name__}: {exc}") from exc
         status = response.status_code

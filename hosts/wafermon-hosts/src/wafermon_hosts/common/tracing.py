@@ -11,7 +11,7 @@ request runs (so instrumented clients in plugins propagate it) and sent back in 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 
@@ -94,6 +94,37 @@ class Tracing:
     def inject(self, carrier: MutableMapping[str, str]) -> None:
         """Write the current span's ``traceparent`` into ``carrier``."""
         self.propagator.inject(carrier)
+
+    def carrier(self) -> dict[str, str]:
+        """The current span's ``traceparent`` (and ``tracestate``), to keep for a later hop."""
+        carrier: dict[str, str] = {}
+        self.propagator.inject(carrier)
+        return carrier
+
+    @contextlib.contextmanager
+    def delivery_span(
+        self, name: str, carriers: Sequence[Mapping[str, str]], attributes: Mapping[str, Any]
+    ) -> Iterator[Any]:
+        """A current span for work done later on behalf of earlier requests.
+
+        Its parent is the first request's span, so a single-request delivery continues that
+        request's trace; the other requests' spans are links. While it is current, outgoing
+        requests that inject the current context (the gateway emitter does) carry its
+        ``traceparent`` to the next hop.
+        """
+        from opentelemetry.trace import Link, SpanKind, get_current_span
+
+        contexts = [self.propagator.extract(carrier=dict(c)) for c in carriers]
+        spans = [get_current_span(ctx).get_span_context() for ctx in contexts]
+        links = [Link(sc) for sc in spans[1:] if sc.is_valid]
+        with self.tracer.start_as_current_span(
+            name,
+            context=contexts[0] if contexts else None,
+            kind=SpanKind.PRODUCER,
+            links=links,
+            attributes=dict(attributes),
+        ) as span:
+            yield span
 
     def shutdown(self) -> None:
         """Flush and stop exporting (called on host shutdown)."""

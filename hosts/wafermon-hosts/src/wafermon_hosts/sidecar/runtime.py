@@ -50,6 +50,8 @@ BREAKER_VALUE = {Breaker.CLOSED: 0, Breaker.HALF_OPEN: 1, Breaker.OPEN: 2}
 #: records (the core's own bound: per-record bookkeeping stays cheap with one-event records).
 MAX_DECODED_EVENTS = 10_000
 MAX_DECODED_RECORDS = 256
+#: Records whose ingest trace context the router keeps for their delivery spans.
+MAX_TRACED_RECORDS = 10_000
 #: Seconds before a backend's delivery loop resumes after its spool read or ack failed.
 LOOP_RETRY_S = 1.0
 #: Seconds between checks that the spool directory still exists.
@@ -127,13 +129,21 @@ class SidecarRouter(Router):
       nothing more until a restart. Here the failure is logged, shown as the backend's
       ``last_error`` with its circuit open, and the loop resumes from the acknowledged
       position after ``LOOP_RETRY_S``.
+
+    And one of its own: with tracing on, each record remembers its ingest request's trace
+    context and each delivery runs in a span continuing it (``_delivery_scope``), so the
+    ``traceparent`` a client sent reaches the next hop.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tracing: Tracing | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Events in self._decoded; records the core decodes from disk join the count at the
         # next _forget_decoded, which follows every acknowledged batch.
         self._cached_events = 0
+        self.tracing = tracing
+        # The ingest request's trace context per record, kept in memory only: a trace is
+        # telemetry, not data, so records replayed after a restart start new traces.
+        self._traces: dict[int, dict[str, str]] = {}
 
     def start(self) -> None:
         self._tasks = [
@@ -154,14 +164,37 @@ class SidecarRouter(Router):
                 log.error("delivery loop failed; resuming", backend=route.name, exc_info=exc)
                 await asyncio.sleep(LOOP_RETRY_S)
 
-    def remember(self, seq: int, events: list[Event]) -> None:
-        """The decoded events of record ``seq`` (exactly what was encoded into it)."""
+    def remember(self, seq: int, events: list[Event], trace: dict[str, str] | None = None) -> None:
+        """The decoded events of record ``seq`` (exactly what was encoded into it), and the
+        ``traceparent`` of the request that brought them, when tracing."""
+        if trace:
+            self._traces[seq] = trace
+            while len(self._traces) > MAX_TRACED_RECORDS:
+                del self._traces[next(iter(self._traces))]
         old = self._decoded.pop(seq, None)
         self._cached_events += len(events) - (len(old) if old is not None else 0)
         self._decoded[seq] = events
         self._trim()
 
+    def _delivery_scope(
+        self, route: Route, seqs: list[int]
+    ) -> contextlib.AbstractContextManager[object]:
+        """With tracing: a span per delivery whose parent is the first record's request."""
+        if self.tracing is None:
+            return contextlib.nullcontext()
+        carriers = [self._traces[seq] for seq in seqs if seq in self._traces]
+        attributes = {
+            "wafermon.backend": route.name,
+            "wafermon.spool.first_seq": seqs[0],
+            "wafermon.spool.last_seq": seqs[-1],
+        }
+        return self.tracing.delivery_span(f"deliver {route.name}", carriers, attributes)
+
     def _forget_decoded(self) -> None:
+        if self._traces:
+            floor = min(s.acked_seq for s in self.states.values())
+            for seq in [s for s in self._traces if s <= floor]:
+                del self._traces[seq]
         super()._forget_decoded()  # after each acknowledged batch; at most 256 entries left
         self._cached_events = sum(len(events) for events in self._decoded.values())
         self._trim()
@@ -338,6 +371,7 @@ class Sidecar:
             dead_letter_dir=self.dead_letter_dir,
             policy=self.settings.retry.policy(),
             batch_bytes=self.settings.delivery_batch_bytes,
+            tracing=self.tracing,
         )
         self.router.start()
         self.accepting = True
@@ -417,7 +451,7 @@ class Sidecar:
             ) from None
         self.spool_error = None
         self.metrics.appends.inc()
-        self.router.remember(seq, events)
+        self.router.remember(seq, events, self.tracing.carrier() if self.tracing else None)
         self.router.notify()
         return seq
 
