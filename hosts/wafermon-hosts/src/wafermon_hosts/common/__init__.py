@@ -8,6 +8,7 @@
 - ``limits``: reading a request body without ever holding more than the limit.
 - ``tracing``: optional OpenTelemetry spans (the ``otel`` extra).
 - ``serve``: Hypercorn with TLS and a SIGTERM-driven graceful shutdown.
+- ``cli``: the ``wafermon <host>`` command builder (config, ``--check``, serve, exit codes).
 - ``settings``: the ``listen`` / ``tls`` / ``tracing`` settings and validators of host sections.
 - ``openapi``: the event schema, error bodies and open endpoints of every OpenAPI document.
 """
