@@ -211,6 +211,68 @@ async def test_notify_wakes_an_idle_loop_at_once(tmp_path):
     assert len(a.got) == 3
 
 
+async def test_remembered_events_are_delivered_without_decoding_the_record_again(tmp_path):
+    spool = Spool(tmp_path / "spool", ["a"])
+    events = make_events(5)
+    seq = spool.append(encode_ndjson(events))
+    a = Collect("a")
+    router = Router(spool, [Route("a", a)], dead_letter_dir=tmp_path / "dl", policy=FAST)
+    router.remember(seq, events)
+    await run_until(router, lambda: router.lag("a") == 0)
+    assert all(got is sent for got, sent in zip(a.got, events, strict=True))  # the same objects
+
+
+async def test_decoded_records_kept_for_a_dead_backend_are_bounded_by_events(tmp_path):
+    spool = Spool(tmp_path / "spool", ["ok", "dead"])
+    fill(spool, make_events(400), per_record=50)  # 8 records
+    ok, dead = Collect("ok"), Collect("dead", fail_times=10**9)
+    router = Router(
+        spool,
+        [Route("ok", ok), Route("dead", dead)],
+        dead_letter_dir=tmp_path / "dl",
+        policy=FAST,
+        max_decoded_events=120,
+    )
+    cached = []
+
+    def done() -> bool:
+        cached.append(sum(len(v) for v in router._decoded.values()))
+        return router.lag("ok") == 0 and router.states["dead"].retries > 3
+
+    await run_until(router, done)
+    assert len(ok.got) == 400
+    assert max(cached) <= 120  # never more than the bound (records hold 50 events each)
+
+
+async def test_a_failing_spool_read_does_not_end_a_backends_loop(tmp_path):
+    spool = Spool(tmp_path / "spool", ["a"])
+    fill(spool, make_events(20))
+    real_read, failures = spool.read, []
+
+    def read(*args, **kwargs):
+        if len(failures) < 2:
+            failures.append(1)
+            raise OSError(5, "Input/output error")
+        return real_read(*args, **kwargs)
+
+    spool.read = read
+    a = Collect("a")
+    router = Router(
+        spool, [Route("a", a)], dead_letter_dir=tmp_path / "dl", policy=FAST, loop_retry_s=0.01
+    )
+    seen_errors = []
+
+    def done() -> bool:
+        seen_errors.append(router.states["a"].last_error)
+        return router.lag("a") == 0
+
+    await run_until(router, done)
+    assert len(a.got) == 20
+    assert any(
+        "delivery loop failed: OSError: [Errno 5] Input/output error" in (e or "") for e in seen_errors
+    )
+
+
 @pytest.mark.parametrize(
     ("fallback", "message"),
     [

@@ -12,6 +12,14 @@ Failures:
 - PermanentError: the events it names (or the whole batch) go to the backend's ``fallback``
   backend when it has one, else to a dead-letter file ``dead-letter/<backend>.jsonl`` with the
   reason; then the batch is acknowledged. Every such event is counted.
+- A failing spool read or ack (a full disk, EIO, an ack file removed) does not end a backend's
+  loop: it is logged, shown as the backend's ``last_error`` with its circuit open, and the loop
+  resumes from the acknowledged position after ``loop_retry_s``.
+
+Decoding is most of the CPU an event costs, so a host that has just decoded and validated the
+events of a record hands them over with ``remember(seq, events)``; records read back from disk
+(after a restart, or for a backend far behind) are decoded once and shared by every loop. That
+cache is bounded by events and by records, so a dead backend cannot grow memory.
 """
 
 from __future__ import annotations
@@ -92,6 +100,9 @@ class Router:
         policy: RetryPolicy = RetryPolicy(),
         batch_bytes: int = 4 * 2**20,
         poll_s: float = 1.0,
+        loop_retry_s: float = 1.0,
+        max_decoded_events: int = 10_000,
+        max_decoded_records: int = 256,
     ) -> None:
         self.spool = spool
         self.routes = sorted(routes, key=lambda r: r.priority)
@@ -101,13 +112,22 @@ class Router:
         self.dead_letter_dir = dead_letter_dir
         self.states = {r.name: BackendState(r.name, spool.acked[r.name]) for r in self.routes}
         self._wakes = {r.name: asyncio.Event() for r in self.routes}
+        self.loop_retry_s = loop_retry_s
+        self.max_decoded_events = max_decoded_events
+        self.max_decoded_records = max_decoded_records
         self._tasks: list[asyncio.Task[None]] = []
         self._decoded: dict[int, list[Event]] = {}  # recent records, shared by the loops
+        self._decoded_events = 0  # events in self._decoded
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._deliver_loop(r), name=f"route-{r.name}") for r in self.routes
+            asyncio.create_task(self._supervised_loop(r), name=f"route-{r.name}")
+            for r in self.routes
         ]
+
+    def remember(self, seq: int, events: list[Event]) -> None:
+        """The decoded events of record ``seq``, exactly what was encoded into it."""
+        self._cache(seq, events)
 
     def notify(self) -> None:
         """New records are in the spool: wake the loops instead of waiting for their poll."""
@@ -133,6 +153,21 @@ class Router:
         return max(0, self.spool.last_seq - self.states[name].acked_seq)
 
     # -- one backend's loop ---------------------------------------------------------------------
+
+    async def _supervised_loop(self, route: Route) -> None:
+        state = self.states[route.name]
+        while True:
+            try:
+                await self._deliver_loop(route)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # logged, shown, then resumed
+                text = str(exc).strip()
+                why = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+                state.last_error = f"delivery loop failed: {why}"
+                state.breaker = Breaker.OPEN
+                log.error("backend %s: delivery loop failed; resuming", route.name, exc_info=exc)
+                await asyncio.sleep(self.loop_retry_s)
 
     async def _deliver_loop(self, route: Route) -> None:
         state, wake = self.states[route.name], self._wakes[route.name]
@@ -165,15 +200,31 @@ class Router:
         events = self._decoded.get(seq)
         if events is None:
             # The spool holds only events that were validated on the way in.
-            events = self._decoded[seq] = decode_batch(payload).events
+            events = decode_batch(payload).events
+            self._cache(seq, events)
         return events
 
+    def _cache(self, seq: int, events: list[Event]) -> None:
+        old = self._decoded.pop(seq, None)
+        self._decoded_events += len(events) - (len(old) if old is not None else 0)
+        self._decoded[seq] = events
+        self._trim()
+
     def _forget_decoded(self) -> None:
+        """After each acknowledged batch: drop what every backend has taken."""
         floor = min(s.acked_seq for s in self.states.values())
         for seq in [s for s in self._decoded if s <= floor]:
-            del self._decoded[seq]
-        while len(self._decoded) > 256:  # a backend far behind re-decodes; memory stays bounded
-            del self._decoded[next(iter(self._decoded))]
+            self._decoded_events -= len(self._decoded.pop(seq))
+        self._trim()
+
+    def _trim(self) -> None:
+        """Oldest first (a backend far behind decodes again), keeping the newest record."""
+        decoded = self._decoded
+        while len(decoded) > 1 and (
+            self._decoded_events > self.max_decoded_events
+            or len(decoded) > self.max_decoded_records
+        ):
+            self._decoded_events -= len(decoded.pop(next(iter(decoded))))
 
     async def _deliver(self, route: Route, state: BackendState, events: list[Event]) -> None:
         """Return only once the batch is delivered, fallen back or dead-lettered."""

@@ -46,10 +46,8 @@ RETRY_AFTER_S = 5
 START_TIMEOUT_S = 30.0
 LOCK_FILE = ".sidecar.lock"
 BREAKER_VALUE = {Breaker.CLOSED: 0, Breaker.HALF_OPEN: 1, Breaker.OPEN: 2}
-#: Decoded events the router may keep for backends that are behind (about 2 KB each), and
-#: records (the core's own bound: per-record bookkeeping stays cheap with one-event records).
+#: Decoded events the router may keep for backends that are behind (about 2 KB each).
 MAX_DECODED_EVENTS = 10_000
-MAX_DECODED_RECORDS = 256
 #: Records whose ingest trace context the router keeps for their delivery spans.
 MAX_TRACED_RECORDS = 10_000
 #: Seconds before a backend's delivery loop resumes after its spool read or ack failed.
@@ -115,66 +113,26 @@ class SupervisedEmitter(Emitter):
 
 
 class SidecarRouter(Router):
-    """The core router with three additions until the core has them (TODO(core), then drop):
-
-    - ``remember(seq, events)``: the events the ingest handler just decoded and validated are
-      handed to the router with their record's seq, so no backend decodes that record again
-      from disk (decoding is most of the CPU an event costs). After a restart, or for a
-      backend far behind, records are decoded from the spool as before.
-    - Its decoded-record cache is bounded by events as well as records. The core keeps up to
-      256 decoded records for backends that are behind; with requests of 500 events that is
-      128,000 events (about 250 MB) while one backend is down.
-    - A backend's delivery loop survives a failing spool read or ack (a full disk, EIO, the
-      ack file removed): the core's loop task would end, silently, and that backend would get
-      nothing more until a restart. Here the failure is logged, shown as the backend's
-      ``last_error`` with its circuit open, and the loop resumes from the acknowledged
-      position after ``LOOP_RETRY_S``.
-
-    And one of its own: with tracing on, each record remembers its ingest request's trace
-    context and each delivery runs in a span continuing it (``_delivery_scope``), so the
-    ``traceparent`` a client sent reaches the next hop.
+    """The core router, plus tracing: each record keeps its ingest request's trace context and
+    each delivery runs in a span continuing it (``_delivery_scope``), so the ``traceparent`` a
+    client sent reaches the next hop.
     """
 
     def __init__(self, *args: Any, tracing: Tracing | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Events in self._decoded; records the core decodes from disk join the count at the
-        # next _forget_decoded, which follows every acknowledged batch.
-        self._cached_events = 0
         self.tracing = tracing
-        # The ingest request's trace context per record, kept in memory only: a trace is
-        # telemetry, not data, so records replayed after a restart start new traces.
+        # Kept in memory only: a trace is telemetry, not data, so records delivered after a
+        # restart get delivery spans of their own.
         self._traces: dict[int, dict[str, str]] = {}
 
-    def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._supervised_loop(r), name=f"route-{r.name}")
-            for r in self.routes
-        ]
-
-    async def _supervised_loop(self, route: Route) -> None:
-        state = self.states[route.name]
-        while True:
-            try:
-                await self._deliver_loop(route)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any failure: logged, shown, then resumed
-                state.last_error = f"delivery loop failed: {reason(exc)}"
-                state.breaker = Breaker.OPEN
-                log.error("delivery loop failed; resuming", backend=route.name, exc_info=exc)
-                await asyncio.sleep(LOOP_RETRY_S)
-
     def remember(self, seq: int, events: list[Event], trace: dict[str, str] | None = None) -> None:
-        """The decoded events of record ``seq`` (exactly what was encoded into it), and the
-        ``traceparent`` of the request that brought them, when tracing."""
+        """The decoded events of record ``seq``, and the trace context of the request that
+        brought them (when tracing)."""
         if trace:
             self._traces[seq] = trace
             while len(self._traces) > MAX_TRACED_RECORDS:
                 del self._traces[next(iter(self._traces))]
-        old = self._decoded.pop(seq, None)
-        self._cached_events += len(events) - (len(old) if old is not None else 0)
-        self._decoded[seq] = events
-        self._trim()
+        super().remember(seq, events)
 
     def _delivery_scope(
         self, route: Route, seqs: list[int]
@@ -195,17 +153,7 @@ class SidecarRouter(Router):
             floor = min(s.acked_seq for s in self.states.values())
             for seq in [s for s in self._traces if s <= floor]:
                 del self._traces[seq]
-        super()._forget_decoded()  # after each acknowledged batch; at most 256 entries left
-        self._cached_events = sum(len(events) for events in self._decoded.values())
-        self._trim()
-
-    def _trim(self) -> None:
-        """Oldest first, down to MAX_DECODED_EVENTS events and MAX_DECODED_RECORDS records."""
-        decoded = self._decoded
-        while len(decoded) > 1 and (
-            self._cached_events > MAX_DECODED_EVENTS or len(decoded) > MAX_DECODED_RECORDS
-        ):
-            self._cached_events -= len(decoded.pop(next(iter(decoded))))
+        super()._forget_decoded()
 
 
 class SidecarMetrics(HostMetrics):
@@ -371,6 +319,8 @@ class Sidecar:
             dead_letter_dir=self.dead_letter_dir,
             policy=self.settings.retry.policy(),
             batch_bytes=self.settings.delivery_batch_bytes,
+            loop_retry_s=LOOP_RETRY_S,
+            max_decoded_events=MAX_DECODED_EVENTS,
             tracing=self.tracing,
         )
         self.router.start()
