@@ -269,7 +269,8 @@ async def test_a_failing_spool_read_does_not_end_a_backends_loop(tmp_path):
     await run_until(router, done)
     assert len(a.got) == 20
     assert any(
-        "delivery loop failed: OSError: [Errno 5] Input/output error" in (e or "") for e in seen_errors
+        "delivery loop failed: OSError: [Errno 5] Input/output error" in (e or "")
+        for e in seen_errors
     )
 
 
