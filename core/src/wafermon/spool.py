@@ -173,6 +173,11 @@ class Spool:
         return sum(s.size for s in self._segments)
 
     @property
+    def segment_count(self) -> int:
+        """Segment files in use (acknowledged ones are deleted as the backends catch up)."""
+        return len(self._segments)
+
+    @property
     def last_seq(self) -> int:
         """Seq of the newest durable record (0 when nothing was ever written)."""
         return self._segments[-1].last_seq if self._segments else 0

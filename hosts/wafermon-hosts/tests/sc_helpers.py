@@ -81,6 +81,9 @@ class Collect(Emitter):
         if bad:
             raise PermanentError(f"{self.name} refuses entity {sorted(self.refuse)}", bad)
 
+    def stats(self) -> dict[str, float]:
+        return {"events_taken": float(len(self.got[self.name]))}
+
     @classmethod
     def reset(cls) -> None:
         cls.got.clear()

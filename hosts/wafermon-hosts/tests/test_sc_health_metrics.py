@@ -115,6 +115,9 @@ async def test_metrics_count_requests_events_spool_and_rejects(start_sidecar, ma
     assert m[("wafermon_sidecar_backend_dead_lettered_events_total", backend("strict"))] == 1
     assert m[("wafermon_sidecar_backend_delivered_events_total", backend("picky"))] == 1
     assert ("wafermon_sidecar_backend_lag_records", backend("spare")) not in m  # not routed
+    stat = "wafermon_sidecar_backend_stat"  # what each backend's Component.stats() reports
+    assert m[(stat, (("backend", "picky"), ("stat", "events_taken")))] == 1
+    assert m[(stat, (("backend", "strict"), ("stat", "events_taken")))] == 1
     req = "wafermon_http_requests_total"
     assert m[(req, (("method", "POST"), ("route", "/v1/ingest/events"), ("status", "202")))] == 1
     assert m[(req, (("method", "POST"), ("route", "/v1/ingest/events"), ("status", "400")))] == 1

@@ -16,7 +16,6 @@ from starlette.responses import Response
 from wafermon.router import Breaker
 
 from ..common.errors import JSONResponse
-from .runtime import count_segments
 
 
 def backend_status(sc: Any) -> dict[str, dict[str, Any]]:
@@ -60,7 +59,7 @@ async def healthz(request: Request) -> Response:
             "bytes": spool.size if spool else 0,
             "max_bytes": sc.settings.spool.max_bytes,
             "last_seq": spool.last_seq if spool else 0,
-            "segments": count_segments(sc.spool_dir),
+            "segments": spool.segment_count if spool else 0,
             "ok": problem is None,
             "detail": problem or "",
         },

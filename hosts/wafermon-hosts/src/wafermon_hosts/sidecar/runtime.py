@@ -20,7 +20,6 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TextIO
 
 from prometheus_client import Counter
@@ -104,6 +103,9 @@ class SupervisedEmitter(Emitter):
         if not self.started:
             return Health(False, self.start_error or "not started")
         return await self.inner.health()
+
+    def stats(self) -> dict[str, float]:
+        return self.inner.stats() if self.started else {}
 
     async def close(self) -> None:
         async with self._lock:
@@ -201,7 +203,7 @@ class _StateCollector:
         if spool is not None:
             families["bytes"].add_metric([], spool.size)
             families["max_bytes"].add_metric([], spool.max_bytes)
-            families["segments"].add_metric([], count_segments(spool.directory))
+            families["segments"].add_metric([], spool.segment_count)
             families["last_seq"].add_metric([], spool.last_seq)
             families["fsyncs"].add_metric([], spool.fsyncs)
         if router is not None:
@@ -213,6 +215,9 @@ class _StateCollector:
                 families["dead_lettered"].add_metric([name], state.dead_lettered_events)
                 families["fallback"].add_metric([name], state.fallback_events)
                 families["breaker"].add_metric([name], BREAKER_VALUE[state.breaker])
+        for name, emitter in self.sidecar.emitters.items():
+            for stat, value in emitter.stats().items():
+                families["stat"].add_metric([name, stat], value)
         yield from families.values()
 
     @staticmethod
@@ -251,20 +256,17 @@ class _StateCollector:
                 "Events the backend rejected permanently, sent to its fallback backend.",
                 labels=backend,
             ),
+            "stat": GaugeMetricFamily(
+                b + "stat",
+                "Numbers a backend reports about itself, e.g. a connection pool's use.",
+                labels=["backend", "stat"],
+            ),
             "breaker": GaugeMetricFamily(
                 b + "breaker_state",
                 "Circuit breaker: 0 closed, 1 half-open, 2 open.",
                 labels=backend,
             ),
         }
-
-
-def count_segments(directory: Path) -> int:
-    try:
-        with os.scandir(directory) as entries:
-            return sum(1 for e in entries if e.name.startswith("seg-") and e.name.endswith(".wal"))
-    except OSError:
-        return 0
 
 
 class Sidecar:
