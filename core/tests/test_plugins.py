@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 import types
 from pathlib import Path
@@ -41,6 +42,41 @@ def test_registered_types_are_attributed_to_their_plugin(plugins):
     assert info.provides == ["emitter:memory"]
     assert info.hooks == ["register_emitters"]
     assert info.version == "1.2"
+
+
+def test_a_class_registered_by_name_is_imported_on_first_use(plugins, tmp_path, monkeypatch):
+    (tmp_path / "lazy_backend.py").write_text(
+        "from wafermon import Emitter\nclass Lazy(Emitter):\n    async def emit(self, batch): pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins.register(registering("lazy", cls="lazy_backend:Lazy"), "lazy-plugin")
+    import sys
+
+    assert "lazy_backend" not in sys.modules  # registering did not import it
+    provided = plugins.require("emitter", "lazy", needed_by="test")
+    assert provided.cls.__name__ == "Lazy"
+    assert "lazy_backend" in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("no_such_module_x:Thing", "plugin 'bad': cannot import no_such_module_x:Thing: "),
+        ("wafermon:Event", "plugin 'bad': wafermon:Event is not a subclass of Emitter"),
+    ],
+)
+def test_a_class_reference_that_does_not_import_names_the_plugin(plugins, ref, message):
+    plugins.register(registering("bad", cls=ref), "bad")
+    provided = plugins.types("emitter")["bad"]
+    with pytest.raises(PluginError, match=re.escape(message)):
+        provided.cls  # noqa: B018 - the import happens on access
+
+
+def test_a_string_that_is_no_class_reference_marks_the_plugin_broken(plugins):
+    plugins.register(registering("bad", cls="not a reference"), "bad")
+    assert plugins.types("emitter") == {}
+    [info] = plugins.info()
+    assert "'not a reference' is not a 'module:Class' reference" in info.error
 
 
 def test_two_plugins_registering_one_type_is_an_error_naming_both(plugins):

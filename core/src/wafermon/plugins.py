@@ -10,6 +10,7 @@ Environment: ``WAFERMON_LOAD_PLUGINS=a,b`` loads only those entry points (empty:
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -37,14 +38,26 @@ COMPONENT_KINDS: dict[str, tuple[str, type[Component]]] = {
 }
 
 
-@attrs.frozen
+@attrs.define
 class Provided:
-    """A component type and the plugin that registered it."""
+    """A component type and the plugin that registered it.
+
+    ``ref`` is the class, or ``"module:Class"`` imported on first use of ``cls``: a plugin whose
+    module pulls in a heavy library (SQLAlchemy, a cloud SDK) registers by name, so commands that
+    never build its components (``wafermon --help``, ``wafermon schema``) do not pay for it.
+    """
 
     kind: str
     type_name: str
-    cls: type[Component]
+    ref: type[Component] | str
     plugin: str
+
+    @property
+    def cls(self) -> type[Component]:
+        """The class; imports a ``"module:Class"`` reference (PluginError if that fails)."""
+        if isinstance(self.ref, str):
+            self.ref = _import_class(self.ref, self.kind, self.plugin)
+        return self.ref
 
 
 @attrs.define
@@ -141,13 +154,16 @@ class Plugins:
 
                 def register(
                     type_name: str,
-                    cls: type,
+                    cls: type | str,
                     _kind=kind,
                     _base=base,
                     _plugin=impl.plugin_name,
                     _out=registered,
                 ) -> None:
-                    if not (isinstance(cls, type) and issubclass(cls, _base)):
+                    if isinstance(cls, str):
+                        if not _is_class_ref(cls):
+                            raise PluginError(f"{cls!r} is not a 'module:Class' reference")
+                    elif not (isinstance(cls, type) and issubclass(cls, _base)):
                         raise PluginError(f"{cls!r} is not a subclass of {_base.__name__}")
                     _out.append(Provided(_kind, type_name, cls, _plugin))
 
@@ -229,6 +245,25 @@ class Plugins:
     def routes(self, host: str) -> list[Any]:
         """Extra routes every plugin adds to ``host``."""
         return [r for routes in self.pm.hook.register_routes(host=host) if routes for r in routes]
+
+
+def _is_class_ref(ref: str) -> bool:
+    module, sep, name = ref.partition(":")
+    return bool(sep) and all(p.isidentifier() for p in [*module.split("."), *name.split(".")])
+
+
+def _import_class(ref: str, kind: str, plugin: str) -> type[Component]:
+    module_name, _, qualname = ref.partition(":")
+    base = COMPONENT_KINDS[kind][1]
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception as exc:  # the plugin's import failing is its fault, reported so
+        raise PluginError(f"plugin {plugin!r}: cannot import {ref}: {_reason(exc)}") from exc
+    if not (isinstance(found, type) and issubclass(found, base)):
+        raise PluginError(f"plugin {plugin!r}: {ref} is not a subclass of {base.__name__}")
+    return found
 
 
 def _reason(exc: BaseException) -> str:

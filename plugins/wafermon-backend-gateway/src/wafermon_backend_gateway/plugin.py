@@ -1,8 +1,11 @@
-from wafermon import hookimpl
+"""The plugin module the ``wafermon`` entry point names: hook implementations only.
 
-from .emitter import GatewayEmitter
+The emitter is registered by name, so httpx is imported only when a config uses it.
+"""
+
+from wafermon import hookimpl
 
 
 @hookimpl
 def register_emitters(register):
-    register("gateway", GatewayEmitter)
+    register("gateway", "wafermon_backend_gateway.emitter:GatewayEmitter")

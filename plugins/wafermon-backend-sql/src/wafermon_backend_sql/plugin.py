@@ -2,18 +2,21 @@
 
 One class is both: a ``type: sql`` backend stores events, the same type as a source reads them
 back, and the gateway owns it as its managed store (``SqlStore`` is a ``ManagedStore``).
+
+SQLAlchemy takes about a second to import, so the class is registered by name and imported
+only when a site config uses ``type: sql``.
 """
 
 from wafermon import hookimpl
 
-from .store import SqlStore
+SQL_STORE = "wafermon_backend_sql.store:SqlStore"
 
 
 @hookimpl
 def register_emitters(register):
-    register("sql", SqlStore)
+    register("sql", SQL_STORE)
 
 
 @hookimpl
 def register_query_adapters(register):
-    register("sql", SqlStore)
+    register("sql", SQL_STORE)
