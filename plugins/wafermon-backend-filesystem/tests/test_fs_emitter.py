@@ -130,7 +130,8 @@ async def test_start_truncates_a_torn_tail(root, caplog, make_event):
     await em.close()
     active = root / "fab1" / "2026-11-28" / "events.jsonl"
     with active.open("ab") as f:
-        f.write(b'{"schema_version": 1, "event_id": "trunc')  # a crash mid-write
+        f.write(b'{"schema_version": 1, "event_id": "trunc')  # a crash mid-write ...
+    (root / ".writer.lock").write_text("dirty\n")  # ... leaves the writer's mark as it was
     caplog.set_level(logging.WARNING)
     em = await started(root)
     assert "dropped a torn last line of 40 bytes" in caplog.text
@@ -138,6 +139,21 @@ async def test_start_truncates_a_torn_tail(root, caplog, make_event):
     later = make_event()
     await em.emit([later])
     assert read_all(active.parent) == [good, later]
+    await em.close()
+
+
+async def test_start_after_a_clean_close_does_not_walk_the_partitions(root, make_event):
+    em = await started(root)
+    await em.emit([make_event()])
+    assert (root / ".writer.lock").read_text() == "dirty\n"  # while writing
+    await em.close()
+    assert (root / ".writer.lock").read_text() == "clean\n"
+    # Planted after the clean close: a crash cannot leave this, and recovery would remove it.
+    leftover = root / "fab1" / "2026-11-28" / "events.20261128T100000000000Z.jsonl.gz.tmp"
+    leftover.write_bytes(b"planted")
+    em = await started(root)
+    assert leftover.exists()  # not walked
+    assert (root / ".writer.lock").read_text() == "dirty\n"
     await em.close()
 
 

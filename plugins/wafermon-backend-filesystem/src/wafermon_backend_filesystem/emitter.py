@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 # recently written ones are closed beyond this many.
 MAX_OPEN_FILES = 32
 LOCK_FILE = ".writer.lock"
+#: What the lock file holds: ``dirty`` while a writer runs, ``clean`` after it closed.
+CLEAN, DIRTY = "clean", "dirty"
 
 
 @attrs.frozen
@@ -71,25 +73,46 @@ class FilesystemEmitter(Emitter):
         await asyncio.to_thread(self._start)
 
     def _start(self) -> None:
-        """Create root, take its writer lock, then finish or undo whatever a crash interrupted
-        in each partition."""
+        """Create root and take its writer lock; after an unclean stop, finish or undo whatever
+        the crash interrupted in each partition.
+
+        The lock file says ``clean`` only between a finished ``close`` and the next start, so
+        a root with years of partitions is walked only when the last writer died.
+        """
         root = self.settings.root
         try:
             root.mkdir(parents=True, exist_ok=True)
             self._lock_root()
-            for pdir in sorted(root.glob("*/*/")):
-                for tmp in pdir.glob("events*" + layout.TMP):
-                    tmp.unlink()  # an unfinished gzip; its plain source is still there
-                for path in sorted(pdir.glob("events*.jsonl")):
-                    if path.with_name(path.name + layout.GZ).exists():
-                        path.unlink()  # the gz is complete (renamed in only after fsync)
-                    elif path.name != layout.ACTIVE and self.settings.compress:
-                        self._compress(path)  # rotated, not compressed yet
-                active = pdir / layout.ACTIVE
-                if active.exists() and active.stat().st_size > 0:
-                    self._truncate_torn_tail(active)
+            assert self._root_lock is not None
+            self._root_lock.seek(0)
+            clean = self._root_lock.read().strip() == CLEAN
+            self._mark(DIRTY)
+            if not clean:
+                for pdir in sorted(root.glob("*/*/")):
+                    self._recover(pdir)
         except OSError as exc:
             raise RetryableError(f"cannot prepare {exc.filename or root}: {exc.strerror}") from exc
+
+    def _recover(self, pdir: Path) -> None:
+        for tmp in pdir.glob("events*" + layout.TMP):
+            tmp.unlink()  # an unfinished gzip; its plain source is still there
+        for path in sorted(pdir.glob("events*.jsonl")):
+            if path.with_name(path.name + layout.GZ).exists():
+                path.unlink()  # the gz is complete (renamed in only after fsync)
+            elif path.name != layout.ACTIVE and self.settings.compress:
+                self._compress(path)  # rotated, not compressed yet
+        active = pdir / layout.ACTIVE
+        if active.exists() and active.stat().st_size > 0:
+            self._truncate_torn_tail(active)
+
+    def _mark(self, state: str) -> None:
+        """Write ``state`` into the (held) lock file, durably."""
+        assert self._root_lock is not None
+        self._root_lock.seek(0)
+        self._root_lock.truncate()
+        self._root_lock.write(state + "\n")
+        self._root_lock.flush()
+        self._fsync(self._root_lock)
 
     def _lock_root(self) -> None:
         """One writer per root: two would rotate and trim each other's files and lose events."""
@@ -128,6 +151,8 @@ class FilesystemEmitter(Emitter):
                     active.file.close()
                 self._open.clear()
                 if self._root_lock is not None:
+                    with contextlib.suppress(OSError):  # left dirty: the next start recovers
+                        self._mark(CLEAN)
                     self._root_lock.close()  # releases the flock
                     self._root_lock = None
 
