@@ -29,9 +29,9 @@ async def read_sse(response: httpx.Response, frames: asyncio.Queue) -> None:
 
 
 @contextlib.asynccontextmanager
-async def subscribe(http: httpx.AsyncClient, url: str):
+async def subscribe(http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None):
     frames: asyncio.Queue = asyncio.Queue()
-    async with http.stream("GET", url) as response:
+    async with http.stream("GET", url, headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         reader = asyncio.create_task(read_sse(response, frames))
@@ -133,3 +133,38 @@ async def test_head_answers_without_opening_a_stream(client):
     r = await client.head("/v1/stream")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
+
+
+async def test_a_client_reconnecting_with_last_event_id_gets_what_it_missed(build_app, make_event):
+    app = build_app()
+    async with served(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        seen = make_event(app="litho")
+        async with subscribe(http, "/v1/stream?app=litho") as frames:
+            await http.post("/v1/ingest/managed", content=encode_array([seen]))
+            last_id = (await next_data(frames))["id"]
+        await wait_for_subscribers(app, 0)
+        # Published while the client was away: two for it, one its filter leaves out.
+        missed = [make_event(app="litho"), make_event(app="etch"), make_event(app="litho")]
+        await http.post("/v1/ingest/managed", content=encode_array(missed))
+        headers = {"Last-Event-ID": last_id}
+        async with subscribe(http, "/v1/stream?app=litho", headers) as frames:
+            got = [(await next_data(frames))["id"], (await next_data(frames))["id"]]
+            assert got == [str(missed[0].event_id), str(missed[2].event_id)]
+        async with subscribe(http, "/v1/stream", {"Last-Event-ID": "forgotten"}) as frames:
+            notice = await asyncio.wait_for(frames.get(), 5)
+            while "comment" not in notice:  # the retry: field comes first
+                notice = await asyncio.wait_for(frames.get(), 5)
+            assert "last event id 'forgotten' is not among the 4 most recent" in notice["comment"]
+
+
+async def test_replay_keeps_only_the_most_recent_events(make_event):
+    hub = Broadcaster(replay_size=3, queue_size=2)
+    events = [make_event() for _ in range(5)]
+    hub.publish(events)
+    assert list(hub.recent) == events[2:]
+    sub = hub.subscribe(last_event_id=str(events[2].event_id))
+    assert sub.dropped == 0
+    assert len(sub.queue) == 2
+    sub = hub.subscribe(last_event_id=str(events[1].event_id))  # fell out of the window
+    assert not sub.queue
+    assert b"may be missing" in sub.notice

@@ -5,6 +5,12 @@ slow or stalled reader can never slow ingest down: when its queue is full, its o
 dropped and it is told so with a comment line (``: dropped N events ...``) before the next
 frames. A comment every 15 s keeps proxies from closing an idle stream. The fan-out is per
 process: behind a load balancer, a stream sees the events ingested by its own gateway.
+
+Reconnecting: every frame's ``id`` is its event_id, and the last ``REPLAY_SIZE`` published
+events are kept (as objects; encoded only when replayed). A client reconnecting with the
+standard ``Last-Event-ID`` header (browsers' EventSource sends it by itself) first gets the
+events published after that one, so a dropped connection loses nothing that is still in the
+window; an id outside it is answered with a comment saying events may be missing.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from .params import Params
 
 HEARTBEAT_S = 15.0
 QUEUE_SIZE = 1000
+#: Recently published events kept for clients that reconnect with Last-Event-ID.
+REPLAY_SIZE = 10_000
 
 
 @attrs.define(eq=False)
@@ -35,6 +43,7 @@ class Subscriber:
     wakeup: asyncio.Event = attrs.Factory(asyncio.Event)
     dropped: int = 0
     closed: bool = False
+    notice: bytes = b""  # a comment to send before the first frames
 
     def wants(self, event: Event) -> bool:
         return (self.site is None or event.site_id == self.site) and (
@@ -50,22 +59,45 @@ class Broadcaster:
         *,
         queue_size: int = QUEUE_SIZE,
         heartbeat_s: float = HEARTBEAT_S,
+        replay_size: int = REPLAY_SIZE,
         on_subscribers: Callable[[int], None] = lambda n: None,
         on_dropped: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.queue_size = queue_size
         self.heartbeat_s = heartbeat_s
         self.subscribers: set[Subscriber] = set()
+        self.recent: deque[Event] = deque(maxlen=replay_size)
         self.closed = False
         self._on_subscribers = on_subscribers
         self._on_dropped = on_dropped
 
-    def subscribe(self, *, site: str | None = None, app: str | None = None) -> Subscriber:
+    def subscribe(
+        self, *, site: str | None = None, app: str | None = None, last_event_id: str | None = None
+    ) -> Subscriber:
+        """A new stream; with ``last_event_id``, the events published after it come first."""
         sub = Subscriber(site, app, deque())
         sub.closed = self.closed
+        if last_event_id is not None:
+            self._replay(sub, last_event_id)
         self.subscribers.add(sub)
         self._on_subscribers(len(self.subscribers))
         return sub
+
+    def _replay(self, sub: Subscriber, last_event_id: str) -> None:
+        recent = self.recent
+        position = next(
+            (i for i in range(len(recent) - 1, -1, -1) if str(recent[i].event_id) == last_event_id),
+            None,
+        )
+        if position is None:
+            sub.notice = (
+                f": last event id {last_event_id[:64]!r} is not among the {len(recent)} most "
+                "recent events; events published since it may be missing\n\n"
+            ).encode()
+            return
+        wanted = [e for e in list(recent)[position + 1 :] if sub.wants(e)]
+        sub.dropped = max(0, len(wanted) - self.queue_size)
+        sub.queue.extend(_frame(e) for e in wanted[sub.dropped :])
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
@@ -73,6 +105,7 @@ class Broadcaster:
 
     def publish(self, events: Sequence[Event]) -> None:
         """Queue events for every subscriber whose filters they pass; never blocks."""
+        self.recent.extend(events)
         if not self.subscribers:
             return
         frames: dict[int, bytes] = {}  # each event is encoded once, and only if someone wants it
@@ -101,7 +134,7 @@ class Broadcaster:
 
     async def frames(self, sub: Subscriber) -> AsyncIterator[bytes]:
         """The byte chunks of one stream: queued frames, drop notices and heartbeats."""
-        yield b"retry: 3000\n: connected\n\n"
+        yield b"retry: 3000\n: connected\n\n" + sub.notice
         while True:
             sub.wakeup.clear()
             if not (sub.queue or sub.dropped or sub.closed):
@@ -142,7 +175,8 @@ async def stream(request: Request) -> Response:
     async def body() -> AsyncIterator[bytes]:
         # Subscribing here, not in the handler, ties the subscription to the generator's
         # lifetime: a client that disconnects cancels it and the finally unsubscribes.
-        sub = broadcaster.subscribe(site=site, app=app)
+        last_event_id = request.headers.get("last-event-id")
+        sub = broadcaster.subscribe(site=site, app=app, last_event_id=last_event_id)
         try:
             async for chunk in broadcaster.frames(sub):
                 yield chunk
