@@ -361,7 +361,18 @@ PATHS: dict[str, Any] = {
             "operationId": "stream",
             "summary": "Server-sent events: each newly accepted event as it is ingested.",
             "security": READ_AUTH,
-            "parameters": [_query("site", "Only this site."), _query("app", "Only this app.")],
+            "parameters": [
+                _query("site", "Only this site."),
+                _query("app", "Only this app."),
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "Reconnecting: first replay the events stored after this "
+                    "event_id (from the last 10,000 stored).",
+                    "schema": {"type": "string"},
+                },
+            ],
             "responses": {
                 "200": {
                     "description": "text/event-stream; `data:` is a wire event, `id:` its "
