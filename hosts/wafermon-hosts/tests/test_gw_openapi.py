@@ -63,6 +63,29 @@ async def test_plugin_routes_are_described_too(start_gateway, plugins):
     assert {(re.sub(r":\w+}", "}", p), m) for p, m in served_routes(app)} == described(doc)
 
 
+async def test_plugin_mounts_are_described_with_their_routes(start_gateway, plugins):
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount
+
+    async def bare_asgi(scope, receive, send):
+        await PlainTextResponse("bare")(scope, receive, send)
+
+    class Mounts:
+        @hookimpl
+        def register_routes(self, host):
+            return [
+                Mount("/v1/x/tools", routes=[Route("/ping", lambda r: PlainTextResponse("pong"))]),
+                Mount("/v1/x/app", app=bare_asgi),
+            ]
+
+    plugins.register(Mounts(), "mounts")
+    async with start_gateway() as (client, _app):
+        doc = (await client.get("/openapi.json")).json()
+        assert (await client.get("/v1/x/tools/ping")).text == "pong"
+        assert (await client.get("/v1/x/app/anything")).text == "bare"
+    assert {("/v1/x/tools/ping", "GET"), ("/v1/x/app/{path}", "GET")} <= described(doc)
+
+
 def test_every_operation_documents_its_responses_and_auth(tmp_path, plugins):
     from wafermon_hosts.gateway.openapi import document
 

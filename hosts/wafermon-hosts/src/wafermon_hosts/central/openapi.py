@@ -6,14 +6,13 @@ Entities and events are described by the gateway's own schemas (central passes t
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from wafermon.interfaces import MAX_QUERY_LIMIT
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT
 
-from .. import __version__
-from ..common.openapi import BEARER_SCHEME, ERROR_SCHEMAS, METRICS_PATH, OPENAPI_PATH
+from ..common.openapi import ERROR_SCHEMAS, METRICS_PATH, OPENAPI_PATH
+from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
 from ..common.openapi import json_content as _json
 from ..common.openapi import ref as _ref
@@ -262,23 +261,14 @@ PATHS: dict[str, Any] = {
 
 
 def document(plugin_routes: list[tuple[str, list[str]]] = ()) -> dict[str, Any]:
-    paths = copy.deepcopy(PATHS)
-    for path, methods in plugin_routes:
-        for method in methods:
-            paths.setdefault(path, {})[method.lower()] = {
-                "summary": "Added by a plugin (register_routes hook); read scope.",
-                "security": READ_AUTH,
-                "responses": {"default": {"description": "Defined by the plugin."}},
-            }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "wafermon central",
-            "version": __version__,
-            "description": "Many sites' gateways behind one API: fan-out with per-site "
-            "timeouts, partial answers that name missing sites, merged pagination.",
-        },
-        "paths": paths,
-        "components": {"schemas": SCHEMAS, "securitySchemes": BEARER_SCHEME},
-        "security": READ_AUTH,
-    }
+    """The OpenAPI document; ``plugin_routes`` (path, methods) are listed as plugin-defined."""
+    return common_document(
+        title="wafermon central",
+        description="Many sites' gateways behind one API: fan-out with per-site timeouts, "
+        "partial answers that name missing sites, merged pagination.",
+        paths=PATHS,
+        schemas=SCHEMAS,
+        security=READ_AUTH,
+        plugin_routes=list(plugin_routes),
+        plugin_access="read scope",
+    )

@@ -8,13 +8,15 @@ describe a different event than the codec accepts. Error bodies have one shape e
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from wafermon import schema_path
 
+from .. import __version__
 from .observe import plain_template
 
 REF = "#/components/schemas/"
@@ -123,11 +125,50 @@ OPENAPI_PATH = open_get(
 )
 
 
-def plugin_paths(routes: list[Any]) -> list[tuple[str, list[str]]]:
-    """(path template, methods) of each plugin ``Route``, for ``document(plugin_routes)``."""
+def plugin_paths(routes: list[Any], prefix: str = "") -> list[tuple[str, list[str]]]:
+    """(path template, methods) of each plugin route, for ``document(plugin_routes)``.
+
+    A ``Mount`` contributes its own routes under its prefix; a mounted app without a route
+    table (any ASGI app) is listed as ``{prefix}/{path}`` taking GET.
+    """
     found = []
     for route in routes:
         if isinstance(route, Route):
-            path = plain_template(route.path)
+            path = plain_template(prefix + route.path)
             found.append((path, sorted((route.methods or set()) - {"HEAD"})))
+        elif isinstance(route, Mount):
+            inner = route.routes
+            if inner:
+                found += plugin_paths(list(inner), prefix + route.path)
+            else:
+                found.append((plain_template(prefix + route.path) + "/{path}", ["GET"]))
     return found
+
+
+def document(
+    *,
+    title: str,
+    description: str,
+    paths: dict[str, Any],
+    schemas: dict[str, Any],
+    security: list[dict[str, list[str]]],
+    plugin_routes: list[tuple[str, list[str]]],
+    plugin_access: str,
+) -> dict[str, Any]:
+    """A host's document: its own ``paths``, then each plugin route (``plugin_access`` says
+    which token it needs), under the host's default ``security``."""
+    paths = copy.deepcopy(paths)
+    for path, methods in plugin_routes:
+        for method in methods:
+            paths.setdefault(path, {})[method.lower()] = {
+                "summary": f"Added by a plugin (register_routes hook); {plugin_access}.",
+                "security": security,
+                "responses": {"default": {"description": "Defined by the plugin."}},
+            }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": __version__, "description": description},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": BEARER_SCHEME},
+        "security": security,
+    }

@@ -8,21 +8,19 @@ describe a different event than the codec accepts.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from wafermon.interfaces import MAX_QUERY_LIMIT
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT
 
-from .. import __version__
 from ..common.openapi import (
-    BEARER_SCHEME,
     ERROR_SCHEMAS,
     EVENTS_BODY,
     METRICS_PATH,
     OPENAPI_PATH,
     event_schemas,
 )
+from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
 from ..common.openapi import json_content as _json
 from ..common.openapi import ref as _ref
@@ -401,25 +399,12 @@ PATHS: dict[str, Any] = {
 
 def document(plugin_routes: list[tuple[str, list[str]]] = ()) -> dict[str, Any]:
     """The OpenAPI document; ``plugin_routes`` (path, methods) are listed as plugin-defined."""
-    paths = copy.deepcopy(PATHS)
-    for path, methods in plugin_routes:
-        for method in methods:
-            paths.setdefault(path, {})[method.lower()] = {
-                "summary": "Added by a plugin (register_routes hook); read scope.",
-                "security": READ_AUTH,
-                "responses": {"default": {"description": "Defined by the plugin."}},
-            }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "wafermon gateway",
-            "version": __version__,
-            "description": "A site's managed event store, external sources and unified view.",
-        },
-        "paths": paths,
-        "components": {
-            "schemas": SCHEMAS,
-            "securitySchemes": BEARER_SCHEME,
-        },
-        "security": READ_AUTH,
-    }
+    return common_document(
+        title="wafermon gateway",
+        description="A site's managed event store, external sources and unified view.",
+        paths=PATHS,
+        schemas=SCHEMAS,
+        security=READ_AUTH,
+        plugin_routes=list(plugin_routes),
+        plugin_access="read scope",
+    )

@@ -6,12 +6,9 @@ else) and the API fuzz test generates its requests from it. The event schema is 
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from .. import __version__
 from ..common.openapi import (
-    BEARER_SCHEME,
     ERROR_SCHEMAS,
     EVENTS_BODY,
     METRICS_PATH,
@@ -22,6 +19,7 @@ from ..common.openapi import (
     open_get,
     ref,
 )
+from ..common.openapi import document as common_document
 
 AUTH = [{"bearer": []}]
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}}
@@ -151,23 +149,13 @@ PATHS: dict[str, Any] = {
 
 def document(plugin_routes: list[tuple[str, list[str]]] = ()) -> dict[str, Any]:
     """The OpenAPI document; ``plugin_routes`` (path, methods) are listed as plugin-defined."""
-    paths = copy.deepcopy(PATHS)
-    for path, methods in plugin_routes:
-        for method in methods:
-            paths.setdefault(path, {})[method.lower()] = {
-                "summary": "Added by a plugin (register_routes hook); needs the ingest token.",
-                "security": AUTH,
-                "responses": {"default": {"description": "Defined by the plugin."}},
-            }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "wafermon sidecar",
-            "version": __version__,
-            "description": "Accepts events into a durable local spool and delivers them to "
-            "every configured backend.",
-        },
-        "paths": paths,
-        "components": {"schemas": SCHEMAS, "securitySchemes": BEARER_SCHEME},
-        "security": AUTH,
-    }
+    return common_document(
+        title="wafermon sidecar",
+        description="Accepts events into a durable local spool and delivers them to every "
+        "configured backend.",
+        paths=PATHS,
+        schemas=SCHEMAS,
+        security=AUTH,
+        plugin_routes=list(plugin_routes),
+        plugin_access="needs the ingest token",
+    )
