@@ -1,9 +1,10 @@
 """Sessions for every package in the monorepo, generated from the folder layout.
 
-A Python distribution is any folder with a pyproject.toml under core/, plugins/, hosts/ or
-sdk-python/; each gets its own ``tests(<folder>)`` session in a fresh virtualenv, so a package
-that forgets to declare a dependency fails here. ``nox`` alone runs what README's test command
-promises: lint, every package's tests and the cross-package tests in tests/.
+A Python distribution is any folder with a pyproject.toml under core/, plugins/, hosts/,
+sdk-python/ or conformance/; each gets its own ``tests(<folder>)`` session in a fresh
+virtualenv, so a package that forgets to declare a dependency fails here. ``nox`` alone runs
+what README's test command promises: lint, every package's tests, the cross-package tests in
+tests/ and the cross-language conformance suite.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "tests", "integration"]
+nox.options.sessions = ["lint", "tests", "integration", "conformance", "sdk_c"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -28,6 +29,7 @@ def python_packages() -> dict[str, str]:
         "plugins/*/pyproject.toml",
         "hosts/*/pyproject.toml",
         "sdk-python/pyproject.toml",
+        "conformance/pyproject.toml",
     ]
     found = {}
     for pattern in patterns:
@@ -85,6 +87,90 @@ def integration(session: nox.Session) -> None:
     install_packages(session, *FOLDERS, extra="test")
     session.install("uv")  # tests/test_tutorial.py builds a fresh venv with it
     session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """Every SDK against the conformance scenarios (docs/conformance.md); `-- --lang c` for one.
+
+    The runner builds each language's driver with the commands in conformance/languages.toml
+    (C: cmake into sdk-c/build) and says so when a driver is missing or does not build. The
+    Python driver runs in this venv, so the Python SDK and its direct-mode backend go in too.
+    """
+    install_packages(session, "conformance", "sdk-python", "plugins/wafermon-backend-filesystem")
+    session.run("python", "-m", "wafermon_conformance", *session.posargs)
+
+
+@nox.session
+def sdk_c(session: nox.Session) -> None:
+    """The C SDK (sdk-c/, docs/sdk-c.md): CMake build, ctest, install, the example via pkg-config.
+
+    ctest runs the unit tests, each again under valgrind memcheck, the end-to-end test against
+    a real ``wafermon sidecar`` from this venv, and the S3 test against the SeaweedFS that
+    scripts/services starts (WAFERMON_TEST_S3_ENDPOINT). WAFERMON_REQUIRE_SERVERS makes a
+    missing server a failure, never a skip. Needs Debian's cmake, pkg-config, valgrind,
+    libcurl4-openssl-dev and libcjson-dev (scripts/test installs them).
+    """
+    install_packages(
+        session,
+        "hosts/wafermon-hosts",
+        "plugins/wafermon-backend-filesystem",
+        "plugins/wafermon-backend-gateway",
+    )
+    tmp = Path(session.create_tmp()).resolve()
+    build, prefix = tmp / "sdk-c-build", tmp / "sdk-c-prefix"
+    wafermon = Path(session.bin) / "wafermon"
+    session.run(
+        "cmake", "-S", "sdk-c", "-B", str(build), f"-DWAFERMON_BIN={wafermon}", external=True
+    )
+    session.run("cmake", "--build", str(build), "-j2", external=True)
+    session.run(
+        "ctest",
+        "--test-dir",
+        str(build),
+        "--output-on-failure",
+        "-j2",
+        *session.posargs,
+        env={"WAFERMON_REQUIRE_SERVERS": "1"},
+        external=True,
+    )
+    # The same install + pkg-config build as ctest's install_example, as a user would do it.
+    session.run("cmake", "--install", str(build), "--prefix", str(prefix), external=True)
+    pkgconfig = next(prefix.glob("lib*/pkgconfig"))
+    flags = session.run(
+        "pkg-config",
+        "--cflags",
+        "--libs",
+        "wafermon",
+        env={"PKG_CONFIG_PATH": str(pkgconfig)},
+        external=True,
+        silent=True,
+    )
+    example = tmp / "wafer_lot"
+    session.run(
+        "cc",
+        "-std=c11",
+        "-Wall",
+        "-Werror",
+        "sdk-c/examples/wafer_lot.c",
+        *str(flags).split(),
+        "-pthread",
+        f"-Wl,-rpath,{pkgconfig.parent}",
+        "-o",
+        str(example),
+        external=True,
+    )
+    session.run(
+        str(example),
+        "12",
+        env={
+            "WAFERMON_MODE": "direct",
+            "WAFERMON_SITE_ID": "fab1",
+            "WAFERMON_DIRECT_URL": f"file://{tmp / 'example-events'}",
+            "WAFERMON_SPOOL_DIR": str(tmp / "example-spool"),
+        },
+        external=True,
+    )
 
 
 @nox.session

@@ -110,13 +110,16 @@ class Proc:
 class Stack:
     """A gateway and a sidecar in front of it, in ``folder``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, otlp_endpoint: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
+        # Both hosts export their spans to ``otlp_endpoint`` when given.
+        self.tracing = {"enabled": True, "otlp_endpoint": otlp_endpoint} if otlp_endpoint else None
         gateway_config = write_yaml(
             folder / "gateway.yaml",
             {
                 "site_id": "fab1",
+                **({"gateway": {"tracing": self.tracing}} if self.tracing else {}),
                 "backends": [
                     {
                         "name": "managed",
@@ -141,6 +144,7 @@ class Stack:
                 "sidecar": {
                     "spool": {"dir": str(self.folder / "sidecar-spool")},
                     "retry": FAST_RETRY,
+                    **({"tracing": self.tracing} if self.tracing else {}),
                 },
                 "backends": [
                     {"name": "gw", "type": "gateway", "config": {"url": self.gateway.url}}
@@ -187,8 +191,10 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(folder: Path, *, sidecar: bool = True) -> Iterator[Stack]:
-    stack = Stack(folder).start_gateway()
+def running_stack(
+    folder: Path, *, sidecar: bool = True, otlp_endpoint: str | None = None
+) -> Iterator[Stack]:
+    stack = Stack(folder, otlp_endpoint=otlp_endpoint).start_gateway()
     try:
         if sidecar:
             stack.start_sidecar()

@@ -97,10 +97,44 @@ def test_arguments_are_named_as_written():
         Client(retry_base_delay="2s", retry_max_delay="1s")
 
 
-def test_direct_mode_needs_a_site_config(monkeypatch):
+def test_direct_mode_needs_a_target(monkeypatch):
     monkeypatch.setenv("WAFERMON_MODE", "direct")
-    with pytest.raises(ConfigError, match=r"^WAFERMON_CONFIG: mode 'direct' needs a site config"):
+    with pytest.raises(ConfigError) as info:
         wafermon_sdk.initialize()
+    assert str(info.value) == (
+        "WAFERMON_MODE: 'direct' needs a direct target: WAFERMON_DIRECT_URL "
+        "(file:///absolute/path) or a site config file naming the backends (WAFERMON_CONFIG)"
+    )
+    with pytest.raises(ConfigError, match=r"^mode: 'both' needs a direct target"):
+        Client(mode="both")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1/x", "expected file:///absolute/path or s3://bucket/prefix, got"),
+        ("file://relative/path", "(file:// and an absolute path), got 'file://relative/path'"),
+        ("s3://", "expected file:///absolute/path or s3://bucket/prefix, got 's3://'"),
+        ("s3://wafer-events/fab1", "s3:// needs an S3 backend plugin, which does not exist yet"),
+    ],
+)
+def test_a_bad_direct_url_is_named(monkeypatch, url, message):
+    monkeypatch.setenv("WAFERMON_MODE", "direct")
+    monkeypatch.setenv("WAFERMON_DIRECT_URL", url)
+    with pytest.raises(ConfigError) as info:
+        wafermon_sdk.initialize()
+    assert str(info.value).startswith("WAFERMON_DIRECT_URL: ")
+    assert message in str(info.value)
+
+
+def test_direct_url_and_a_site_config_exclude_each_other(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            environ={"WAFERMON_DIRECT_URL": f"file://{tmp_path}", "WAFERMON_CONFIG": "site.yaml"}
+        )
+    assert str(info.value) == (
+        "WAFERMON_DIRECT_URL: set either it or WAFERMON_CONFIG (a site config's backends), not both"
+    )
 
 
 def test_direct_mode_checks_the_site_config_and_its_plugins_at_initialize(tmp_path, monkeypatch):

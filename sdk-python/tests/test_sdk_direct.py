@@ -16,6 +16,7 @@ import pytest
 from sdk_helpers import filesystem_events, running_stack, write_yaml
 
 import wafermon_sdk
+from wafermon import ConfigError
 from wafermon_backend_sql import SqlStore
 from wafermon_backend_sql.store import Settings as SqlSettings
 from wafermon_sdk import AppRef, Client, Monitored
@@ -100,6 +101,37 @@ def pg_database():
     head, _, _db = base.rpartition("/")
     yield f"{head}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_direct_url_writes_the_filesystem_layout_without_a_site_config(tmp_path, monkeypatch):
+    root = tmp_path / "events root"  # a space: the URL is percent-encoded
+    monkeypatch.setenv("WAFERMON_MODE", "direct")
+    monkeypatch.setenv("WAFERMON_DIRECT_URL", root.as_uri())
+    monkeypatch.setenv("WAFERMON_SITE_ID", "fab7")
+    client = wafermon_sdk.initialize()
+    assert repr(client) == "<Client mode=direct sinks=['direct.filesystem']>"
+    job = run_job(client, subjobs=2)
+    assert wafermon_sdk.close(20)
+    events = filesystem_events(root)
+    assert len(events) == 2 + 2 * 3
+    assert {e["site_id"] for e in events} == {"fab7"}
+    day = events[0]["time"][:10]
+    assert sorted(p.name for p in (root / "fab7").iterdir()) == [day]
+    assert [e["kind"] for e in events if e["entity"]["id"] == job.entity_id] == [
+        "started",
+        "finished",
+    ]
+    assert client.stats()["sinks"]["direct.filesystem"]["sent"] == len(events)
+
+
+def test_direct_url_without_the_filesystem_plugin_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("WAFERMON_LOAD_PLUGINS", "none-such")  # the core loads no plugin
+    with pytest.raises(ConfigError) as info:
+        Client(mode="direct", direct_url=tmp_path.as_uri())
+    assert str(info.value).startswith(
+        "WAFERMON_DIRECT_URL: file:// direct mode: no installed plugin provides "
+        "emitter type 'filesystem'"
+    )
 
 
 def test_direct_to_postgresql(tmp_path, pg_database):

@@ -23,7 +23,7 @@ from wafermon import Event
 
 from . import shipper as shipper_module
 from . import wire
-from .config import Settings, load_settings
+from .config import Settings, direct_url_root, load_settings
 from .shipper import Shipper
 from .sinks import DirectSink, SidecarSink, Sink
 
@@ -42,7 +42,8 @@ class Client:
 
     ``Client()`` reads WAFERMON_* variables (and the file WAFERMON_SDK_CONFIG names);
     ``Client("sdk.yaml")`` reads a YAML/TOML file first; keyword arguments override both,
-    e.g. ``Client(mode="direct", site_config="site.yaml")``. A bad setting raises
+    e.g. ``Client(mode="direct", site_config="site.yaml")`` or, without a site config,
+    ``Client(mode="direct", direct_url="file:///var/lib/wafermon/events")``. A bad setting raises
     ``wafermon.ConfigError`` naming it. ``metadata`` is added to every job's metadata.
     """
 
@@ -74,18 +75,26 @@ class Client:
 
     # -- building sinks ---------------------------------------------------------------------------
 
-    def _load_site(self) -> tuple[Any, Any]:
-        from wafermon.config import load_config
+    def _direct_emitters(self) -> list[Any]:
+        """The emitters of direct mode, built (not started): the ``filesystem`` backend at
+        ``direct_url``, or every enabled backend of the site config. ConfigError if one cannot
+        be built; the site config's ``site_id`` becomes the default one."""
+        from wafermon import ConfigError, PluginError, Problem
+        from wafermon.config import load_config, make_config_converter
         from wafermon.plugins import Plugins
 
+        plugins = Plugins.discover()
+        if self.settings.direct_url is not None:
+            try:
+                provided = plugins.require("emitter", "filesystem", needed_by="file:// direct mode")
+            except PluginError as exc:
+                raise ConfigError([Problem("WAFERMON_DIRECT_URL", str(exc))]) from None
+            root = direct_url_root(self.settings.direct_url)
+            converter = make_config_converter(root)
+            settings = converter.structure({"root": str(root)}, provided.cls.Settings)
+            return [provided.cls(name="filesystem", settings=settings)]
         assert self.settings.site_config is not None
-        return load_config(self.settings.site_config), Plugins.discover()
-
-    def _check_direct(self) -> None:
-        """Direct mode: the site config must load and every enabled backend must build."""
-        from wafermon import ConfigError, PluginError, Problem
-
-        loaded, plugins = self._load_site()
+        loaded = load_config(self.settings.site_config)
         try:
             emitters = loaded.build("backends", plugins)
         except PluginError as exc:
@@ -94,9 +103,13 @@ class Client:
             raise ConfigError(
                 [Problem("WAFERMON_CONFIG", f"{self.settings.site_config}: no enabled backend")]
             )
-        self._direct_names = [e.name for e in emitters]
         if self.site_id is None:
             self.site_id = loaded.site.site_id
+        return emitters
+
+    def _check_direct(self) -> None:
+        """Direct mode: every direct backend must build now, not at the first event."""
+        self._direct_names = [e.name for e in self._direct_emitters()]
 
     def _make_sinks(self, loop: asyncio.AbstractEventLoop) -> list[Sink]:
         """Called in the shipper thread: connections and emitters belong to it."""
@@ -104,8 +117,7 @@ class Client:
         if self.settings.uses_sidecar:
             sinks.append(SidecarSink(self.settings, SDK_VERSION))
         if self.settings.uses_direct:
-            loaded, plugins = self._load_site()
-            for emitter in loaded.build("backends", plugins):
+            for emitter in self._direct_emitters():
                 emitter.name = _direct_sink_name(emitter.name)
                 sinks.append(DirectSink(emitter, loop, self.settings.timeout))
         return sinks

@@ -11,12 +11,13 @@ secret (``token`` is a ``wafermon.Secret``).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import yaml
@@ -46,6 +47,7 @@ class Settings:
     token: Secret | None = None
     site_id: str | None = None
     site_config: Path | None = None  # site config naming the backends of direct mode
+    direct_url: str | None = None  # or one direct target: file:///root (no site config)
     spool_dir: Path = attrs.field(factory=default_spool_dir)
     spool_max_bytes: int = 1 << 30
     queue_size: int = 10_000
@@ -61,6 +63,7 @@ class Settings:
     replay_interval: float = 1.0
     flush_timeout: float = 10.0
     verify_tls: bool = True
+    tracing: bool = False  # a CLIENT span and a W3C traceparent per POST to the sidecar
 
     @property
     def uses_sidecar(self) -> bool:
@@ -124,6 +127,15 @@ def _boolean(value: Any) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _tracing(value: Any) -> bool:
+    on = _boolean(value)
+    if on and importlib.util.find_spec("opentelemetry") is None:
+        raise ValueError(
+            "needs OpenTelemetry (pip install 'wafermon-sdk[otel]'), which is not installed"
+        )
+    return on
+
+
 def _url(value: Any) -> str:
     text = str(value).strip()
     parts = urlsplit(text)
@@ -136,6 +148,32 @@ def _url(value: Any) -> str:
     except ValueError:
         raise ValueError(f"has an invalid port: {value!r}") from None
     return text.rstrip("/")
+
+
+#: Direct-mode URL schemes and what they need; s3 waits for an S3 emitter plugin.
+DIRECT_URL_HINT = "expected file:///absolute/path or s3://bucket/prefix"
+
+
+def _direct_url(value: Any) -> str:
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ValueError(f"{DIRECT_URL_HINT} (file:// and an absolute path), got {value!r}")
+        return text
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ValueError(f"{DIRECT_URL_HINT}, got {value!r}")
+        raise ValueError(
+            f"s3:// needs an S3 backend plugin, which does not exist yet, got {value!r}; "
+            "use file:///absolute/path, a site config (WAFERMON_CONFIG) or the sidecar"
+        )
+    raise ValueError(f"{DIRECT_URL_HINT}, got {value!r}")
+
+
+def direct_url_root(url: str) -> Path:
+    """The folder a ``file://`` direct URL names."""
+    return Path(unquote(urlsplit(url).path))
 
 
 def _site_id(value: Any) -> str:
@@ -167,6 +205,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "token": _token,
     "site_id": _site_id,
     "site_config": _path,
+    "direct_url": _direct_url,
     "spool_dir": _path,
     "spool_max_bytes": _size,
     "queue_size": _integer(1),
@@ -182,6 +221,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "replay_interval": _seconds(),
     "flush_timeout": _seconds(positive=False),
     "verify_tls": _boolean,
+    "tracing": _tracing,
 }
 assert set(PARSERS) == {a.name for a in attrs.fields(Settings)}
 
@@ -240,6 +280,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     problems: list[Problem] = []
     values: dict[str, Any] = {}
+    given_as: dict[str, str] = {}  # setting -> how the user named it, for later problems
 
     def take(name: str, raw: Any, where: str) -> None:
         if name not in PARSERS:
@@ -251,6 +292,7 @@ def load_settings(
             return
         try:
             values[name] = PARSERS[name](raw)
+            given_as[name] = where
         except ValueError as exc:
             problems.append(Problem(where, str(exc)))
 
@@ -267,13 +309,24 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     settings = Settings(**values)
-    if settings.uses_direct and settings.site_config is None:
+    if settings.uses_direct and settings.site_config is None and settings.direct_url is None:
         raise ConfigError(
             [
                 Problem(
-                    "WAFERMON_CONFIG",
-                    f"mode {settings.mode!r} needs a site config file naming the backends "
-                    "(WAFERMON_CONFIG or site_config=...)",
+                    given_as.get("mode", "mode"),
+                    f"{settings.mode!r} needs a direct target: WAFERMON_DIRECT_URL "
+                    "(file:///absolute/path) or a site config file naming the backends "
+                    "(WAFERMON_CONFIG)",
+                )
+            ]
+        )
+    if settings.site_config is not None and settings.direct_url is not None:
+        raise ConfigError(
+            [
+                Problem(
+                    given_as["direct_url"],
+                    f"set either it or {given_as['site_config']} (a site config's backends), "
+                    "not both",
                 )
             ]
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 import orjson
@@ -68,10 +69,24 @@ class SidecarSink(Sink):
         self.client = httpx.Client(
             headers=headers, timeout=settings.timeout, verify=settings.verify_tls
         )
+        self._tracer = _tracer() if settings.tracing else None
 
     def send(self, lines: Sequence[bytes]) -> Refusals:
+        if self._tracer is None:
+            return self._send(lines, None)
+        from opentelemetry.propagate import inject
+        from opentelemetry.trace import SpanKind
+
+        with self._tracer.start_as_current_span(
+            f"POST {INGEST_PATH}", kind=SpanKind.CLIENT, attributes={"wafermon.events": len(lines)}
+        ):
+            headers: dict[str, str] = {}
+            inject(headers)
+            return self._send(lines, headers)
+
+    def _send(self, lines: Sequence[bytes], headers: dict[str, str] | None) -> Refusals:
         try:
-            response = self.client.post(self.url, content=b"".join(lines))
+            response = self.client.post(self.url, content=b"".join(lines), headers=headers)
         except httpx.HTTPError as exc:
             raise Unavailable(
                 f"sidecar {self.url} unreachable: {type(exc).__name__}: {exc}"
@@ -94,6 +109,13 @@ class SidecarSink(Sink):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _tracer() -> Any:  # an opentelemetry Tracer; the package is optional
+    """The application's tracer provider's tracer: the SDK exports nothing by itself."""
+    from opentelemetry import trace
+
+    return trace.get_tracer("wafermon_sdk")
 
 
 def _has_results(response: httpx.Response) -> bool:
