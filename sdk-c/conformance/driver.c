@@ -303,7 +303,8 @@ static cJSON *op_end(cJSON *seq, cJSON *req, int failed) {
     } else {
         st = wafermon_job_finish(h->job);
     }
-    forget_handle(h); /* finish/fail free the job whatever the status */
+    if (st != WAFERMON_ERR_QUEUE_FULL) /* a full queue keeps the job; anything else frees it */
+        forget_handle(h);
     return st == WAFERMON_OK ? response(seq) : status_failure(seq, st, NULL);
 }
 

@@ -210,12 +210,13 @@ WAFERMON_EXPORT const char *wafermon_job_id(const wafermon_job *job);
 WAFERMON_EXPORT wafermon_status wafermon_job_progress(wafermon_job *job, double progress,
                                                       const char *metadata_patch);
 
-/* Emit "finished" with duration, CPU and memory figures, and free the job: the job is freed
- * whatever the status (on WAFERMON_ERR_QUEUE_FULL the event was not queued). */
+/* Emit "finished" with duration, CPU and memory figures, and free the job. On
+ * WAFERMON_ERR_QUEUE_FULL nothing was queued and the job stays valid: call again (or
+ * wafermon_job_discard it); on any other status the job is freed. */
 WAFERMON_EXPORT wafermon_status wafermon_job_finish(wafermon_job *job);
 
 /* Emit "failed" with an error {type, message, stack?} (stack may be NULL), and free the
- * job as wafermon_job_finish does. type: up to 256 characters (NULL or "" is sent as
+ * job as wafermon_job_finish does (kept on WAFERMON_ERR_QUEUE_FULL). type: up to 256 characters (NULL or "" is sent as
  * "Error"); a longer type, message or stack is cut to the schema's limits. */
 WAFERMON_EXPORT wafermon_status wafermon_job_fail(wafermon_job *job, const char *error_type,
                                                   const char *message, const char *stack);

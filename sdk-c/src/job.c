@@ -240,6 +240,8 @@ static wafermon_status end(wafermon_job *job, wm_record *rec) {
         rec->cpu_system_s = 0;
     rec->mem_max_mb = (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
     wafermon_status st = put(job, rec);
+    if (st == WAFERMON_ERR_QUEUE_FULL)
+        return st; /* the job stays valid: the caller tries again (or discards it) */
     wm_entity_release(job->entity);
     free(job);
     return st;

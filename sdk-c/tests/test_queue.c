@@ -20,7 +20,7 @@ static void *worker(void *arg) {
     wafermon_job_options o = {.app = &app, .business_key = key};
     wafermon_job *job;
     char err[256];
-    wafermon_status started;
+    wafermon_status started, st_end;
     while ((started = wafermon_job_start(client, &o, &job, err, sizeof err)) ==
            WAFERMON_ERR_QUEUE_FULL)
         ;
@@ -33,10 +33,10 @@ static void *worker(void *arg) {
             ;
         CHECK(st == WAFERMON_OK);
     }
-    /* finish frees the job even when the queue is full: give it room first */
-    while (wafermon_client_flush(client, 10) != WAFERMON_OK)
+    /* a full queue refuses finish too, keeping the job: try again */
+    while ((st_end = wafermon_job_finish(job)) == WAFERMON_ERR_QUEUE_FULL)
         ;
-    CHECK(wafermon_job_finish(job) == WAFERMON_OK);
+    CHECK(st_end == WAFERMON_OK);
     return NULL;
 }
 
