@@ -283,18 +283,20 @@ async def jobs_latency(jobs: int, per_job: int, workdir: Path, requests: int) ->
     }
 
 
-def run(quick: bool) -> dict[str, object]:
+def run(quick: bool, only: set[str] | None = None) -> dict[str, object]:
+    """Every gateway benchmark, or those named in ``only``."""
     events = list(job_events(2000 if quick else 20000, 10, datetime.now(UTC) - timedelta(hours=1)))
     jobs = 2000 if quick else 100_000
+    benches = {
+        "gateway_ingest_postgres": lambda work: ingest_postgres(events, work),
+        "gateway_ingest_sqlite": lambda work: ingest_sqlite(events, work),
+        "gateway_jobs_latency": lambda work: jobs_latency(jobs, 10, work, 50 if quick else 200),
+    }
     with tempfile.TemporaryDirectory(prefix="wafermon-bench-gw-") as tmp:
         work = Path(tmp)
         out: dict[str, object] = {}
-        print("bench gateway_ingest_postgres ...", file=sys.stderr, flush=True)
-        out["gateway_ingest_postgres"] = asyncio.run(ingest_postgres(events, work))
-        print("bench gateway_ingest_sqlite ...", file=sys.stderr, flush=True)
-        out["gateway_ingest_sqlite"] = asyncio.run(ingest_sqlite(events, work))
-        print("bench gateway_jobs_latency ...", file=sys.stderr, flush=True)
-        out["gateway_jobs_latency"] = asyncio.run(
-            jobs_latency(jobs, 10, work, 50 if quick else 200)
-        )
+        for name, bench in benches.items():
+            if only is None or name in only:
+                print(f"bench {name} ...", file=sys.stderr, flush=True)
+                out[name] = asyncio.run(bench(work))
         return out

@@ -139,7 +139,14 @@ def main() -> None:
     parser.add_argument(
         "--skip-sidecar", action="store_true", help="leave out the sidecar benchmarks"
     )
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated benchmarks to run, e.g. gateway_ingest_postgres or decode; a "
+        "suite's module name (sidecar_bench) runs the whole suite",
+    )
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     seconds, rounds = (0.3, 3) if args.quick else (2.0, 5)
     results: dict[str, object] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -148,6 +155,8 @@ def main() -> None:
         "method": f"median of {rounds} rounds of ~{seconds}s; one process, one core",
     }
     for name, bench in (("decode", bench_decode), ("filesystem_emit", bench_filesystem)):
+        if only is not None and name not in only:
+            continue
         print(f"bench {name} ...", file=sys.stderr, flush=True)
         results[name] = bench(seconds, rounds)
         print(json.dumps(results[name], indent=2), file=sys.stderr)
@@ -156,8 +165,18 @@ def main() -> None:
     suites = [] if args.skip_gateway else ["gateway_bench", "sdk_bench", "central_bench"]
     if not args.skip_gateway and not args.skip_sidecar:
         suites.insert(1, "sidecar_bench")
+        suites.append("c_sdk_bench")  # needs cmake and the C SDK's build dependencies
     for suite in suites:
-        for name, figures in importlib.import_module(suite).run(args.quick).items():
+        if suite == "gateway_bench" and only is not None and suite not in only:
+            names = {n for n in only if n.startswith("gateway_")}
+            if not names:
+                continue
+            ran = importlib.import_module(suite).run(args.quick, only=names)
+        elif only is not None and suite not in only:
+            continue
+        else:
+            ran = importlib.import_module(suite).run(args.quick)
+        for name, figures in ran.items():
             results[name] = figures
             print(json.dumps(figures, indent=2), file=sys.stderr)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

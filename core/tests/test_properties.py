@@ -186,3 +186,31 @@ def test_model_and_schema_accept_exactly_the_same_inputs(candidate: dict[str, An
     except EventDecodeError as exc:
         model_problems = [str(p) for p in exc.problems]
     assert bool(schema_errors) == bool(model_problems), (schema_errors, model_problems)
+
+
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_event_dicts())
+def test_the_fast_and_the_detailed_converter_build_the_same_event(candidate: dict[str, Any]):
+    """The fast path (a written-out Event hook, shared sub-objects) is only an optimisation:
+    whatever it builds, the detailed converter builds too, field for field and byte for byte."""
+    from wafermon.codec import _detailed, _fast
+
+    try:
+        fast = _fast.structure(copy.deepcopy(candidate), Event)
+    except Exception:  # noqa: BLE001 - the detailed run explains any fault of the fast one
+        return
+    detailed = _detailed.structure(copy.deepcopy(candidate), Event)
+    assert fast == detailed
+    assert encode_event(fast) == encode_event(detailed)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(events(), min_size=1, max_size=8))
+def test_a_batch_decodes_like_its_events_one_by_one_and_keeps_their_lines(batch: list[Event]):
+    from wafermon import decode_batch
+
+    repeated = batch + batch[:2]  # repeated app/entity objects: the interning path
+    lines = [encode_event(e) for e in repeated]
+    decoded = decode_batch(b"\n".join(b" " + line + b"\t" for line in lines) + b"\n")
+    assert decoded.events == [decode_event(line) for line in lines]
+    assert decoded.lines == lines  # each entry's JSON text, without the JSON whitespace

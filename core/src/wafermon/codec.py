@@ -28,7 +28,7 @@ from .errors import (
     explain,
     type_name,
 )
-from .events import Event, schema_pattern
+from .events import App, Entity, ErrorInfo, Event, Metrics, Source, schema_pattern
 
 _UUID_TEXT = schema_pattern("$defs/uuid")
 _TIME_TEXT = schema_pattern("properties/time")
@@ -56,6 +56,91 @@ def _passthrough(value: Any, _type: type) -> Any:
     return value
 
 
+#: Sub-objects that repeat across the events of a batch (every event of an app carries the same
+#: ``app``, every event of a job the same ``entity``): the fast converter builds each distinct
+#: one once and hands out the same frozen instance again. Metrics change from event to event.
+_INTERNED = (App, Entity, ErrorInfo, Source)
+#: Value types whose equality implies an identical decoded value (unlike 1 == 1.0 == True, or
+#: 0.0 == -0.0), so an object built from equal values is the object these values would build.
+_INTERNABLE = frozenset((str, int, type(None)))
+_INTERN_MAX = 4096  # distinct objects kept per class; the cache starts over when full
+
+
+def _interning(structure: Any, cls: type) -> Any:
+    """``structure`` for ``cls`` with a bounded cache keyed by the JSON object's items.
+
+    Only objects whose values are all strings, integers or nulls are cached: for those, equal
+    keys mean equal inputs, so the cached instance is exactly what ``structure`` would build.
+    Instances are frozen, so sharing one between events is invisible. Only successful builds
+    are cached; anything else takes the uncached path and fails (or succeeds) as before.
+    """
+    cache: dict[tuple[Any, ...], Any] = {}
+    internable = _INTERNABLE
+
+    def structure_interned(value: Any, _type: type) -> Any:
+        if type(value) is dict:
+            for item in value.values():
+                if type(item) not in internable:
+                    break
+            else:
+                key = tuple(value.items())
+                found = cache.get(key)
+                if found is None:
+                    found = structure(value, cls)
+                    if len(cache) >= _INTERN_MAX:
+                        cache.clear()
+                    cache[key] = found
+                return found
+        return structure(value, cls)
+
+    return structure_interned
+
+
+_ABSENT = object()
+
+
+def _fast_event_structure(conv: cattrs.Converter) -> Any:
+    """The fast converter's Event hook: what cattrs generates for Event, written out.
+
+    Same inputs accepted, same Event built (the sub-objects go through the converter's own
+    hooks, absent optional fields get the model's defaults), minus the generic machinery: no
+    kwargs dict per event, no pass-through calls for scalars. Any fault raises, and the
+    detailed converter then explains it, exactly as for the generated hook.
+    """
+    fields = frozenset(a.name for a in attrs.fields(Event))
+    defaults = {a.name: a.default for a in attrs.fields(Event)}
+    no_metrics, no_source = defaults["metrics"], defaults["source"]
+    structure_app = conv.get_structure_hook(App)
+    structure_entity = conv.get_structure_hook(Entity)
+    structure_metrics = conv.get_structure_hook(Metrics)
+    structure_error = conv.get_structure_hook(ErrorInfo)
+    structure_source = conv.get_structure_hook(Source)
+
+    def structure_event(o: Any, _type: type) -> Event:
+        if type(o) is not dict or "schema_version" not in o or not fields.issuperset(o):
+            raise ValueError("not an object with exactly the event's fields")
+        get = o.get
+        metrics = get("metrics", _ABSENT)
+        metadata = get("metadata", _ABSENT)
+        error = get("error")
+        source = get("source", _ABSENT)
+        return Event(
+            schema_version=o["schema_version"],
+            event_id=_structure_uuid(o["event_id"], UUID),
+            kind=o["kind"],
+            time=_structure_time(o["time"], datetime),
+            site_id=o["site_id"],
+            app=structure_app(o["app"], App),
+            entity=structure_entity(o["entity"], Entity),
+            metrics=no_metrics if metrics is _ABSENT else structure_metrics(metrics, Metrics),
+            metadata={} if metadata is _ABSENT else metadata,
+            error=None if error is None else structure_error(error, ErrorInfo),
+            source=no_source if source is _ABSENT else structure_source(source, Source),
+        )
+
+    return structure_event
+
+
 def _make_converter(*, detailed: bool) -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=True)
     for scalar in (str, int, float, bool, str | None, int | None, float | None):
@@ -70,6 +155,10 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
         )
 
         wire_required = [a.name for a in attrs.fields(cls) if a.metadata.get("wire_required")]
+        if not detailed and cls is Event:
+            return _fast_event_structure(conv)
+        if not detailed and cls in _INTERNED:
+            return _interning(structure, cls)
         if not detailed and not wire_required:
             return structure  # a non-object fails anyway; the detailed run explains it
 
@@ -144,11 +233,18 @@ class RejectedEvent:
 
 @attrs.frozen
 class DecodedBatch:
-    """The good events of a batch, in order, and one RejectedEvent per bad one."""
+    """The good events of a batch, in order, and one RejectedEvent per bad one.
+
+    ``lines``, for an NDJSON batch, holds the JSON text of each entry by batch position (so
+    ``lines[indexes[k]]`` is what ``events[k]`` was decoded from), without the surrounding JSON
+    whitespace: a store that keeps the wire JSON can store that text instead of encoding the
+    event again. It is None for a JSON array or a single object.
+    """
 
     events: list[Event]
     rejected: list[RejectedEvent]
     indexes: list[int]  # position in the batch of each accepted event
+    lines: list[bytes] | None = None
 
     @property
     def ok(self) -> bool:
@@ -175,18 +271,25 @@ def decode_batch(body: bytes) -> DecodedBatch:
             return _structure_all([(0, orjson.loads(body))])
         except orjson.JSONDecodeError:
             pass  # not one document: treat as NDJSON
-    return _structure_all(_ndjson_items(body))
+    lines: list[bytes] = []
+    return attrs.evolve(_structure_all(_ndjson_items(body, lines)), lines=lines)
 
 
-def _ndjson_items(body: bytes) -> Iterator[tuple[int, Any]]:
+_JSON_SPACE = b" \t\r"  # with the newline, all that JSON counts as whitespace
+
+
+def _ndjson_items(body: bytes, lines: list[bytes]) -> Iterator[tuple[int, Any]]:
+    """(index, parsed line) of every non-blank line; ``lines`` gets each such line's text."""
     index = 0
     for line in body.split(b"\n"):
         if not line.strip():
             continue
         try:
-            yield index, orjson.loads(line)
+            obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            yield index, _Unparsable(f"not valid JSON: {exc}")
+            obj = _Unparsable(f"not valid JSON: {exc}")
+        lines.append(line.strip(_JSON_SPACE))
+        yield index, obj
         index += 1
 
 

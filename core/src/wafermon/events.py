@@ -12,7 +12,7 @@ import enum
 import json
 import math
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 from uuid import UUID
@@ -120,7 +120,7 @@ def _site_id(_inst: object, attribute: attrs.Attribute, value: object) -> None:
 
 
 def _utc_time(_inst: object, attribute: attrs.Attribute, value: object) -> None:
-    if type(value) is not datetime or value.utcoffset() != _ZERO:
+    if type(value) is not datetime or (value.tzinfo is not UTC and value.utcoffset() != _ZERO):
         raise FieldValueError(attribute.name, "must be a timezone-aware datetime in UTC")
 
 
@@ -227,12 +227,15 @@ class Event:
     site_id: str = attrs.field(validator=_site_id)
     app: App = attrs.field(validator=attrs.validators.instance_of(App))
     entity: Entity = attrs.field(validator=attrs.validators.instance_of(Entity))
-    metrics: Metrics = attrs.field(factory=Metrics, validator=attrs.validators.instance_of(Metrics))
+    # Frozen, so one shared empty instance serves every event without metrics or source.
+    metrics: Metrics = attrs.field(
+        default=Metrics(), validator=attrs.validators.instance_of(Metrics)
+    )
     metadata: dict[str, Any] = attrs.field(factory=dict, validator=_metadata)
     error: ErrorInfo | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(ErrorInfo))
     )
-    source: Source = attrs.field(factory=Source, validator=attrs.validators.instance_of(Source))
+    source: Source = attrs.field(default=Source(), validator=attrs.validators.instance_of(Source))
 
     def __attrs_post_init__(self) -> None:
         if self.kind == Kind.FAILED and self.error is None:

@@ -171,39 +171,64 @@ def fold(events: Sequence[Event]) -> dict[str, EntityState]:
     Equal to merging ``EntityState.from_event`` of every event, but one pass per entity
     without building a state per event: stores call this on every ingested batch.
     """
-    groups: dict[str, list[tuple[tuple[int, datetime, str], Event]]] = {}
+    groups: dict[str, list[Event]] = {}
     for event in events:
-        stamp = (KIND_RANK[event.kind], event.time, str(event.event_id))
-        groups.setdefault(event.entity.id, []).append((stamp, event))
-    return {entity_id: _fold_one(stamped) for entity_id, stamped in groups.items()}
+        group = groups.get(event.entity.id)
+        if group is None:
+            groups[event.entity.id] = [event]
+        else:
+            group.append(event)
+    return {entity_id: _fold_one(group) for entity_id, group in groups.items()}
 
 
-def _fold_one(stamped: list[tuple[tuple[int, datetime, str], Event]]) -> EntityState:
-    def latest(pick: Any, key: Any = lambda se: se[0]) -> tuple[Stamp, Event | None]:
-        chosen = max((se for se in stamped if pick(se[1])), key=key, default=None)
-        return (None, None) if chosen is None else chosen
+_TERMINAL = frozenset((Kind.FINISHED, Kind.FAILED))
+_STATUS_OF_RANK = {rank: status for status, rank in STATUS_RANK.items()}
+_KIND_STATUS_RANK = {kind: STATUS_RANK[status] for kind, status in KIND_STATUS.items()}
 
-    stamp, last = max(stamped, key=lambda se: se[0])
-    metrics_stamp, with_metrics = latest(
-        lambda e: any(
-            v is not None
-            for v in (
-                e.metrics.duration_s,
-                e.metrics.cpu_user_s,
-                e.metrics.cpu_system_s,
-                e.metrics.mem_max_mb,
-            )
-        )
-    )
-    metadata_stamp, with_metadata = latest(lambda e: bool(e.metadata))
-    progress_stamp, with_progress = latest(
-        lambda e: e.metrics.progress is not None, key=lambda se: se[0][1:]
-    )
-    error_stamp, with_error = latest(lambda e: e.error is not None)
-    times = [e.time for _, e in stamped]
-    started = [e.time for _, e in stamped if e.kind == Kind.STARTED]
-    ended = [e.time for _, e in stamped if e.kind in (Kind.FINISHED, Kind.FAILED)]
-    m = with_metrics.metrics if with_metrics else None
+
+def _fold_one(group: list[Event]) -> EntityState:
+    """One pass over an entity's events. Stamps compare as (rank, time, event_id); ids are
+    compared as UUIDs, whose order is the order of their canonical text, and only the
+    winners' ids are turned into text."""
+    kind_rank, status_rank = KIND_RANK, _KIND_STATUS_RANK
+    last = group[0]
+    top = (kind_rank[last.kind], last.time, last.event_id)
+    metrics_of = metadata_of = progress_of = error_of = None
+    metrics_top = metadata_top = error_top = progress_top = None
+    status = 0
+    first_seen = updated = last.time
+    started = ended = None
+    for e in group:
+        when, kind = e.time, e.kind
+        stamp = (kind_rank[kind], when, e.event_id)
+        if stamp > top:
+            top, last = stamp, e
+        if when < first_seen:
+            first_seen = when
+        if when > updated:
+            updated = when
+        if (rank := status_rank[kind]) > status:
+            status = rank
+        if kind == Kind.STARTED:
+            if started is None or when < started:
+                started = when
+        elif kind in _TERMINAL and (ended is None or when > ended):
+            ended = when
+        m = e.metrics
+        if (
+            m.duration_s is not None
+            or m.cpu_user_s is not None
+            or m.cpu_system_s is not None
+            or m.mem_max_mb is not None
+        ) and (metrics_top is None or stamp > metrics_top):
+            metrics_top, metrics_of = stamp, e
+        if e.metadata and (metadata_top is None or stamp > metadata_top):
+            metadata_top, metadata_of = stamp, e
+        if m.progress is not None and (progress_top is None or stamp[1:] > progress_top):
+            progress_top, progress_of = stamp[1:], e
+        if e.error is not None and (error_top is None or stamp > error_top):
+            error_top, error_of = stamp, e
+    m = metrics_of.metrics if metrics_of is not None else None
     return EntityState(
         entity_type=last.entity.type,
         entity_id=last.entity.id,
@@ -213,25 +238,34 @@ def _fold_one(stamped: list[tuple[tuple[int, datetime, str], Event]]) -> EntityS
         parent_id=last.entity.parent_id,
         business_key=last.entity.business_key,
         sub_key=last.entity.sub_key,
-        status=max((KIND_STATUS[e.kind] for _, e in stamped), key=STATUS_RANK.__getitem__),
-        started_at=min(started, default=None),
-        first_seen_at=min(times),
-        finished_at=max(ended, default=None),
-        updated_at=max(times),
+        status=_STATUS_OF_RANK[status],
+        started_at=started,
+        first_seen_at=first_seen,
+        finished_at=ended,
+        updated_at=updated,
         duration_s=m and m.duration_s,
         cpu_user_s=m and m.cpu_user_s,
         cpu_system_s=m and m.cpu_system_s,
         mem_max_mb=m and m.mem_max_mb,
-        progress=with_progress.metrics.progress if with_progress else None,
-        error=with_error.error if with_error else None,
-        metadata=with_metadata.metadata if with_metadata else {},
-        event_count=len(stamped),
-        identity_stamp=stamp,
-        metrics_stamp=metrics_stamp,
-        metadata_stamp=metadata_stamp,
-        progress_stamp=(0, *progress_stamp[1:]) if progress_stamp else None,
-        error_stamp=error_stamp,
+        progress=progress_of.metrics.progress if progress_of is not None else None,
+        error=error_of.error if error_of is not None else None,
+        metadata=metadata_of.metadata if metadata_of is not None else {},
+        event_count=len(group),
+        identity_stamp=_text_stamp(top),
+        metrics_stamp=_text_stamp(metrics_top),
+        metadata_stamp=_text_stamp(metadata_top),
+        progress_stamp=_text_stamp(progress_top),  # time order: rank 0
+        error_stamp=_text_stamp(error_top),
     )
+
+
+def _text_stamp(stamp: tuple[Any, ...] | None) -> Any:
+    """A stamp with its event_id as text, as ``EntityState`` keeps it (None stays None)."""
+    if stamp is None:
+        return None
+    if len(stamp) == 2:  # progress: (time, event_id), rank added by the caller
+        return (0, stamp[0], str(stamp[1]))
+    return (stamp[0], stamp[1], str(stamp[2]))
 
 
 # -- reading entities ---------------------------------------------------------------------------
@@ -294,7 +328,13 @@ class ManagedStore(Emitter, QueryAdapter):
 
     @abc.abstractmethod
     async def ingest(self, events: Sequence[Event]) -> list[bool]:
-        """Store events; for each, True if new, False if its event_id was already stored."""
+        """Store events; for each, True if new, False if its event_id was already stored.
+
+        A store may also accept a keyword ``bodies``: for each event, the JSON text it was
+        decoded from (bytes, or None where unknown), which a store that keeps the wire JSON can
+        store as it is instead of encoding the event again. The gateway passes it (for NDJSON
+        batches) only to stores whose ``ingest`` has that parameter.
+        """
 
     async def emit(self, batch: Sequence[Event]) -> None:
         await self.ingest(batch)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -20,7 +20,35 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wafermon import Event, encode_event
+
 from .schema import entities, event_ids, events
+
+EVENT_COLUMNS = [c.name for c in events.c]
+
+
+def event_record(event: Event, received_at: datetime, body: bytes | None = None) -> tuple[Any, ...]:
+    """The ``events`` row of an event, as a tuple in ``EVENT_COLUMNS`` order.
+
+    ``body`` is the JSON text the event was decoded from, when known: stored as it is (it
+    decodes to this very event), which saves encoding the event again.
+    """
+    e = event.entity
+    return (
+        event.event_id,
+        event.time,
+        str(event.kind),
+        event.site_id,
+        event.app.name,
+        str(e.type),
+        e.id,
+        e.parent_id,
+        e.business_key,
+        e.sub_key,
+        received_at,
+        (encode_event(event) if body is None else body).decode(),
+    )
+
 
 RETENTION_CHUNK = 10_000  # rows per DELETE: short transactions, bounded WAL and lock time
 
@@ -50,8 +78,16 @@ class Dialect:
     async def before_ingest(self, times: Iterable[datetime], cutoff: datetime) -> None:
         """Runs before the ingest transaction with the times of a batch's events."""
 
-    async def insert_events(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[UUID]:
-        """Insert the rows whose event_id is not stored yet; return those ids."""
+    async def insert_events(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[tuple[Event, bytes | None]],
+        received_at: datetime,
+    ) -> set[UUID]:
+        """Insert the events whose event_id is not stored yet; return those ids.
+
+        ``batch`` holds (event, the JSON text it was decoded from or None) pairs.
+        """
         raise NotImplementedError
 
     async def enforce_retention(self, cutoff: datetime) -> int:
@@ -124,9 +160,17 @@ class SqliteDialect(Dialect):
     def write_lock(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return self._lock
 
-    async def insert_events(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[UUID]:
+    async def insert_events(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[tuple[Event, bytes | None]],
+        received_at: datetime,
+    ) -> set[UUID]:
         # executemany of one cached statement; SQLAlchemy batches it into multi-row
         # INSERT ... RETURNING ("insertmanyvalues") without recompiling per batch.
+        rows = [
+            dict(zip(EVENT_COLUMNS, event_record(e, received_at, b), strict=True)) for e, b in batch
+        ]
         result = await conn.execute(self._insert_events, rows)
         return set(result.scalars())
 
@@ -144,6 +188,12 @@ class SqliteDialect(Dialect):
 # -- PostgreSQL -----------------------------------------------------------------------------------
 
 _PARTITION = re.compile(r"events_p(\d{8})")
+# The idempotency gate: ids in event_id order, so concurrent batches lock in one order.
+_GATE = (
+    "INSERT INTO event_ids (event_id, time)"
+    " SELECT event_id, time FROM unnest($1::uuid[], $2::timestamptz[]) AS b(event_id, time)"
+    " ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
 _PARTITION_LOCK = 0x7761_6665_7202
 DAY = timedelta(days=1)
 AHEAD = 2  # partitions made ahead: today-1 .. today+AHEAD
@@ -239,32 +289,30 @@ class PostgresDialect(Dialect):
                 existing.add(day)
         self.partitions = existing
 
-    async def insert_events(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[UUID]:
-        """COPY the batch into a temporary staging table, then gate and insert in one statement.
+    async def insert_events(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[tuple[Event, bytes | None]],
+        received_at: datetime,
+    ) -> set[UUID]:
+        """Gate the batch's ids, then COPY only the new events straight into ``events``.
 
-        COPY (binary) is the fastest way to move rows into PostgreSQL and needs no bind
-        parameters, so a 5000-event batch is one round trip for the data plus one statement.
-        The staging table lives per connection and is emptied at every commit.
+        The gate is one statement over two array parameters (ids, times), so the batch costs
+        two round trips: the gate, whose answer says which events are new, and one binary COPY
+        of exactly those rows (COPY is the fastest way into PostgreSQL; a COPY into the
+        partitioned table routes each row to its day's partition). Nothing is written twice
+        and no staging table is needed. The gate statement goes through SQLAlchemy, which
+        opens the transaction the COPY then runs in.
         """
-        await conn.exec_driver_sql(
-            "CREATE TEMP TABLE IF NOT EXISTS wafermon_stage "
-            "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )  # through SQLAlchemy first: this also opens the transaction COPY then runs in
-        raw = (await conn.get_raw_connection()).driver_connection
-        columns = [c.name for c in events.c]
-        await raw.copy_records_to_table(
-            "wafermon_stage", records=[tuple(r[c] for c in columns) for r in rows], columns=columns
+        result = await conn.exec_driver_sql(
+            _GATE, ([e.event_id for e, _ in batch], [e.time for e, _ in batch])
         )
-        names = ", ".join(columns)
-        inserted = await raw.fetch(
-            "WITH fresh AS ("
-            " INSERT INTO event_ids (event_id, time)"
-            " SELECT event_id, time FROM wafermon_stage ORDER BY event_id"
-            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
-            f" INSERT INTO events ({names}) SELECT {', '.join('s.' + c for c in columns)}"
-            " FROM wafermon_stage s JOIN fresh USING (event_id) RETURNING event_id"
-        )
-        return {r[0] for r in inserted}
+        new = {row[0] for row in result}
+        if new:
+            records = [event_record(e, received_at, b) for e, b in batch if e.event_id in new]
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.copy_records_to_table("events", records=records, columns=EVENT_COLUMNS)
+        return new
 
     async def enforce_retention(self, cutoff: datetime) -> int:
         """Drop whole days older than the cutoff's day, then the matching default and gate rows.

@@ -43,7 +43,6 @@ from wafermon import (
     Seconds,
     Secret,
     encode_cursor,
-    encode_event,
     structure_event,
 )
 from wafermon.errors import FieldValueError
@@ -59,8 +58,8 @@ from wafermon.store import (
     fold,
 )
 
-from .dialects import Dialect, dialect_for, writing
-from .schema import SchemaTooNew, apps, entities, events, migrate
+from .dialects import EVENT_COLUMNS, Dialect, dialect_for, event_record, writing
+from .schema import SchemaTooNew, UTCDateTime, apps, entities, events, migrate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -152,21 +151,7 @@ _STAMPS = ("identity_stamp", "metrics_stamp", "metadata_stamp", "progress_stamp"
 
 
 def event_row(event: Event, received_at: datetime) -> dict[str, Any]:
-    e = event.entity
-    return {
-        "event_id": event.event_id,
-        "time": event.time,
-        "kind": str(event.kind),
-        "site_id": event.site_id,
-        "app": event.app.name,
-        "entity_type": str(e.type),
-        "entity_id": e.id,
-        "parent_id": e.parent_id,
-        "business_key": e.business_key,
-        "sub_key": e.sub_key,
-        "received_at": received_at,
-        "body": encode_event(event).decode(),
-    }
+    return dict(zip(EVENT_COLUMNS, event_record(event, received_at), strict=True))
 
 
 def entity_row(state: EntityState) -> dict[str, Any]:
@@ -174,7 +159,7 @@ def entity_row(state: EntityState) -> dict[str, Any]:
     row["entity_type"] = str(state.entity_type)
     row["start_time"] = state.start_time
     row["metadata"] = orjson.dumps(state.metadata).decode()
-    row["error"] = None if state.error is None else orjson.dumps(attrs.asdict(state.error)).decode()
+    row["error"] = _error_json(state.error)
     for name in _STAMPS:
         row[name] = stamp_text(row[name])
     return row
@@ -183,6 +168,58 @@ def entity_row(state: EntityState) -> dict[str, Any]:
 def _json(value: Any) -> Any:
     """JSON columns read back: text on SQLite, already decoded (by orjson) on asyncpg."""
     return orjson.loads(value) if isinstance(value, str) else value
+
+
+ENTITY_COLUMNS = [c.name for c in entities.c]
+_JSON_COLUMNS = ("error", "metadata")
+
+
+def entity_arrays(states: Sequence[EntityState]) -> list[list[Any]]:
+    """``entity_row`` of every state, one list per column (``ENTITY_COLUMNS`` order)."""
+    arrays = []
+    for name in ENTITY_COLUMNS:
+        if name == "entity_type":
+            arrays.append([str(s.entity_type) for s in states])
+        elif name == "metadata":
+            arrays.append([orjson.dumps(s.metadata).decode() for s in states])
+        elif name == "error":
+            arrays.append([_error_json(s.error) for s in states])
+        elif name in _STAMPS:
+            arrays.append([stamp_text(getattr(s, name)) for s in states])
+        else:  # start_time is a property of EntityState; the rest are its fields
+            arrays.append([getattr(s, name) for s in states])
+    return arrays
+
+
+def _error_json(error: ErrorInfo | None) -> str | None:
+    return None if error is None else orjson.dumps(attrs.asdict(error)).decode()
+
+
+def _pg_array_type(column: sa.Column[Any]) -> str:
+    if column.name in _JSON_COLUMNS:
+        return "text"  # sent as text, cast to json in the SELECT
+    return {
+        sa.Double: "float8",
+        sa.BigInteger: "int8",
+        UTCDateTime: "timestamptz",
+    }.get(type(column.type), "text")
+
+
+def _pg_unnest(table: sa.Table) -> Any:
+    """``SELECT ... FROM unnest($1::type[], ...)``: one array parameter per column of ``table``.
+
+    One statement for any number of rows, compiled once: cheaper for PostgreSQL than an
+    execution per row and nothing for the client to render per batch.
+    """
+    columns = list(table.c)
+    arrays = ", ".join(f"${n}::{_pg_array_type(c)}[]" for n, c in enumerate(columns, 1))
+    names = ", ".join(c.name for c in columns)
+    return sa.select(
+        *(
+            sa.literal_column(f"u.{c.name}::json" if c.name in _JSON_COLUMNS else f"u.{c.name}")
+            for c in columns
+        )
+    ).select_from(sa.text(f"unnest({arrays}) AS u({names})"))
 
 
 def entity_from_row(row: Any) -> EntityState:
@@ -197,9 +234,9 @@ def entity_from_row(row: Any) -> EntityState:
 
 def _has_nul(event: Event) -> bool:
     """PostgreSQL text cannot hold U+0000; such events are refused on both engines alike."""
-    e = event.entity
-    texts = (e.id, e.parent_id, e.business_key, e.sub_key, event.app.name, event.app.version)
-    return any(t is not None and "\x00" in t for t in texts)
+    e, a = event.entity, event.app
+    # One scan over the fields run together ("None" for an absent one holds no U+0000).
+    return "\x00" in f"{e.id}{e.parent_id}{e.business_key}{e.sub_key}{a.name}{a.version}"
 
 
 # -- the merge, in SQL ----------------------------------------------------------------------------
@@ -386,30 +423,37 @@ class SqlStore(ManagedStore):
 
     # -- writing ----------------------------------------------------------------------------------
 
-    async def ingest(self, events: Sequence[Event]) -> list[bool]:
+    async def ingest(
+        self, events: Sequence[Event], *, bodies: Sequence[bytes | None] | None = None
+    ) -> list[bool]:
         """Store new events, merge them into entity state; True per event that was new.
 
+        ``bodies``, when given, is the JSON text each event was decoded from (None where
+        unknown); it is stored as the event's ``body`` instead of encoding the event again.
         Events whose text fields hold U+0000 are refused: the others are stored, then a
         PermanentError names the refused ones.
         """
         if self._dialect is None:
             raise RuntimeError(f"{self!r} is not started")
+        if bodies is None:
+            bodies = [None] * len(events)
         seen: set[Any] = set()
-        unique: list[Event] = []
+        unique: list[tuple[Event, bytes | None]] = []
         first: list[bool] = []  # per input position: the batch's first copy of its event_id
-        for event in events:
-            first.append(event.event_id not in seen)
-            if first[-1]:
+        for event, body in zip(events, bodies, strict=True):
+            if event.event_id in seen:
+                first.append(False)
+            else:
+                first.append(True)
                 seen.add(event.event_id)
-                unique.append(event)
-        refused = [e for e in unique if _has_nul(e)]
+                unique.append((event, body))
+        refused = [e for e, _ in unique if _has_nul(e)]
         if refused:
-            unique = [e for e in unique if not _has_nul(e)]
+            unique = [(e, b) for e, b in unique if not _has_nul(e)]
         now = datetime.now(UTC)
-        rows = [event_row(e, now) for e in unique]
         new: set[Any] = set()
-        if rows:
-            new = await self._shielded(self._write(unique, rows, now))
+        if unique:
+            new = await self._shielded(self._write(unique, now))
         if refused:
             raise PermanentError(
                 "text fields (entity ids, keys, app) must not contain U+0000",
@@ -431,55 +475,83 @@ class SqlStore(ManagedStore):
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # mark it retrieved
         return await asyncio.shield(task)
 
-    async def _write(
-        self, unique: list[Event], rows: list[dict[str, Any]], now: datetime
-    ) -> set[Any]:
+    async def _write(self, unique: list[tuple[Event, bytes | None]], now: datetime) -> set[Any]:
         dialect = self.dialect
         new: set[Any] = set()
         with _translate_errors("ingest"):
-            await dialect.before_ingest((e.time for e in unique), self._cutoff(now))
+            await dialect.before_ingest((e.time for e, _ in unique), self._cutoff(now))
             async with writing(dialect) as conn:
-                for chunk in _chunks(rows, self.settings.batch_chunk):
-                    new |= await dialect.insert_events(conn, list(chunk))
-                fresh = [e for e in unique if e.event_id in new]
+                for chunk in _chunks(unique, self.settings.batch_chunk):
+                    new |= await dialect.insert_events(conn, chunk, now)
+                fresh = [e for e, _ in unique if e.event_id in new]
                 await self._upsert_entities(conn, fresh)
                 await self._upsert_apps(conn, fresh)
         return new
 
     async def _upsert_entities(self, conn: Any, fresh: list[Event]) -> None:
         # Sorted by key: concurrent batches lock shared rows in the same order (no deadlock).
-        rows = [entity_row(s) for _, s in sorted(fold(fresh).items())]
-        if rows:
-            await conn.execute(self._entity_upsert, rows)  # executemany: compiled once
+        # On PostgreSQL the rows travel as one array per column and are upserted by one
+        # statement, in array order; elsewhere an executemany of one compiled statement.
+        states = [s for _, s in sorted(fold(fresh).items())]
+        if not states:
+            return
+        if self.dialect.name == "postgresql":
+            await conn.exec_driver_sql(self._pg_entity_upsert, tuple(entity_arrays(states)))
+        else:
+            await conn.execute(self._entity_upsert(), [entity_row(s) for s in states])
+
+    def _entity_upsert(self, select: Any = None) -> Any:
+        """Insert rows (VALUES, or ``select``), merging into existing ones (``merge_set``)."""
+        insert = self.dialect.insert(entities)
+        if select is not None:
+            insert = insert.from_select(ENTITY_COLUMNS, select)
+        return insert.on_conflict_do_update(
+            index_elements=[entities.c.entity_id], set_=merge_set(self.dialect, insert.excluded)
+        )
 
     @functools.cached_property
-    def _entity_upsert(self) -> Any:
-        stmt = self.dialect.insert(entities)
-        return stmt.on_conflict_do_update(
-            index_elements=[entities.c.entity_id], set_=merge_set(self.dialect, stmt.excluded)
-        )
+    def _pg_entity_upsert(self) -> str:
+        return self._compile(self._entity_upsert(_pg_unnest(entities)))
+
+    def _compile(self, stmt: Any) -> str:
+        """SQL text for exec_driver_sql; the merge's constants rendered inline."""
+        dialect = self.dialect.engine.dialect
+        return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
     async def _upsert_apps(self, conn: Any, fresh: list[Event]) -> None:
         seen: dict[tuple[str, str], tuple[datetime, datetime]] = {}
         for e in fresh:
             key = (e.app.name, e.app.version or "")
-            lo, hi = seen.get(key, (e.time, e.time))
-            seen[key] = (min(lo, e.time), max(hi, e.time))
+            found = seen.get(key)
+            if found is None:
+                seen[key] = (e.time, e.time)
+            elif e.time < found[0] or e.time > found[1]:
+                seen[key] = (min(found[0], e.time), max(found[1], e.time))
         if not seen:
             return
         rows = [
             {"name": n, "version": v, "first_seen": lo, "last_seen": hi}
             for (n, v), (lo, hi) in sorted(seen.items())
         ]
-        stmt = self.dialect.insert(apps).values(rows)
-        stmt = stmt.on_conflict_do_update(
+        if self.dialect.name == "postgresql":
+            arrays = tuple([row[c.name] for row in rows] for c in apps.c)
+            await conn.exec_driver_sql(self._pg_apps_upsert, arrays)
+        else:
+            await conn.execute(self._apps_upsert(self.dialect.insert(apps).values(rows)))
+
+    def _apps_upsert(self, insert: Any) -> Any:
+        return insert.on_conflict_do_update(
             index_elements=[apps.c.name, apps.c.version],
             set_={
-                "first_seen": self.dialect.least(apps.c.first_seen, stmt.excluded.first_seen),
-                "last_seen": self.dialect.greatest(apps.c.last_seen, stmt.excluded.last_seen),
+                "first_seen": self.dialect.least(apps.c.first_seen, insert.excluded.first_seen),
+                "last_seen": self.dialect.greatest(apps.c.last_seen, insert.excluded.last_seen),
             },
         )
-        await conn.execute(stmt)
+
+    @functools.cached_property
+    def _pg_apps_upsert(self) -> str:
+        insert = self.dialect.insert(apps).from_select([c.name for c in apps.c], _pg_unnest(apps))
+        return self._compile(self._apps_upsert(insert))
 
     def _cutoff(self, now: datetime) -> datetime:
         return now - timedelta(seconds=self.settings.hot_retention)

@@ -15,7 +15,14 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 
-from wafermon import BatchDecodeError, Event, PermanentError, Problem, decode_batch
+from wafermon import (
+    BatchDecodeError,
+    DecodedBatch,
+    Event,
+    PermanentError,
+    Problem,
+    decode_batch,
+)
 
 from ..common.errors import ApiError, JSONResponse
 from ..common.limits import media_type, read_body
@@ -69,9 +76,10 @@ async def ingest(request: Request) -> Response:
     transformed = gw.plugins.transform_events(unique, host="gateway", site_id=gw.site_id)
     to_store = list({e.event_id: e for e in transformed}.values())
 
-    outcome = await _store(gw, to_store)
+    outcome = await _store(gw, to_store, _bodies(gw, batch, to_store))
+    dropped = ("rejected", [Problem("$", DROPPED)])
     for event_id, index in first.items():
-        status, errors = outcome.get(event_id, ("rejected", [Problem("$", DROPPED)]))
+        status, errors = outcome.get(event_id, dropped)
         results[index] = _result(index, event_id, status, errors)
     gw.stream.publish([e for e in to_store if outcome[e.event_id][0] == "accepted"])
 
@@ -91,12 +99,29 @@ async def ingest(request: Request) -> Response:
     )
 
 
-async def _store(gw: Any, events: list[Event]) -> dict[UUID, tuple[str, list[Problem]]]:
+def _bodies(gw: Any, batch: DecodedBatch, events: list[Event]) -> list[bytes | None] | None:
+    """The NDJSON line each event to store was decoded from, for a store that takes them.
+
+    Only events that are the very objects decoded from the body get their line: an event a
+    transform_events plugin replaced gets None (the store encodes it). Matching by identity is
+    sound because every decoded event stays alive in ``batch`` meanwhile.
+    """
+    if batch.lines is None or not gw.store_takes_bodies:
+        return None
+    lines = batch.lines
+    line_of = {id(e): lines[i] for i, e in zip(batch.indexes, batch.events, strict=True)}
+    return [line_of.get(id(e)) for e in events]
+
+
+async def _store(
+    gw: Any, events: list[Event], bodies: list[bytes | None] | None
+) -> dict[UUID, tuple[str, list[Problem]]]:
     """event_id -> (status, problems) for each event handed to the store."""
     if not events:
         return {}
     try:
-        stored = await gw.call_store(gw.store.ingest(events))
+        call = gw.store.ingest(events) if bodies is None else gw.store.ingest(events, bodies=bodies)
+        stored = await gw.call_store(call)
     except PermanentError as exc:
         # The store refused some events for good; the contract says the others were stored.
         refused = None if exc.event_ids is None else {str(i) for i in exc.event_ids}
@@ -108,6 +133,9 @@ async def _store(gw: Any, events: list[Event]) -> dict[UUID, tuple[str, list[Pro
             for e in events
         }
     return {
-        e.event_id: ("accepted" if new else "duplicate", [])
-        for e, new in zip(events, stored, strict=True)
+        e.event_id: _ACCEPTED if new else _DUPLICATE for e, new in zip(events, stored, strict=True)
     }
+
+
+_ACCEPTED: tuple[str, list[Problem]] = ("accepted", [])  # shared: never modified
+_DUPLICATE: tuple[str, list[Problem]] = ("duplicate", [])

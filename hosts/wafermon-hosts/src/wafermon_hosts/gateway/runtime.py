@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
@@ -155,6 +156,8 @@ class Gateway:
         self.settings = parts.settings
         self.store = parts.store
         self.store_type = parts.store_type
+        # Whether the store's ingest() takes the optional ``bodies`` (see ManagedStore.ingest).
+        self.store_takes_bodies = _has_keyword(parts.store.ingest, "bodies")
         timeout = parts.settings.source_timeout
         self.sources = {n: SourceHandle(n, a, timeout) for n, a in parts.sources.items()}
         self.plugins = plugins
@@ -268,6 +271,13 @@ async def checked_health(component: Any, timeout: float) -> Health:
         return Health(False, f"health check did not answer within {timeout:g}s")
     except Exception as exc:  # noqa: BLE001 - health must not raise; report it instead
         return Health(False, f"health check failed: {reason(exc)}")
+
+
+def _has_keyword(function: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # no signature to read: assume the plain contract
+        return False
 
 
 def reason(exc: BaseException) -> str:
