@@ -274,6 +274,37 @@ async def test_a_failing_spool_read_does_not_end_a_backends_loop(tmp_path):
     )
 
 
+class SwallowsOneCancel(Emitter):
+    """Turns the first cancellation into a failure, as a call that finishes just as the
+    cancellation lands does (Python 3.11's wait_for returns the result then)."""
+
+    def __init__(self, name):
+        super().__init__(name, None)
+        self.swallowed = 0
+
+    async def emit(self, batch):
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if self.swallowed:
+                raise
+            self.swallowed += 1
+            raise RetryableError("interrupted") from None
+
+
+async def test_stop_ends_a_loop_that_lost_its_cancellation(tmp_path):
+    spool = Spool(tmp_path / "spool", ["slow"])
+    fill(spool, make_events(3))
+    slow = SwallowsOneCancel("slow")
+    router = Router(spool, [Route("slow", slow)], dead_letter_dir=tmp_path / "dl", policy=FAST)
+    router.start()
+    await asyncio.sleep(0.1)  # the loop is inside emit
+    async with asyncio.timeout(10):
+        await router.stop()
+    assert slow.swallowed == 1
+    assert all(t.done() for t in router._tasks)
+
+
 @pytest.mark.parametrize(
     ("fallback", "message"),
     [

@@ -46,6 +46,9 @@ from .spool import Spool
 
 log = logging.getLogger(__name__)
 
+#: Seconds between cancelling the delivery loops again while the router stops.
+STOP_RECHECK_S = 0.5
+
 
 class Breaker(enum.StrEnum):
     CLOSED = "closed"
@@ -135,9 +138,17 @@ class Router:
             wake.set()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Cancel every delivery loop and wait until each has ended.
+
+        A cancellation can be lost when it lands as an awaited call finishes (Python 3.11's
+        ``asyncio.wait_for`` returns the result then), so loops still running are cancelled
+        again until none is left rather than waited for forever.
+        """
+        pending = {t for t in self._tasks if not t.done()}
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=STOP_RECHECK_S)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until every backend acknowledged everything durable now (graceful shutdown)."""
@@ -176,7 +187,8 @@ class Router:
             records = await asyncio.to_thread(self.spool.read, state.acked_seq, self.batch_bytes)
             if not records:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.poll_s)
+                    async with asyncio.timeout(self.poll_s):
+                        await wake.wait()
                 continue
             events = [e for seq, payload in records for e in self._events(seq, payload)]
             with self._delivery_scope(route, [seq for seq, _ in records]):
@@ -232,7 +244,8 @@ class Router:
         while True:
             await self._wait_for_breaker(state)
             try:
-                await asyncio.wait_for(route.emitter.emit(events), self.policy.timeout_s)
+                async with asyncio.timeout(self.policy.timeout_s):
+                    await route.emitter.emit(events)
             except PermanentError as exc:
                 self._succeeded(state)
                 rejected = _rejected(events, exc)
@@ -288,7 +301,8 @@ class Router:
     ) -> None:
         if route.fallback is not None:
             try:
-                await asyncio.wait_for(route.fallback.emit(events), self.policy.timeout_s)
+                async with asyncio.timeout(self.policy.timeout_s):
+                    await route.fallback.emit(events)
                 state.fallback_events += len(events)
                 log.warning(
                     "backend %s rejected %d events (%s); sent to fallback %s",
