@@ -11,7 +11,7 @@ from typing import Any
 from wafermon.interfaces import MAX_QUERY_LIMIT
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT
 
-from ..common.openapi import ERROR_SCHEMAS, METRICS_PATH, OPENAPI_PATH
+from ..common.openapi import ERROR_SCHEMAS, METRICS_PATH, OPENAPI_PATH, open_get
 from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
 from ..common.openapi import json_content as _json
@@ -244,17 +244,14 @@ PATHS: dict[str, Any] = {
             },
         }
     },
-    "/v1/healthz": {
-        "get": {
-            "operationId": "health",
-            "summary": "Each site's reachability, status and latency (no auth).",
-            "security": [],
-            "responses": {
-                "200": _json(_ref("CentralHealth"), "ok, or degraded when a site is not ok."),
-                "503": _json(_ref("CentralHealth"), "down: no site is reachable."),
-            },
-        }
-    },
+    "/v1/healthz": open_get(
+        "health",
+        "Each site's reachability, status and latency (no auth).",
+        {
+            "200": _json(_ref("CentralHealth"), "ok, or degraded when a site is not ok."),
+            "503": _json(_ref("CentralHealth"), "down: no site is reachable."),
+        },
+    ),
     "/metrics": METRICS_PATH,
     "/openapi.json": OPENAPI_PATH,
 }

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from wafermon import BatchDecodeError, DecodedBatch, Problem, decode_batch
+
 from .errors import ApiError
+
+#: Content types the ingest endpoints read; a missing Content-Type is read the same way.
+EVENT_CONTENT_TYPES = ("application/json", "application/x-ndjson", "application/ndjson")
 
 
 def too_large(limit: int) -> ApiError:
@@ -36,3 +41,29 @@ async def read_body(request: Request, limit: int) -> bytes:
 def media_type(request: Request) -> str:
     """The Content-Type without parameters, lower-cased; "" when the header is missing."""
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_event_batch(request: Request, *, max_bytes: int, max_events: int) -> DecodedBatch:
+    """An ingest request's body decoded into good and rejected events.
+
+    ApiError 415 for another Content-Type, 413 above ``max_bytes``, 400 when the body is not an
+    event, a JSON array or NDJSON, 422 when it holds more than ``max_events`` events.
+    """
+    kind = media_type(request)
+    if kind and kind not in EVENT_CONTENT_TYPES:
+        send = " or ".join(EVENT_CONTENT_TYPES)
+        raise ApiError(415, f"unsupported Content-Type {kind!r}; send {send}")
+    body = await read_body(request, max_bytes)
+    try:
+        batch = decode_batch(body)
+    except BatchDecodeError as exc:
+        raise ApiError(
+            400, "the body is not an event, a JSON array or NDJSON", exc.problems
+        ) from None
+    except RecursionError:  # defensive: orjson caps nesting itself, this is a last resort
+        raise ApiError(400, "the body is nested too deeply", [Problem("$", "too deep")]) from None
+    total = len(batch.events) + len(batch.rejected)
+    if total > max_events:
+        message = f"the body holds {total} events, more than the limit of {max_events}; split it"
+        raise ApiError(422, message, [Problem("$", message)])
+    return batch

@@ -16,19 +16,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from wafermon import (
-    BatchDecodeError,
     DecodedBatch,
     Event,
     PermanentError,
     Problem,
-    decode_batch,
 )
 
-from ..common.errors import ApiError, JSONResponse
-from ..common.limits import media_type, read_body
+from ..common.errors import JSONResponse
+from ..common.limits import read_event_batch
 
-#: Content types the endpoint reads; a missing Content-Type is read the same way.
-CONTENT_TYPES = ("application/json", "application/x-ndjson", "application/ndjson")
 DROPPED = "dropped by a transform_events plugin"
 
 
@@ -45,21 +41,10 @@ def _result(index: int, event_id: Any, status: str, errors: list[Problem] = ()) 
 
 async def ingest(request: Request) -> Response:
     gw = request.app.state.gateway
-    kind = media_type(request)
-    if kind and kind not in CONTENT_TYPES:
-        raise ApiError(415, f"unsupported Content-Type {kind!r}; send {' or '.join(CONTENT_TYPES)}")
-    body = await read_body(request, gw.settings.max_body_bytes)
-    try:
-        batch = decode_batch(body)
-    except BatchDecodeError as exc:
-        raise ApiError(
-            400, "the body is not an event, a JSON array or NDJSON", exc.problems
-        ) from None
+    batch = await read_event_batch(
+        request, max_bytes=gw.settings.max_body_bytes, max_events=gw.settings.max_batch_events
+    )
     total = len(batch.events) + len(batch.rejected)
-    limit = gw.settings.max_batch_events
-    if total > limit:
-        message = f"the batch holds {total} events, more than the limit of {limit}; split it"
-        raise ApiError(422, message, [Problem("$", message)])
 
     results: list[dict[str, Any]] = [{}] * total  # every slot is filled below
     for bad in batch.rejected:

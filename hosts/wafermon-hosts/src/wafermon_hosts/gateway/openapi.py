@@ -19,6 +19,7 @@ from ..common.openapi import (
     METRICS_PATH,
     OPENAPI_PATH,
     event_schemas,
+    open_get,
 )
 from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
@@ -381,17 +382,14 @@ PATHS: dict[str, Any] = {
             },
         }
     },
-    "/v1/healthz": {
-        "get": {
-            "operationId": "health",
-            "summary": "Health of the store and the sources (no auth).",
-            "security": [],
-            "responses": {
-                "200": _json(_ref("Health"), "ok, or degraded when a source is failing."),
-                "503": _json(_ref("Health"), "down: the managed store is not ok."),
-            },
-        }
-    },
+    "/v1/healthz": open_get(
+        "health",
+        "Health of the store and the sources (no auth).",
+        {
+            "200": _json(_ref("Health"), "ok, or degraded when a source is failing."),
+            "503": _json(_ref("Health"), "down: the managed store is not ok."),
+        },
+    ),
     "/metrics": METRICS_PATH,
     "/openapi.json": OPENAPI_PATH,
 }

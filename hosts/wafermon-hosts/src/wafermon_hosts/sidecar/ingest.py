@@ -15,14 +15,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from wafermon import BatchDecodeError, Problem, decode_batch
+from wafermon import Problem
 
 from ..common.errors import ApiError, JSONResponse
-from ..common.limits import media_type, read_body
+from ..common.limits import read_event_batch
 from .runtime import RETRY_AFTER_S
 
-#: Content types the endpoint reads; a missing Content-Type is read the same way.
-CONTENT_TYPES = ("application/json", "application/x-ndjson", "application/ndjson")
 DROPPED = "dropped by a transform_events plugin"
 NOTHING_VALID = "no event in the body is valid; nothing was stored"
 
@@ -45,23 +43,10 @@ async def ingest(request: Request) -> Response:
             "the sidecar is shutting down; nothing was stored, retry later",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
-    kind = media_type(request)
-    if kind and kind not in CONTENT_TYPES:
-        raise ApiError(415, f"unsupported Content-Type {kind!r}; send {' or '.join(CONTENT_TYPES)}")
-    body = await read_body(request, sc.settings.max_body_bytes)
-    try:
-        batch = decode_batch(body)
-    except BatchDecodeError as exc:
-        raise ApiError(
-            400, "the body is not an event, a JSON array or NDJSON", exc.problems
-        ) from None
-    except RecursionError:  # defensive: orjson caps nesting itself, this is a last resort
-        raise ApiError(400, "the body is nested too deeply", [Problem("$", "too deep")]) from None
+    batch = await read_event_batch(
+        request, max_bytes=sc.settings.max_body_bytes, max_events=sc.settings.max_batch_events
+    )
     total = len(batch.events) + len(batch.rejected)
-    limit = sc.settings.max_batch_events
-    if total > limit:
-        message = f"the body holds {total} events, more than the limit of {limit}; split it"
-        raise ApiError(422, message, [Problem("$", message)])
 
     results: list[dict[str, Any]] = [{}] * total  # every slot is filled below
     for bad in batch.rejected:
