@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sdk_bench import host
+from hosts import host
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK = ROOT / "sdk-c"

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,15 +30,10 @@ from pathlib import Path
 
 import httpx
 
+from hosts import free_port
 from wafermon import App, Entity, ErrorInfo, Event, Metrics
 
 PAGE = 50  # the dashboard's default page size
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def job_events(jobs: int, start: datetime, site_id: str = "fab1") -> Iterator[Event]:

@@ -13,11 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +26,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from hosts import host
 from wafermon import App, Entity, ErrorInfo, Event, Metrics, encode_ndjson
 
 BATCH = 1000
@@ -77,44 +75,16 @@ def job_events(jobs: int, per_job: int, start: datetime) -> Iterator[Event]:
             )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def gateway(store_url: str, workdir: Path) -> Iterator[str]:
-    """A real `wafermon gateway` process; yields its base URL."""
-    port = free_port()
-    config = workdir / f"site-{port}.yaml"
-    config.write_text(
+    """A real `wafermon gateway` process on ``store_url``; yields its base URL."""
+    config = (
         "site_id: fab1\n"
-        f"gateway: {{listen: '127.0.0.1:{port}', store: managed, max_batch_events: 100000}}\n"
+        "gateway: {store: managed, max_batch_events: 100000}\n"
         f"backends: [{{name: managed, type: sql, config: {{url: '{store_url}'}}}}]\n"
     )
-    exe = shutil.which("wafermon") or sys.exit("the wafermon command is not installed")
-    log = (workdir / f"gateway-{port}.log").open("w")
-    proc = subprocess.Popen(
-        [exe, "gateway", "--config", str(config), "--log-level", "warning"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/v1/healthz", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"gateway did not start; see {log.name}")
-            time.sleep(0.2)
+    with host("gateway", config, workdir) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
 
 
 async def post_all(base: str, bodies: list[bytes], concurrency: int = 4) -> float:

@@ -40,9 +40,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 import orjson
-from gateway_bench import free_port, fresh_database, pg_url, post_all
+from gateway_bench import fresh_database, pg_url, post_all
 from run import sample_events
 
+from hosts import free_port
 from wafermon import Event, encode_ndjson, to_json_dict
 
 BATCH = 500
