@@ -498,7 +498,7 @@ class SqlStore(ManagedStore):
         if self.dialect.name == "postgresql":
             await conn.exec_driver_sql(self._pg_entity_upsert, tuple(entity_arrays(states)))
         else:
-            await conn.execute(self._entity_upsert(), [entity_row(s) for s in states])
+            await conn.execute(self._values_entity_upsert, [entity_row(s) for s in states])
 
     def _entity_upsert(self, select: Any = None) -> Any:
         """Insert rows (VALUES, or ``select``), merging into existing ones (``merge_set``)."""
@@ -508,6 +508,10 @@ class SqlStore(ManagedStore):
         return insert.on_conflict_do_update(
             index_elements=[entities.c.entity_id], set_=merge_set(self.dialect, insert.excluded)
         )
+
+    @functools.cached_property
+    def _values_entity_upsert(self) -> Any:
+        return self._entity_upsert()  # built once: executemany reuses its compiled form
 
     @functools.cached_property
     def _pg_entity_upsert(self) -> str:
