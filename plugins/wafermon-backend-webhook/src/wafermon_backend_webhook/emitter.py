@@ -1,0 +1,275 @@
+"""WebhookEmitter: POSTs event batches as signed JSON, or chat messages about failures.
+
+Answers and what they mean for the emitter contract:
+- 2xx: delivered.
+- 429, 408 and 5xx, refused connections, timeouts: tried again inside ``emit`` up to
+  ``attempts`` times, waiting what the receiver's ``Retry-After`` asks (seconds or an HTTP
+  date) or else an exponential backoff; a wait longer than ``max_retry_after``, or the last
+  attempt failing, is a RetryableError, and the router's own backoff takes over.
+- 413 (generic preset): the batch is split in halves down to single events.
+- any other 4xx (and 3xx: redirects are not followed, a moved hook is a config error): a
+  PermanentError whose message carries the receiver's answer, so the dead-letter file says
+  why.
+
+Delivery is at-least-once. The generic body carries a ``batch_id`` derived from its event ids
+(the same on every retry) for receivers that deduplicate; chat messages already posted are
+remembered (bounded) so a retried batch does not post them twice from this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import attrs
+import httpx
+import orjson
+
+from wafermon import (
+    Emitter,
+    Event,
+    FieldValueError,
+    Health,
+    Kind,
+    PermanentError,
+    RetryableError,
+    Seconds,
+    Secret,
+    encode_array,
+)
+
+from .presets import PRESETS
+from .signing import signature_headers
+
+BATCH_ID_HEADER = "X-Wafermon-Batch-Id"
+RETRY_STATUS = frozenset({408, 429})
+ANSWER_BYTES = 2048  # of a refusal's body kept for the dead-letter reason; the rest unread
+ANSWER_CHARS = 300
+SENT_MEMORY = 10_000  # chat messages remembered as posted (by their events' ids)
+PRESET_NAMES = ("generic", *PRESETS)
+BATCH_NAMESPACE = uuid.UUID("6f0a3c52-3b1e-4d0e-9a8e-5c1d2b7e9f40")  # for batch ids
+
+
+def _check_preset(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+    if value not in PRESET_NAMES:
+        raise FieldValueError(attribute.name, f"must be one of {', '.join(PRESET_NAMES)}")
+
+
+def _check_url(_inst: object, attribute: attrs.Attribute, value: Secret) -> None:
+    if not value.reveal().startswith(("http://", "https://")):
+        raise FieldValueError(attribute.name, "must be an http:// or https:// URL")
+
+
+def _at_least(minimum: float):
+    def check(_inst: object, attribute: attrs.Attribute, value: float) -> None:
+        if value < minimum:
+            raise FieldValueError(attribute.name, f"must be at least {minimum}, got {value}")
+
+    return check
+
+
+@attrs.frozen
+class WebhookSettings:
+    """``config:`` of a ``type: webhook`` backend. ``url`` is a secret: chat webhook URLs are
+    bearer credentials, so it is masked in ``config show`` and never printed."""
+
+    url: Secret = attrs.field(validator=_check_url)
+    preset: str = attrs.field(default="generic", validator=_check_preset)
+    secret: Secret | None = None  # HMAC-SHA256 signing key (signing.py); no signature if unset
+    headers: dict[str, Secret] = attrs.field(factory=dict)  # e.g. an Authorization header
+    timeout: Seconds = Seconds(10.0)
+    attempts: int = attrs.field(default=3, validator=_at_least(1))
+    backoff: Seconds = Seconds(0.5)  # first wait without a Retry-After; doubles per attempt
+    max_retry_after: Seconds = Seconds(30.0)
+    max_batch_events: int = attrs.field(default=500, validator=_at_least(1))
+    digest_after: int = attrs.field(default=3, validator=_at_least(1))  # chat presets
+    digest_lines: int = attrs.field(default=10, validator=_at_least(1))
+    verify_tls: bool = True
+
+
+class _Refused(Exception):
+    """The receiver refused a request for good (non-retryable 4xx)."""
+
+
+class _TooLarge(Exception):
+    """413: the body is too large for the receiver."""
+
+
+class WebhookEmitter(Emitter):
+    Settings = WebhookSettings
+    settings: WebhookSettings
+
+    def __init__(self, name: str, settings: WebhookSettings) -> None:
+        super().__init__(name, settings)
+        self._client: httpx.AsyncClient | None = None
+        self._sent: OrderedDict[tuple[uuid.UUID, ...], None] = OrderedDict()
+        self._stats = {"requests": 0.0, "retries": 0.0, "refused": 0.0, "messages": 0.0}
+        self._last_error = ""
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(
+            timeout=self.settings.timeout, verify=self.settings.verify_tls, follow_redirects=False
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def health(self) -> Health:
+        # A webhook has nothing to probe without posting; report the last delivery's outcome.
+        if self._client is None:
+            return Health(False, "not started")
+        return Health(not self._last_error, self._last_error)
+
+    def stats(self) -> dict[str, float]:
+        return dict(self._stats)
+
+    async def emit(self, batch: Sequence[Event]) -> None:
+        events = list(batch)
+        if self.settings.preset == "generic":
+            await self._emit_generic(events)
+        else:
+            await self._emit_chat(events)
+
+    # -- generic: the batch itself, as JSON ---------------------------------------------------
+
+    async def _emit_generic(self, events: list[Event]) -> None:
+        size = self.settings.max_batch_events
+        refused: list[tuple[list[Event], str]] = []
+        for i in range(0, len(events), size):
+            refused += await self._post_events(events[i : i + size])
+        if refused:
+            ids = [e.event_id for chunk, _ in refused for e in chunk]
+            reason = refused[0][1]
+            raise PermanentError(reason, None if len(ids) == len(events) else ids)
+
+    async def _post_events(self, events: list[Event]) -> list[tuple[list[Event], str]]:
+        """Post one body; returns the (events, reason) the receiver refused for good."""
+        if not events:
+            return []
+        batch_id = _batch_id(e.event_id for e in events)
+        head = orjson.dumps({"batch_id": batch_id, "count": len(events)})
+        body = head[:-1] + b',"events":' + encode_array(events) + b"}"
+        try:
+            await self._post(body, {BATCH_ID_HEADER: batch_id})
+        except _Refused as exc:
+            return [(events, str(exc))]
+        except _TooLarge:
+            if len(events) == 1:
+                return [(events, f"{self.name}: the webhook answered 413 for a single event")]
+            half = len(events) // 2
+            return await self._post_events(events[:half]) + await self._post_events(events[half:])
+        return []
+
+    # -- chat presets: a message per failure, or a digest ------------------------------------
+
+    async def _emit_chat(self, events: list[Event]) -> None:
+        failed = [e for e in events if e.kind == Kind.FAILED]
+        if not failed:
+            return  # nothing a person needs to read; the batch is delivered
+        one, digest = PRESETS[self.settings.preset]
+        if len(failed) > self.settings.digest_after:
+            messages = [(failed, digest(failed, self.settings.digest_lines))]
+        else:
+            messages = [([e], one(e)) for e in failed]
+        refused: list[uuid.UUID] = []
+        reason = ""
+        for about, message in messages:
+            key = tuple(e.event_id for e in about)
+            if key in self._sent:
+                continue  # posted before a retry of this batch; do not post it twice
+            try:
+                await self._post(orjson.dumps(message), {})
+            except (_Refused, _TooLarge) as exc:
+                refused += key
+                reason = reason or str(exc) or f"{self.name}: the webhook answered 413"
+                continue
+            self._sent[key] = None
+            self._stats["messages"] += 1
+            if len(self._sent) > SENT_MEMORY:
+                self._sent.popitem(last=False)
+        if refused:
+            raise PermanentError(reason, refused)
+
+    # -- one request, retried ---------------------------------------------------------------
+
+    async def _post(self, body: bytes, extra: dict[str, str]) -> None:
+        if self._client is None:
+            raise RetryableError(f"backend {self.name!r} is not started")
+        settings = self.settings
+        for attempt in range(1, settings.attempts + 1):
+            headers = {name: value.reveal() for name, value in settings.headers.items()}
+            headers.update(extra)
+            headers["Content-Type"] = "application/json"
+            if settings.secret:  # a fresh timestamp per attempt, so retries stay in the window
+                headers.update(signature_headers(settings.secret.reveal(), body))
+            wait = settings.backoff * 2 ** (attempt - 1)
+            self._stats["requests"] += 1
+            try:
+                async with self._client.stream(
+                    "POST", settings.url.reveal(), content=body, headers=headers
+                ) as response:
+                    status = response.status_code
+                    if 200 <= status < 300:
+                        self._last_error = ""
+                        return
+                    answer = await _answer(response)
+                    hinted = _retry_after(response.headers.get("Retry-After"))
+            except httpx.HTTPError as exc:
+                # The URL may hold a credential (chat hooks): name the backend, not the URL.
+                problem = f"{self.name}: {type(exc).__name__} posting to the webhook"
+            else:
+                problem = f"{self.name}: the webhook answered {status}: {answer}"
+                if status == 413:
+                    raise _TooLarge(problem)
+                if status < 500 and status not in RETRY_STATUS:
+                    self._stats["refused"] += 1
+                    self._last_error = problem
+                    raise _Refused(problem)
+                if hinted is not None:
+                    wait = hinted
+            self._last_error = problem
+            if wait > settings.max_retry_after:
+                raise RetryableError(f"{problem} (asked to wait {wait:.0f}s)")
+            if attempt == settings.attempts:
+                raise RetryableError(problem)
+            self._stats["retries"] += 1
+            await asyncio.sleep(wait)
+
+
+def _batch_id(event_ids: Any) -> str:
+    """The same UUID for the same set of events, so a retried body is recognisably the same."""
+    digest = hashlib.sha256(b"".join(sorted(i.bytes for i in event_ids))).hexdigest()
+    return str(uuid.uuid5(BATCH_NAMESPACE, digest))
+
+
+async def _answer(response: httpx.Response) -> str:
+    """The start of the receiver's answer, for the dead-letter reason; bounded, one line."""
+    data = b""
+    async for chunk in response.aiter_raw():
+        data += chunk
+        if len(data) >= ANSWER_BYTES:
+            break
+    text = " ".join(data[:ANSWER_BYTES].decode("utf-8", "replace").split())
+    return (text[:ANSWER_CHARS] + "…") if len(text) > ANSWER_CHARS else (text or "(no body)")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
