@@ -11,6 +11,7 @@ As a backend (an emitter the sidecar routes batches to)::
           rotate_after: 1h                 # ... or at this age, whichever comes first
           compress: true                   # gzip rotated files
           fsync: true                      # emit returns only once the batch is on disk
+          format: jsonl                    # or json, csv (see formats)
 
 As a source (a query adapter the gateway reads)::
 

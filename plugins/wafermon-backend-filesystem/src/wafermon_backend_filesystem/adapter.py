@@ -21,7 +21,7 @@ import attrs
 import wafermon
 from wafermon import Event, EventDecodeError, Health, Query, QueryAdapter, QueryResult
 
-from . import layout
+from . import formats, layout
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +67,18 @@ class FilesystemQueryAdapter(QueryAdapter):
             # At-least-once delivery can store an event twice. Every copy lands in the same
             # partition (it follows from the event), so remembering one partition's ids suffices.
             seen: set[UUID] = set()
+            decoder = formats.LineDecoder()  # any format, by each file's suffix
             for path, line in layout.partition_lines(pdir):
                 # A last line without its newline is a write in progress (or torn by a crash):
                 # it was never acknowledged, so it is skipped without counting as damage.
                 if not line.endswith(b"\n") or line.isspace():
                     continue
                 try:
-                    event = wafermon.decode_event(line)
+                    event = decoder.decode(path, line)
                 except EventDecodeError:
                     undecodable[path] += 1
                     continue
-                if event.event_id not in seen:
+                if event is not None and event.event_id not in seen:
                     seen.add(event.event_id)
                     yield event
 

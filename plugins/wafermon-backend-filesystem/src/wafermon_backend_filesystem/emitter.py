@@ -23,9 +23,9 @@ from typing import BinaryIO, TextIO
 
 import attrs
 
-from wafermon import ByteSize, Emitter, Event, Health, RetryableError, Seconds, encode_ndjson
+from wafermon import ByteSize, Emitter, Event, FieldValueError, Health, RetryableError, Seconds
 
-from . import layout
+from . import formats, layout
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,12 @@ class EmitterSettings:
     rotate_after: Seconds = Seconds(3600.0)
     compress: bool = True
     fsync: bool = True
+    format: str = attrs.field(default="jsonl", validator=lambda *a: _check_format(*a))
+
+
+def _check_format(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+    if value not in formats.FORMATS:
+        raise FieldValueError(attribute.name, f"must be one of {', '.join(formats.FORMATS)}")
 
 
 @attrs.define
@@ -96,14 +102,14 @@ class FilesystemEmitter(Emitter):
     def _recover(self, pdir: Path) -> None:
         for tmp in pdir.glob("events*" + layout.TMP):
             tmp.unlink()  # an unfinished gzip; its plain source is still there
-        for path in sorted(pdir.glob("events*.jsonl")):
+        actives = {layout.active_name(s) for s in formats.SUFFIXES.values()}
+        for path in sorted(p for s in formats.SUFFIXES.values() for p in pdir.glob("events*" + s)):
             if path.with_name(path.name + layout.GZ).exists():
                 path.unlink()  # the gz is complete (renamed in only after fsync)
-            elif path.name != layout.ACTIVE and self.settings.compress:
+            elif path.name not in actives and self.settings.compress:
                 self._compress(path)  # rotated, not compressed yet
-        active = pdir / layout.ACTIVE
-        if active.exists() and active.stat().st_size > 0:
-            self._truncate_torn_tail(active)
+            elif path.name in actives and path.stat().st_size > 0:
+                self._truncate_torn_tail(path)
 
     def _mark(self, state: str) -> None:
         """Write ``state`` into the (held) lock file, durably."""
@@ -169,15 +175,16 @@ class FilesystemEmitter(Emitter):
         pdirs = {key: layout.partition_dir(root, *key) for key in groups}
         with self._thread_lock:
             for key, events in groups.items():
-                self._append(key, pdirs[key], encode_ndjson(events))
+                self._append(key, pdirs[key], events)
             for key in list(self._open):
                 self._maybe_rotate(key)
 
-    def _append(self, key: tuple[str, date], pdir: Path, data: bytes) -> None:
+    def _append(self, key: tuple[str, date], pdir: Path, events: list[Event]) -> None:
         active = self._open.pop(key, None)
         try:
             active = active or self._open_active(pdir)
             self._open[key] = active  # (re)inserted last: most recently used
+            data = formats.encode(self.settings.format, events, active.size)
             written = 0
             while written < len(data):  # unbuffered, so a short write is possible
                 written += active.file.write(data[written:])
@@ -190,7 +197,7 @@ class FilesystemEmitter(Emitter):
                 with contextlib.suppress(OSError):
                     os.truncate(active.file.fileno(), active.size)
                 active.file.close()
-            path = exc.filename or pdir / layout.ACTIVE
+            path = exc.filename or pdir / layout.active_name(formats.suffix(self.settings.format))
             raise RetryableError(f"cannot write {path}: {exc.strerror}") from exc
         active.size += len(data)
         if len(self._open) > MAX_OPEN_FILES:
@@ -203,7 +210,7 @@ class FilesystemEmitter(Emitter):
             if not directory.is_dir():
                 directory.mkdir()
                 self._fsync_dir(directory.parent)
-        path = pdir / layout.ACTIVE
+        path = pdir / layout.active_name(formats.suffix(self.settings.format))
         existed = path.exists()
         # Unbuffered: no bytes of a failed write can linger in a Python buffer and be flushed
         # later, after the truncation that removed the rest of them.
@@ -218,10 +225,20 @@ class FilesystemEmitter(Emitter):
         too_big = active.size >= self.settings.rotate_bytes
         if not too_big and time.time() - active.opened < self.settings.rotate_after:
             return
+        tail = formats.footer(self.settings.format)  # closes a JSON array
+        try:
+            if tail:
+                active.file.write(tail)
+                active.size += len(tail)
+                self._fsync(active.file)
+        except OSError as exc:
+            log.error("%s: cannot close the file for rotation: %s", active.path, exc)
+            return  # stays active; the next batch tries again
         del self._open[key]
         active.file.close()
         try:
-            rotated = layout.rotated_path(active.path.parent, datetime.now(UTC))
+            suffix = formats.suffix(self.settings.format)
+            rotated = layout.rotated_path(active.path.parent, datetime.now(UTC), suffix)
             os.rename(active.path, rotated)
             self._fsync_dir(rotated.parent)
             if self.settings.compress:

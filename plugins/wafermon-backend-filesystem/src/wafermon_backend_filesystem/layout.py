@@ -1,7 +1,8 @@
 """The on-disk layout, shared by the emitter (which writes it) and the adapter (which reads it).
 
 ``{root}/{site_id}/{YYYY-MM-DD}/events.jsonl`` is a partition's active file; rotated files
-beside it are ``events.{YYYYmmddTHHMMSSffffffZ}.jsonl.gz``. The date is the UTC date of the
+beside it are ``events.{YYYYmmddTHHMMSSffffffZ}.jsonl.gz``. With ``format: json`` or ``csv`` the
+suffix is ``.json`` or ``.csv`` instead (see ``formats``). The date is the UTC date of the
 event's ``time``, so the partition follows from the event: all copies of an event share one.
 """
 
@@ -16,9 +17,18 @@ from pathlib import Path
 
 from wafermon import PermanentError
 
+from .formats import SUFFIXES
+
 log = logging.getLogger(__name__)
 
 ACTIVE = "events.jsonl"
+
+
+def active_name(suffix: str = ".jsonl") -> str:
+    """The active file's name for a format's suffix."""
+    return "events" + suffix
+
+
 GZ = ".gz"
 TMP = ".tmp"
 
@@ -35,10 +45,10 @@ def partition_dir(root: Path, site_id: str, day: date) -> Path:
     return path
 
 
-def rotated_path(pdir: Path, now: datetime) -> Path:
-    """A fresh ``events.<UTC timestamp>.jsonl`` path for a file being rotated."""
+def rotated_path(pdir: Path, now: datetime, suffix: str = ".jsonl") -> Path:
+    """A fresh ``events.<UTC timestamp><suffix>`` path for a file being rotated."""
     while True:
-        path = pdir / f"events.{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}.jsonl"
+        path = pdir / f"events.{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}{suffix}"
         # A coarse or stepped-back clock must never make a rotation overwrite an older file.
         if not path.exists() and not path.with_name(path.name + GZ).exists():
             return path
@@ -48,9 +58,10 @@ def rotated_path(pdir: Path, now: datetime) -> Path:
 def event_files(pdir: Path) -> list[Path]:
     """The event files of a partition, leaving out a plain file that has a complete ``.gz``
     twin (left by a crash during rotation, between renaming the gz in and unlinking it)."""
-    compressed = sorted(pdir.glob("events*.jsonl" + GZ))
+    compressed = sorted(p for s in SUFFIXES.values() for p in pdir.glob("events*" + s + GZ))
     twins = {p.with_suffix("") for p in compressed}
-    return compressed + [p for p in sorted(pdir.glob("events*.jsonl")) if p not in twins]
+    plain = sorted(p for s in SUFFIXES.values() for p in pdir.glob("events*" + s))
+    return compressed + [p for p in plain if p not in twins]
 
 
 def day_overlaps(name: str, start: datetime | None, end: datetime | None) -> bool:
