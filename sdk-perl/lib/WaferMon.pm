@@ -1,0 +1,375 @@
+package WaferMon;
+# ABSTRACT: send job events to wafermon from Perl: sidecar or direct mode, no event loop.
+
+use strict;
+use warnings;
+
+use Carp ();
+use Exporter 'import';
+use File::Basename ();
+use File::Path ();
+use File::Spec ();
+use POSIX ();
+use Scalar::Util ();
+use Time::HiRes ();
+use WaferMon::Config ();
+use WaferMon::Job ();
+use WaferMon::Spool ();
+use WaferMon::Wire ();
+
+our $VERSION = '0.1.0';
+$WaferMon::Wire::VERSION = $VERSION;
+our @EXPORT_OK = qw(monitored);
+
+my %LIVE;    # every open client (weak), closed at exit: refaddr => client
+
+# ---- construction ------------------------------------------------------------------------------
+
+sub new {
+    my ($class, %args) = @_;
+    my $metadata = delete $args{metadata};
+    my $app = delete $args{app};
+    Carp::croak('metadata: expected a hash ref') if defined $metadata && ref $metadata ne 'HASH';
+    my $settings = WaferMon::Config->load(%args);
+    my $self = bless {
+        settings => $settings,
+        metadata => $metadata || {},
+        app      => $app,
+        pid      => $$,
+        buf      => [],
+        buf_since => undef,
+        max_buf  => ($settings->{batch_size} < $settings->{queue_size} ? $settings->{batch_size} : $settings->{queue_size}),
+        spool    => WaferMon::Spool->new(dir => $settings->{spool_dir}, max_bytes => $settings->{spool_max_bytes}),
+        stats    => { queued => 0, sent => 0, spooled => 0, dropped => 0, rejected => 0, refused => 0,
+                      metadata_truncated => 0, requests => 0, last_error => undef },
+        closed   => 0,
+    }, $class;
+    $self->{sink} = $self->_sink;
+    if ($settings->{mode} eq 'direct') {
+        my $root = $settings->direct_root;
+        File::Path::make_path($root, { error => \my $err }) if !-d $root;
+        -d $root && -w _ or die WaferMon::ConfigError->new(["WAFERMON_DIRECT_URL: cannot write to $root"]);
+    }
+    $self->{spool_pending} = $self->{spool}->pending;
+    $self->_ensure_replayer if $self->{spool_pending};    # an earlier process left events: send them
+    $LIVE{ Scalar::Util::refaddr($self) } = $self;
+    Scalar::Util::weaken($LIVE{ Scalar::Util::refaddr($self) });
+    return $self;
+}
+
+sub _sink {
+    my ($self) = @_;
+    my $s = $self->{settings};
+    if ($s->{mode} eq 'direct') {
+        require WaferMon::Sink::Direct;
+        return WaferMon::Sink::Direct->new($s);
+    }
+    require WaferMon::Sink::Sidecar;
+    my $t = $s->{inline_timeout} < $s->{timeout} ? $s->{inline_timeout} : $s->{timeout};
+    return WaferMon::Sink::Sidecar->new($s, timeout => $t);
+}
+
+sub settings { $_[0]{settings} }
+sub site_id  { $_[0]{settings}{site_id} }
+
+# ---- fork safety -------------------------------------------------------------------------------
+
+# In a forked child, the buffer still holds the parent's events: the parent sends them, so the
+# child forgets them (and the parent's replayer and connection) before doing anything else.
+sub _forked {
+    my ($self) = @_;
+    $self->{pid} = $$;
+    $self->{buf} = [];
+    $self->{buf_since} = undef;
+    $self->{stats}{$_} = 0 for qw(queued sent spooled dropped rejected refused requests);
+    $self->{replayer_owner} = 0;
+    $self->{sink} = $self->_sink;
+}
+
+# ---- the shared interface ----------------------------------------------------------------------
+
+# emit_event(\%event | $json_text): queue one event in wire form; 1, or 0 if it was refused
+# here (warned and counted: an invalid field, or the client is closed).
+sub emit_event {
+    my ($self, $event) = @_;
+    $self->_forked if $self->{pid} != $$;
+    if ($self->{closed}) { return $self->_drop('the client is closed') }
+    my $line = eval { WaferMon::Wire::event_line($event) };
+    if (!defined $line) {
+        my $why = $@ =~ s/\s+\z//r;
+        $self->{stats}{rejected}++;
+        $self->{stats}{last_error} = "rejected: $why";
+        Carp::carp("wafermon: an event was rejected and not sent: $why");
+        return 0;
+    }
+    $self->_add($line, 0);
+    return 1;
+}
+
+# emit_batch(\@events) or emit_batch(@events): how many were queued.
+sub emit_batch {
+    my $self = shift;
+    my @events = @_ == 1 && ref $_[0] eq 'ARRAY' ? @{ $_[0] } : @_;
+    my $n = 0;
+    $self->emit_event($_) && $n++ for @events;
+    return $n;
+}
+
+# job(%options): a WaferMon::Job, started now. app (name or {name, version, app_id}),
+# version, business_key, sub_key, metadata, entity_id, site_id.
+sub job {
+    my ($self, %opt) = @_;
+    $self->_forked if $self->{pid} != $$;
+    Carp::croak('the client is closed') if $self->{closed};
+    if (($opt{entity_type} // 'job') eq 'subjob' && ref $opt{parent}) {
+        return $opt{parent}->subjob(%opt);
+    }
+    return WaferMon::Job->_new($self, %opt);
+}
+
+# monitored { my ($job) = @_; ... } app => 'etch', business_key => 'lot-1', client => $wm;
+# Runs the block as a job: finished when it returns (its value is returned), failed when it
+# dies (the error is rethrown). Without client, the default client (WAFERMON_* variables).
+sub monitored(&@) {
+    my ($code, %opt) = @_;
+    my $client = delete $opt{client} // WaferMon->default;
+    my $parent = delete $opt{parent};
+    my $job = $parent ? $parent->subjob(%opt) : $client->job(%opt);
+    my $want = wantarray;
+    my @result;
+    my $ok = eval {
+        if ($want) { @result = $code->($job) }
+        elsif (defined $want) { $result[0] = $code->($job) }
+        else { $code->($job) }
+        1;
+    };
+    if (!$ok) {
+        my $err = $@;
+        $job->fail($err);
+        die $err;
+    }
+    $job->finish;
+    return $want ? @result : $result[0];
+}
+
+# flush($timeout): send what is buffered and wait, at most $timeout seconds (default
+# flush_timeout), until nothing waits in the spool. True when all of it was delivered.
+sub flush {
+    my ($self, $timeout) = @_;
+    $self->_forked if $self->{pid} != $$;
+    $timeout //= $self->{settings}{flush_timeout};
+    $self->_send_buffer;
+    return $self->_wait_for_spool($timeout, 0);
+}
+
+# close($timeout): flush, then stop this client's replayer; what is still undelivered stays
+# in the spool for the next SDK start. Returns what flush returned. Called at exit too.
+sub close {
+    my ($self, $timeout) = @_;
+    return 1 if $self->{closed};
+    $self->_forked if $self->{pid} != $$;
+    $timeout //= $self->{settings}{flush_timeout};
+    $self->_send_buffer;
+    my $delivered = $self->_wait_for_spool($timeout, 1);
+    $self->_stop_replayer;
+    $self->{closed} = 1;
+    $self->{sink}->release;
+    delete $LIVE{ Scalar::Util::refaddr($self) };
+    return $delivered;
+}
+
+sub stats {
+    my ($self) = @_;
+    $self->_forked if $self->{pid} != $$;
+    return { %{ $self->{stats} }, mode => $self->{settings}{mode}, pending => scalar @{ $self->{buf} },
+             spool_pending => ($self->{spool}->pending ? 1 : 0) };
+}
+
+# The process's default client, made from WAFERMON_* (and WAFERMON_SDK_CONFIG) on first use.
+my $DEFAULT;
+sub default {
+    my ($class) = @_;
+    $DEFAULT = undef if $DEFAULT && ($DEFAULT->{closed});
+    return $DEFAULT //= WaferMon->new;
+}
+
+# ---- buffering and sending ---------------------------------------------------------------------
+
+sub _drop {
+    my ($self, $why) = @_;
+    $self->{stats}{dropped}++;
+    $self->{stats}{last_error} = "dropped: $why";
+    Carp::carp("wafermon: dropped an event: $why") if $self->{stats}{dropped} < 10 || $self->{stats}{dropped} % 1000 == 0;
+    return 0;
+}
+
+sub _lifecycle {
+    my ($self, $job, $kind, $time, $metrics, $error, $send_now) = @_;
+    $self->_forked if $self->{pid} != $$;
+    return $self->_drop('the client is closed') if $self->{closed};
+    $self->_add(WaferMon::Wire::lifecycle_line($job->head, $kind, $time, $metrics, $job->{meta_json}, $error), $send_now);
+    return 1;
+}
+
+# The buffer goes out when it holds batch_size events, when its oldest event is older than
+# flush_interval (checked here: there is no timer), and at a top-level job's start and end.
+sub _add {
+    my ($self, $line, $send_now) = @_;
+    my $buf = $self->{buf};
+    push @$buf, $line;
+    $self->{stats}{queued}++;
+    my $now = Time::HiRes::time();
+    $self->{buf_since} //= $now;
+    if ($send_now || @$buf >= $self->{max_buf} || $now - $self->{buf_since} >= $self->{settings}{flush_interval}) {
+        $self->_send_buffer;
+    }
+}
+
+sub _send_buffer {
+    my ($self) = @_;
+    my $lines = $self->{buf};
+    return unless @$lines;
+    $self->{buf} = [];
+    $self->{buf_since} = undef;
+    # While anything waits in the spool, new batches queue up behind it (order per destination).
+    if ($self->{spool_pending} && ($self->{spool_pending} = $self->{spool}->pending)) {
+        return $self->_to_spool($lines, undef);
+    }
+    # One attempt, bounded by inline_timeout; retries are the replayer's, never the caller's.
+    $self->{stats}{requests}++;
+    my $res = eval { $self->{sink}->deliver($lines) } // { ok => 0, error => "send failed: $@" };
+    if ($res->{ok}) {
+        $self->_count_sent($lines, $res->{refused});
+        return;
+    }
+    if ($res->{done}) {
+        my @stored = splice @$lines, 0, $res->{done};
+        $self->_count_sent(\@stored, []);
+    }
+    $self->{stats}{last_error} = $res->{error};
+    $self->_to_spool($lines, $res->{retry_after});
+}
+
+sub _count_sent {
+    my ($self, $lines, $refused) = @_;
+    $self->{stats}{sent} += @$lines - @$refused;
+    return unless @$refused;
+    $self->{stats}{refused} += @$refused;
+    for my $r (@$refused[0 .. ($#$refused < 4 ? $#$refused : 4)]) {
+        my $id = eval { WaferMon::Wire::decode_json($lines->[$r->[0]])->{event_id} } // '?';
+        $self->{stats}{last_error} = "$self->{sink}{name} refused event $id: $r->[1]";
+        Carp::carp("wafermon: $self->{stats}{last_error}");
+    }
+}
+
+sub _to_spool {
+    my ($self, $lines, $retry_after) = @_;
+    my $ok = eval {
+        $self->{spool}->append($lines);
+        if (defined $retry_after) {
+            my $ra = $retry_after < $self->{settings}{retry_max_delay} ? $retry_after : $self->{settings}{retry_max_delay};
+            $self->{spool}->set_not_before(Time::HiRes::time() + $ra);
+        }
+        1;
+    };
+    if (!$ok) {
+        my $why = $@ =~ s/\s+\z//r;
+        $self->{stats}{dropped} += @$lines;
+        $self->{stats}{last_error} = "dropped " . @$lines . " events: the disk spool refused them: $why";
+        Carp::carp("wafermon: $self->{stats}{last_error}");
+        return;
+    }
+    $self->{stats}{spooled} += @$lines;
+    $self->{spool_pending} = 1;
+    $self->_ensure_replayer;
+}
+
+# Wait until the spool is empty (true), $timeout passes, or the replayer gives up on an attempt
+# made after the wait began (false). While closing, any failed attempt ends the wait.
+sub _wait_for_spool {
+    my ($self, $timeout, $closing) = @_;
+    return 1 unless $self->{spool_pending} || $self->{spool}->pending;
+    my $t0 = Time::HiRes::time();
+    my $spawned = 0;
+    while (1) {
+        if (!$self->{spool}->pending) { $self->{spool_pending} = 0; return 1 }
+        my $state = $self->{spool}->read_json('state');
+        if ($state && $state->{time} >= $t0) {
+            return 0 if $state->{status} eq 'exhausted' || ($closing && $state->{status} eq 'retrying');
+        }
+        my $now = Time::HiRes::time();
+        return 0 if $now - $t0 >= $timeout;
+        if ($now - $spawned > $self->{settings}{replay_interval}) {    # one that exited is restarted
+            $self->_ensure_replayer;
+            $spawned = $now;
+        }
+        Time::HiRes::sleep(0.01);
+    }
+}
+
+# ---- the replayer process ----------------------------------------------------------------------
+
+sub _ensure_replayer {
+    my ($self) = @_;
+    my $spool = $self->{spool};
+    my $lock = eval { $spool->try_replay_lock } or return;    # one is at work (or no folder)
+    CORE::close($lock);
+    my $lib = File::Spec->rel2abs(File::Basename::dirname($INC{'WaferMon.pm'}));
+    my $input = WaferMon::Wire::encode_json({ settings => { %{ $self->{settings} } }, owner => $$ });
+    # fork twice so the replayer is nobody's child here (an application's wait() never sees it),
+    # then exec a fresh perl: it inherits no file descriptor but the pipe and no END block.
+    pipe my $r, my $w or return;
+    my $pid = fork;
+    return unless defined $pid;
+    if ($pid == 0) {
+        CORE::close($w);
+        eval {
+            POSIX::setsid();
+            my $grandchild = fork;
+            if (defined $grandchild && $grandchild == 0) {
+                open STDIN, '<&', $r or POSIX::_exit(1);
+                open STDOUT, '>', '/dev/null';
+                open STDERR, '>>', $spool->dir . '/replayer.log' if -w $spool->dir;
+                exec $^X, "-I$lib", '-MWaferMon::Replayer', '-e', 'WaferMon::Replayer::main()';
+            }
+        };
+        POSIX::_exit(0);
+    }
+    CORE::close($r);
+    local $SIG{PIPE} = 'IGNORE';
+    print {$w} $input;
+    CORE::close($w);
+    waitpid $pid, 0;
+    $self->{replayer_owner} = 1;
+}
+
+sub _stop_replayer {
+    my ($self) = @_;
+    return unless $self->{replayer_owner};
+    $self->{replayer_owner} = 0;
+    my ($pid, $owner) = $self->{spool}->replayer;
+    return unless $pid && $owner && $owner == $$;
+    kill 'TERM', $pid;
+    # It ends after its current request; wait a little so a new client finds the lock free.
+    my $until = Time::HiRes::time() + 2;
+    while (Time::HiRes::time() < $until) {
+        last unless $self->{spool}->replayer;
+        Time::HiRes::sleep(0.01);
+    }
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    return if ${^GLOBAL_PHASE} eq 'DESTRUCT';
+    local ($@, $!, $?);
+    eval { $self->close } if !$self->{closed} && ($self->{pid} // 0) == $$;
+}
+
+END {
+    local ($@, $!, $?);
+    for my $client (grep { defined } values %LIVE) {
+        eval { $client->close } if !$client->{closed};
+    }
+}
+
+1;

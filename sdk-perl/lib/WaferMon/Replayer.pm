@@ -1,0 +1,151 @@
+package WaferMon::Replayer;
+# ABSTRACT: the short-lived process that sends spooled batches once the destination is back.
+
+use strict;
+use warnings;
+
+use POSIX ();
+use Time::HiRes ();
+use WaferMon::Config ();
+use WaferMon::Spool ();
+use WaferMon::Wire ();
+
+our $VERSION = '0.1.0';
+
+# Why a process and not a thread or a timer: Perl programs have no event loop to lend and
+# ithreads are discouraged, yet spooled events must reach the sidecar after an outage without
+# the application calling the SDK again. So the SDK starts (fork + exec of this perl, with a
+# clean set of file descriptors) one replayer per spool folder when a batch is spooled. It holds
+# replay.lock, retries with exponential backoff and full jitter, honours Retry-After, and exits
+# as soon as the spool is empty, when its owner's client closes (SIGTERM), or when the owner
+# process is gone (the next SDK start replays the rest). The caller never waits for it.
+
+my $stop = 0;
+
+sub main {
+    my $input = do { local $/; <STDIN> };
+    open STDIN, '<', '/dev/null';
+    my $job = WaferMon::Wire::decode_json($input);
+    my $settings = bless $job->{settings}, 'WaferMon::Config';
+    my $owner = $job->{owner};
+    $SIG{TERM} = $SIG{INT} = sub { $stop = 1 };
+    $SIG{PIPE} = 'IGNORE';
+    my $spool = WaferMon::Spool->new(dir => $settings->{spool_dir}, max_bytes => $settings->{spool_max_bytes});
+    my $lock = $spool->try_replay_lock or POSIX::_exit(0);    # another replayer is at work
+    truncate $lock, 0;
+    syswrite $lock, "$$ $owner\n";
+    my $sink = sink_for($settings, $settings->{timeout});
+    my $code = eval { run($settings, $spool, $sink, $owner); 0 } // do {
+        warn "wafermon replayer: $@";
+        $spool->write_json('state', { time => Time::HiRes::time(), status => 'exhausted', error => "replayer failed: $@" });
+        1;
+    };
+    CORE::close($lock);
+    POSIX::_exit($code);
+}
+
+sub sink_for {
+    my ($settings, $timeout) = @_;
+    if ($settings->{mode} eq 'direct') {
+        require WaferMon::Sink::Direct;
+        return WaferMon::Sink::Direct->new($settings);
+    }
+    require WaferMon::Sink::Sidecar;
+    return WaferMon::Sink::Sidecar->new($settings, timeout => $timeout);
+}
+
+sub _owner_alive { my ($pid) = @_; kill(0, $pid) || $! == POSIX::EPERM() }
+
+# Sleep in small slices so a SIGTERM or the owner's exit ends the wait; false when stopping.
+sub _nap {
+    my ($seconds, $owner) = @_;
+    my $until = Time::HiRes::time() + $seconds;
+    while (!$stop) {
+        my $left = $until - Time::HiRes::time();
+        return 1 if $left <= 0;
+        Time::HiRes::sleep($left < 0.05 ? $left : 0.05);
+        return 0 unless _owner_alive($owner);
+    }
+    return 0;
+}
+
+sub run {
+    my ($settings, $spool, $sink, $owner) = @_;
+    my $rand_state = 0;
+    while (!$stop) {
+        my $claimed = $spool->claim_next;
+        if (!defined $claimed) {
+            # Empty: tell flush so, and stop. An append that raced this exit starts a new one.
+            $spool->write_json('state', { time => Time::HiRes::time(), status => 'drained' });
+            return;
+        }
+        replay_file($settings, $spool, $sink, $owner, $claimed) or return;
+    }
+}
+
+# Send one claimed file from its acknowledged offset, batch_size lines at a time; false when
+# the replayer must stop (SIGTERM or the owner is gone).
+sub replay_file {
+    my ($settings, $spool, $sink, $owner, $claimed) = @_;
+    open my $fh, '<:raw', $claimed or do { $spool->done($claimed); return 1 };
+    my $offset = $spool->acked($claimed);
+    seek $fh, $offset, 0;
+    my $attempt = 0;
+    while (1) {
+        my (@lines, $bytes);
+        while (@lines < $settings->{batch_size} && defined(my $line = <$fh>)) {
+            last if substr($line, -1) ne "\n";    # a torn last line: never acknowledged
+            push @lines, $line;
+            $bytes += length $line;
+        }
+        if (!@lines) { close $fh; $spool->done($claimed); return 1 }
+        while (1) {
+            return 0 if $stop || !_owner_alive($owner);
+            my $wait = $spool->not_before - Time::HiRes::time();
+            if ($wait > 0) { _nap($wait, $owner) or return 0; next }
+            my $res = $sink->deliver(\@lines);
+            if ($res->{ok}) {
+                $offset += $bytes;
+                $spool->ack($claimed, $offset);
+                $spool->write_json('state', { time => Time::HiRes::time(), status => 'sending',
+                    refused => scalar @{ $res->{refused} } });
+                _report_refused(\@lines, $res->{refused});
+                $attempt = 0;
+                last;
+            }
+            if ($res->{done}) {    # a split batch: its first part is stored
+                $offset += length $_ for splice @lines, 0, $res->{done};
+                $bytes = 0; $bytes += length $_ for @lines;
+                $spool->ack($claimed, $offset);
+            }
+            my $exhausted = !$settings->{enable_retries} || $attempt >= $settings->{max_retries};
+            $spool->write_json('state', { time => Time::HiRes::time(),
+                status => $exhausted ? 'exhausted' : 'retrying', error => $res->{error} });
+            my $delay;
+            if ($exhausted) {
+                $delay = $settings->{replay_interval};
+                $attempt = 0;
+            } else {
+                my $cap = $settings->{retry_base_delay} * 2**$attempt;
+                $cap = $settings->{retry_max_delay} if $cap > $settings->{retry_max_delay};
+                $delay = $cap / 2 + rand($cap / 2);
+                $attempt++;
+            }
+            if (defined $res->{retry_after}) {
+                my $ra = $res->{retry_after} < $settings->{retry_max_delay} ? $res->{retry_after} : $settings->{retry_max_delay};
+                $spool->set_not_before(Time::HiRes::time() + $ra);
+            }
+            _nap($delay, $owner) or return 0;
+        }
+    }
+}
+
+sub _report_refused {
+    my ($lines, $refused) = @_;
+    for my $r (@$refused[0 .. ($#$refused < 4 ? $#$refused : 4)]) {
+        my $id = eval { WaferMon::Wire::decode_json($lines->[$r->[0]])->{event_id} } // '?';
+        warn "wafermon replayer: event $id was refused for good: $r->[1]\n";
+    }
+}
+
+1;
