@@ -302,7 +302,13 @@ with_monitored <- function(job, expr, app = NULL, metadata = NULL, entity_type =
   value <- withCallingHandlers(expr,
     error = function(e) {
       captured <<- e
-      stack <<- .format_stack(sys.calls())
+      calls <- sys.calls()
+      # Drop this handler's own frames (R's condition machinery), keep the caller's.
+      keep <- !vapply(calls, function(cl) {
+        f <- cl[[1]]
+        is.function(f) || identical(f, quote(.handleSimpleError)) || identical(f, quote(h))
+      }, TRUE)
+      stack <<- .format_stack(calls[keep])
     },
     interrupt = function(i) {
       captured <<- list(type = "interrupt", message = "interrupted")

@@ -119,9 +119,7 @@
     written <- tryCatch(
       {
         if (!dir.exists(folder)) dir.create(folder, recursive = TRUE, showWarnings = FALSE)
-        con <- file(file.path(folder, "events.jsonl"), open = "ab")
-        on.exit(close(con))
-        writeBin(charToRaw(paste0(paste(lines[idx], collapse = "\n"), "\n")), con)
+        .append_file(file.path(folder, "events.jsonl"), paste0(paste(lines[idx], collapse = "\n"), "\n"))
         TRUE
       },
       error = function(e) {
@@ -134,6 +132,13 @@
     ctx$counters$sent <- ctx$counters$sent + length(idx)
   }
   list(ok = TRUE, rest = character(), wait = NA_real_)
+}
+
+# One write of the whole text in append mode: lines of concurrent writers do not interleave.
+.append_file <- function(path, text) {
+  con <- file(path, open = "ab")
+  on.exit(close(con))
+  writeBin(charToRaw(text), con)
 }
 
 .send_once <- function(ctx, lines, sites = NULL, dates = NULL) {

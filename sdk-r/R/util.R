@@ -80,7 +80,26 @@ wafermon_uuid <- function() {
 }
 
 .to_json <- function(x) {
-  jsonlite::toJSON(x, auto_unbox = TRUE, null = "null", na = "null", digits = NA, force = TRUE)
+  jsonlite::toJSON(.exact_numbers(x),
+    auto_unbox = TRUE, null = "null", na = "null", digits = NA, force = TRUE, json_verbatim = TRUE
+  )
+}
+
+# jsonlite 1.8 writes at most 15 significant digits, which changes 9007199254740991 and
+# 0.1 + 0.2. Numbers that 15 digits do not give back exactly are written with 17 (as JSON
+# text jsonlite inserts verbatim), so a value survives the trip through the SDK.
+.exact_numbers <- function(x) {
+  if (is.list(x)) {
+    if (length(x)) x[] <- lapply(x, .exact_numbers)
+    return(x)
+  }
+  if (!is.double(x) || length(x) == 0L || !is.null(dim(x))) return(x)
+  finite <- is.finite(x)
+  short <- formatC(x, digits = 15L, format = "g")
+  exact <- !finite | suppressWarnings(as.numeric(short)) == x
+  if (all(exact)) return(x)
+  text <- ifelse(exact, ifelse(finite, trimws(short), "null"), sprintf("%.17g", x))
+  if (length(x) == 1L) structure(text, class = "json") else structure(paste0("[", paste(text, collapse = ","), "]"), class = "json")
 }
 
 .metadata_cap <- 16384L
