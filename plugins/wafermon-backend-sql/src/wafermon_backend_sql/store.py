@@ -26,6 +26,7 @@ from collections.abc import Coroutine, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from uuid import UUID
 
 import attrs
 import orjson
@@ -59,7 +60,7 @@ from wafermon.store import (
 )
 
 from .dialects import EVENT_COLUMNS, Dialect, dialect_for, event_record, writing
-from .schema import SchemaTooNew, UTCDateTime, apps, entities, events, migrate
+from .schema import SchemaTooNew, UTCDateTime, apps, entities, event_ids, events, migrate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -581,6 +582,63 @@ class SqlStore(ManagedStore):
                 gone = await self.dialect.delete_chunked(entities, entities.c.entity_id, old)
                 if gone:
                     log.info("%s: removed %d entities past entity_retention", self.name, gone)
+        return removed
+
+    # -- archiving --------------------------------------------------------------------------------
+
+    async def events_before(
+        self,
+        cutoff: datetime,
+        *,
+        after: tuple[datetime, UUID] | None = None,
+        limit: int = 10_000,
+    ) -> list[dict[str, Any]]:
+        """Events with ``time < cutoff`` in (time, event_id) order after the keyset ``after``.
+
+        What an archiver copies out: each row holds the event's columns, ``body`` as the JSON
+        text stored (not decoded), so an archive keeps the wire JSON exactly.
+        """
+        c = events.c
+        where = [c.time < cutoff]
+        if after is not None:
+            where.append(
+                sa.tuple_(c.time, c.event_id)
+                > sa.tuple_(_bind(c.time, after[0]), _bind(c.event_id, after[1]))
+            )
+        columns = [col for col in events.c if col.name not in ("body", "received_at")]
+        stmt = (
+            sa.select(*columns, sa.cast(c.body, sa.Text).label("body"))
+            .where(*where)
+            .order_by(c.time, c.event_id)
+            .limit(limit)
+        )
+        return [dict(row._mapping) for row in await self._fetch(stmt)]
+
+    async def delete_events(self, keys: Sequence[tuple[datetime, UUID]]) -> int:
+        """Delete the events named by (time, event_id), and their idempotency-gate rows.
+
+        For an archiver, once the events are verified elsewhere. Entity rows stay: the job and
+        subjob state remains answerable. Idempotent; returns how many event rows went.
+        """
+        return await self._shielded(self._delete_events(sorted(keys)))
+
+    async def _delete_events(self, keys: list[tuple[datetime, UUID]]) -> int:
+        c, removed = events.c, 0
+        with _translate_errors("delete events"):
+            for chunk in _chunks(keys, 1000):
+                ids = [event_id for _, event_id in chunk]
+                # The time bounds let PostgreSQL look only at the partitions that hold them.
+                async with writing(self.dialect) as conn:
+                    result = await conn.execute(
+                        sa.delete(events).where(
+                            c.time >= chunk[0][0], c.time <= chunk[-1][0], c.event_id.in_(ids)
+                        )
+                    )
+                    removed += result.rowcount
+                    if self.dialect.name == "postgresql":
+                        await conn.execute(
+                            sa.delete(event_ids).where(event_ids.c.event_id.in_(ids))
+                        )
         return removed
 
     # -- reading ----------------------------------------------------------------------------------

@@ -1,0 +1,173 @@
+"""Reading objects back as events: partition listing and pruning, both formats, pushdown.
+
+Shared by the query adapter (which filters by a Query) and the compactor (which reads whole
+objects). A Parquet object larger than ``WHOLE_OBJECT_BYTES`` is read in ranges: its footer
+first, then only the column chunks of the row groups whose ``time`` statistics meet the
+query's range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from wafermon import Event, EventDecodeError, Query, decode_event
+
+from . import formats, layout
+from .bucket import Bucket, ObjectInfo
+
+log = logging.getLogger(__name__)
+
+#: Below this size an object is fetched in one GET: cheaper than footer + ranges.
+WHOLE_OBJECT_BYTES = 4 * 2**20
+TAIL_BYTES = 64 * 1024
+READ_CONCURRENCY = 4
+
+
+async def sites(bucket: Bucket, prefix: str) -> list[str]:
+    found = []
+    async for item in bucket.list(prefix + "/", delimiter="/"):
+        if isinstance(item, str) and (site := layout.parse_site(item, prefix)) is not None:
+            found.append(site)
+    return sorted(found)
+
+
+async def days(bucket: Bucket, prefix: str, site_id: str) -> list[date]:
+    found = []
+    async for item in bucket.list(layout.site_prefix(prefix, site_id), delimiter="/"):
+        if isinstance(item, str) and (day := layout.parse_date(item)) is not None:
+            found.append(day)
+    return sorted(found)
+
+
+def committed(objects: Iterable[ObjectInfo]) -> list[ObjectInfo]:
+    """The data objects that count: every emitter object, archive objects with a manifest."""
+    objects = list(objects)
+    manifests = {o.key for o in objects if o.key.endswith(layout.MANIFEST)}
+    return [
+        o
+        for o in objects
+        if layout.is_data(o.key)
+        and (not layout.is_archive(o.key) or layout.manifest_key(o.key) in manifests)
+    ]
+
+
+async def parquet_table(
+    bucket: Bucket,
+    obj: ObjectInfo,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    stats: Counter[str] | None = None,
+    *,
+    data: bytes | None = None,
+) -> pa.Table:
+    """The rows of the row groups that can hold ``[start, end)``; CorruptObject if unreadable."""
+    stats = stats if stats is not None else Counter()
+    if data is None and obj.size <= WHOLE_OBJECT_BYTES:
+        data = await bucket.get(obj.key)
+    if data is not None:
+        segments, size = {0: data}, len(data)
+    else:
+        size = obj.size
+        tail = await bucket.get(obj.key, (max(0, size - TAIL_BYTES), size))
+        need = formats.footer_length(tail, obj.key)
+        if need > len(tail):
+            tail = await bucket.get(obj.key, (max(0, size - need), size))
+        segments = {size - len(tail): tail}
+    formats.footer_length(segments[max(segments)][-12:], obj.key)
+    pf = formats.open_parquet(size, segments, obj.key)
+    groups = formats.groups_for(pf, start, end)
+    stats["row_groups_read"] += len(groups)
+    stats["row_groups_skipped"] += pf.metadata.num_row_groups - len(groups)
+    if not groups:
+        return formats.SCHEMA.empty_table()
+    if data is None:
+        for low, high in formats.row_group_ranges(pf, groups):
+            segments[low] = await bucket.get(obj.key, (low, high))
+        pf = formats.open_parquet(size, segments, obj.key)
+    return formats.read_groups(pf, groups, obj.key)
+
+
+def decode_bodies(bodies: Iterable[str], key: str, stats: Counter[str]) -> list[Event]:
+    events = []
+    for body in bodies:
+        try:
+            events.append(decode_event(body))
+        except EventDecodeError:
+            stats["undecodable_events"] += 1
+            log.warning("%s: skipped an event that does not decode", key)
+    return events
+
+
+async def object_events(
+    bucket: Bucket,
+    obj: ObjectInfo,
+    query: Query | None,
+    after: tuple[datetime, Any] | None,
+    stats: Counter[str],
+) -> list[Event]:
+    """The events of one object that pass ``query`` (all of them when None) and the cursor."""
+    stats["objects_read"] += 1
+    if obj.key.endswith(layout.JSONL_GZ):
+        lines = formats.read_jsonl_gz(await bucket.get(obj.key), obj.key)
+        events = await asyncio.to_thread(decode_bodies, lines, obj.key, stats)
+        return [
+            e
+            for e in events
+            if (query is None or query.matches(e)) and (after is None or e.sort_key > after)
+        ]
+    low = (
+        None
+        if query is None
+        else max(filter(None, (query.start, after and after[0])), default=None)
+    )
+    table = await parquet_table(bucket, obj, low, query and query.end, stats)
+    if query is not None:
+        table = formats.filter_table(table, query, after)
+    return await asyncio.to_thread(decode_bodies, table.column("body").to_pylist(), obj.key, stats)
+
+
+async def partition_events(
+    bucket: Bucket,
+    prefix: str,
+    site_id: str,
+    day: date,
+    query: Query,
+    after: tuple[datetime, Any] | None,
+    stats: Counter[str],
+) -> list[Event]:
+    """One (site, date) partition's events passing the query, one copy per event_id."""
+    start = layout.day_start(day)
+    low = max(filter(None, (query.start, after and after[0])), default=None)
+    objects = []
+    for obj in committed(await bucket.list_objects(layout.date_prefix(prefix, site_id, day))):
+        hour = layout.parse_hour(obj.key)
+        if hour is not None:
+            begins = start + timedelta(hours=hour)
+            if not layout.overlaps(begins, begins + timedelta(hours=1), low, query.end):
+                stats["objects_skipped"] += 1
+                continue
+        objects.append(obj)
+    limit = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def read(obj: ObjectInfo) -> list[Event]:
+        async with limit:
+            try:
+                return await object_events(bucket, obj, query, after, stats)
+            except formats.CorruptObject as exc:
+                # One damaged object must not fail every query that touches its day.
+                stats["corrupt_objects"] += 1
+                log.warning("skipped a corrupt object: %s", exc)
+                return []
+
+    unique: dict[Any, Event] = {}
+    for events in await asyncio.gather(*(read(o) for o in objects)):
+        for event in events:
+            unique.setdefault(event.event_id, event)
+    return list(unique.values())
