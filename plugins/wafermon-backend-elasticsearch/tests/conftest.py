@@ -1,0 +1,126 @@
+"""Fixtures against the real Elasticsearch node scripts/services starts (WAFERMON_TEST_ES_URL).
+
+Without it every test here fails (never skips): run ``eval "$(scripts/services start es)"``.
+Each test writes under its own index prefix and deletes its indices afterwards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import AsyncElasticsearch
+from wafermon_backend_elasticsearch import (
+    AdapterSettings,
+    ElasticsearchEmitter,
+    ElasticsearchQueryAdapter,
+    EmitterSettings,
+)
+
+from wafermon import App, Entity, ErrorInfo, Event, Metrics, Source
+
+REPO = Path(__file__).resolve().parents[3]
+# The hosts' own test helpers start real sidecar and gateway processes; one copy of them.
+sys.path.insert(0, str(REPO / "hosts" / "wafermon-hosts" / "tests"))
+
+T0 = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+_seq = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def es_url() -> str:
+    url = os.environ.get("WAFERMON_TEST_ES_URL")
+    if not url:
+        pytest.fail('WAFERMON_TEST_ES_URL is not set: eval "$(scripts/services start es)"')
+    return url
+
+
+@pytest.fixture
+async def es(es_url: str):
+    client = AsyncElasticsearch(es_url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def prefix(es: AsyncElasticsearch):
+    name = f"wm-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    await es.indices.delete(index=f"{name}-*", ignore_unavailable=True)
+    await es.options(ignore_status=404).indices.delete_index_template(name=name)
+
+
+@pytest.fixture
+def emitter_settings(es_url: str, prefix: str):
+    def make(**overrides: Any) -> EmitterSettings:
+        return EmitterSettings(
+            **{"hosts": [es_url], "index_prefix": prefix, "replicas": 0, **overrides}
+        )
+
+    return make
+
+
+@pytest.fixture
+async def emitter(emitter_settings):
+    em = ElasticsearchEmitter("es", emitter_settings())
+    await em.start()
+    yield em
+    await em.close()
+
+
+@pytest.fixture
+async def adapter(es_url: str, prefix: str):
+    ad = ElasticsearchQueryAdapter("es", AdapterSettings(hosts=[es_url], index_prefix=prefix))
+    yield ad
+    await ad.close()
+
+
+def make_event(
+    *,
+    time: datetime | None = None,
+    site_id: str = "fab1",
+    app: str = "etch",
+    kind: str = "started",
+    entity_type: str = "job",
+    entity_id: str | None = None,
+    business_key: str | None = None,
+    sub_key: str | None = None,
+    **overrides: Any,
+) -> Event:
+    """A full event (every optional part filled); successive events are 1.000001 s apart."""
+    n = next(_seq)
+    return Event(
+        event_id=uuid.uuid4(),
+        kind=kind,
+        time=time or T0 + timedelta(seconds=n, microseconds=n),
+        site_id=site_id,
+        app=App(name=app, version="1.2.3"),
+        entity=Entity(
+            type=entity_type,
+            id=entity_id or f"j{n}",
+            parent_id="j0" if entity_type == "subjob" else None,
+            business_key=business_key,
+            sub_key=sub_key,
+        ),
+        metrics=Metrics(duration_s=1.5, cpu_user_s=1.25, mem_max_mb=300.0, progress=0.5),
+        error=ErrorInfo(type="Boom", message="it broke", stack="line 1")
+        if kind == "failed"
+        else None,
+        source=Source(host="node-1", pid=42, sdk="python", sdk_version="0.1.0"),
+        **{"metadata": {"tool": "etch-07", "lot": {"id": "L1", "wafers": 25}}, **overrides},
+    )
+
+
+async def stored_ids(es: AsyncElasticsearch, prefix: str) -> list[str]:
+    """Every document id under ``prefix`` (refreshed first), duplicates included."""
+    await es.indices.refresh(index=f"{prefix}-*")
+    answer = await es.search(
+        index=f"{prefix}-*", size=10_000, source=False, query={"match_all": {}}
+    )
+    return [hit["_id"] for hit in answer["hits"]["hits"]]
