@@ -7,10 +7,18 @@ import textwrap
 from pathlib import Path
 
 import attrs
+import cattrs
 import pytest
 
-from wafermon import ByteSize, ConfigError, Emitter, Seconds, Secret, hookimpl
-from wafermon.config import load_config, mask_secrets, parse_bytes, parse_seconds
+from wafermon import ByteSize, ConfigError, Emitter, Seconds, Secret, hookimpl, strip_credentials
+from wafermon.config import (
+    load_config,
+    make_config_converter,
+    mask_secrets,
+    parse_bytes,
+    parse_seconds,
+)
+from wafermon.errors import explain
 
 SITE = """\
 site_id: fab1
@@ -86,7 +94,7 @@ backends:
     masked = load_config(write(tmp_path, text), {}).masked(plugins)["backends"][0]["config"]
     assert masked["api_key"] == masked["Api-Key"] == "***"
     assert masked["author"] == "Ada"
-    assert masked["dsn"] == "postgresql://u:***@db.example/wafer"
+    assert masked["dsn"] == "postgresql://***@db.example/wafer"
 
 
 def test_secret_typed_setting_is_masked_whatever_its_name(tmp_path, plugins):
@@ -225,9 +233,7 @@ def test_masked_config_hides_tokens_passwords_and_keys(tmp_path):
     loaded = load_config(write(tmp_path, SITE), {"INGEST_TOKEN": "tok-1"})
     masked = loaded.masked()
     assert masked["gateway"]["tokens"] == {"ingest": "***", "read": ""}
-    assert (
-        masked["backends"][0]["config"]["url"] == "postgresql+asyncpg://wafer:***@127.0.0.1/wafer"
-    )
+    assert masked["backends"][0]["config"]["url"] == "postgresql+asyncpg://***@127.0.0.1/wafer"
     assert masked["backends"][1]["config"]["api_key"] == "***"
     assert masked["backends"][1]["config"]["root"] == "./data/events"
     assert "tok-1" not in repr(masked)
@@ -260,3 +266,53 @@ def test_durations(text, value):
 def test_bad_durations(text):
     with pytest.raises(ValueError, match=r"duration|negative|boolean"):
         parse_seconds(text)
+
+
+@attrs.frozen
+class WithSecrets:
+    password: Secret | None = None
+    tokens: list[Secret] = attrs.Factory(list)
+
+
+def structure_problems(conv, value):
+    with pytest.raises(cattrs.ClassValidationError) as info:
+        conv.structure(value, WithSecrets)
+    return explain(info.value, "$")
+
+
+@pytest.mark.parametrize("value", ["", " ", "\t\n"])
+def test_an_empty_or_blank_secret_is_an_error_not_no_secret(tmp_path, value):
+    """An exported-but-empty ${VAR} must never switch authentication off."""
+    conv = make_config_converter(tmp_path)
+    (problem,) = structure_problems(conv, {"password": value})
+    assert problem.path == "$.password"
+    assert problem.message.startswith("must not be empty or whitespace")
+    (problem,) = structure_problems(conv, {"tokens": ["ok", value]})
+    assert problem.path == "$.tokens[1]"
+    assert conv.structure({}, WithSecrets).password is None  # leaving the key out is fine
+
+
+def test_secrets_from_files_and_lists(tmp_path):
+    (tmp_path / "tok").write_text("from-file\n")
+    conv = make_config_converter(tmp_path)
+    one = conv.structure({"tokens": "only", "password": {"file": "tok"}}, WithSecrets)
+    assert one.tokens == [Secret("only")]
+    assert one.password == Secret("from-file")
+    two = conv.structure({"tokens": ["a", {"file": "tok"}]}, WithSecrets)
+    assert two.tokens == [Secret("a"), Secret("from-file")]
+    (problem,) = structure_problems(conv, {"password": {"file": "missing"}})
+    assert problem.message.startswith("cannot read secret file")
+
+
+@pytest.mark.parametrize(
+    ("text", "stripped"),
+    [
+        ("postgresql://app:pw@db:5432/x failed", "postgresql://***@db:5432/x failed"),
+        ("GET http://tok@h/x: refused", "GET http://***@h/x: refused"),
+        ("s3://k:p@ss/w0rd@bucket/key", "s3://***@bucket/key"),  # '@' inside the password
+        ('{"url": "https://u:p@h/"}, "mail": "a@b"', '{"url": "https://***@h/"}, "mail": "a@b"'),
+        ("no URL, a@b and https://h/x stay", "no URL, a@b and https://h/x stay"),
+    ],
+)
+def test_strip_credentials(text, stripped):
+    assert strip_credentials(text) == stripped

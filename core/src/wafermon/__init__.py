@@ -28,7 +28,7 @@ from .codec import (  # noqa: E402 - hookimpl must exist before plugins import t
     structure_event,
     to_json_dict,
 )
-from .config import ByteSize, Seconds, Secret  # noqa: E402
+from .config import ByteSize, Seconds, Secret, strip_credentials  # noqa: E402
 from .errors import (  # noqa: E402
     BatchDecodeError,
     ConfigError,
@@ -102,6 +102,7 @@ __all__ = [
     "encode_ndjson",
     "hookimpl",
     "schema_path",
+    "strip_credentials",
     "structure_event",
     "to_json_dict",
 ]

@@ -23,7 +23,7 @@ import yaml
 from cattrs.cols import list_structure_factory
 from cattrs.gen import make_dict_structure_fn
 
-from .errors import ConfigError, FieldValueError, Problem, explain, type_name
+from .errors import ConfigError, FieldValueError, InvalidInput, Problem, explain, type_name
 from .events import SITE_ID_PATTERN
 from .interfaces import Component
 from .plugins import Plugins, Provided
@@ -140,6 +140,49 @@ def _structure_str(value: Any, _t: type) -> str:
     return str(value)
 
 
+def _structure_secret(value: Any, base_dir: Path) -> Secret:
+    """A secret inline (``"${VAR}"``, env interpolated) or from a file (``{file: path}``).
+
+    Empty or whitespace-only is an error, not "no secret": an exported-but-empty variable
+    must never switch authentication off. A file's trailing newline is not part of it.
+    """
+    if isinstance(value, dict):
+        if set(value) != {"file"}:
+            raise ValueError("expected a string or {file: PATH}")
+        path = base_dir / Path(_structure_str(value["file"], str)).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+        if not text.strip():
+            raise ValueError(f"secret file {path} is empty")
+        return Secret(text)
+    text = _structure_str(value, str)
+    if not text.strip():
+        raise ValueError(
+            "must not be empty or whitespace (an unset or empty variable?); "
+            "set a value or remove the key"
+        )
+    return Secret(text)
+
+
+def _structure_secrets(value: Any, base_dir: Path) -> list[Secret]:
+    """One secret or a list of them (two valid at once while rotating)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return [_structure_secret(value, base_dir)]
+    out, problems = [], []
+    for i, item in enumerate(value):
+        try:
+            out.append(_structure_secret(item, base_dir))
+        except ValueError as exc:
+            problems.append(Problem(f"$[{i}]", str(exc)))
+    if problems:
+        raise InvalidInput(problems)
+    return out
+
+
 def make_config_converter(base_dir: Path) -> cattrs.Converter:
     """The converter for config sections; relative paths resolve against ``base_dir``."""
     conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
@@ -147,7 +190,7 @@ def make_config_converter(base_dir: Path) -> cattrs.Converter:
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(float, _structure_float)
     conv.register_structure_hook(bool, _structure_bool)
-    conv.register_structure_hook(Secret, lambda v, _t: Secret(_structure_str(v, str)))
+    conv.register_structure_hook(Secret, lambda v, _t: _structure_secret(v, base_dir))
     conv.register_structure_hook(ByteSize, lambda v, _t: ByteSize(parse_bytes(v)))
     conv.register_structure_hook(Seconds, lambda v, _t: Seconds(parse_seconds(v)))
     conv.register_structure_hook(
@@ -176,6 +219,10 @@ def make_config_converter(base_dir: Path) -> cattrs.Converter:
     conv.register_structure_hook_factory(attrs.has, checked(dict, make_dict_structure_fn))
     conv.register_structure_hook_factory(
         lambda t: typing.get_origin(t) is list, checked(list, list_structure_factory)
+    )
+    # After the list factory, so it wins: one secret or a list of them.
+    conv.register_structure_hook_func(
+        lambda t: t == list[Secret], lambda v, _t: _structure_secrets(v, base_dir)
     )
     return conv
 
@@ -457,8 +504,22 @@ SECRET_KEY = re.compile(
     r"token|passw|secret|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth(?!or)",
     re.IGNORECASE,
 )
-# user:password@ in a URL; greedy up to the last '@', since a password may hold '@' or '/'.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)\S*@", re.IGNORECASE)
+
+
+# The user-info part of any URL (``user@``, ``user:password@``), up to the last '@' before
+# the host, since a password may hold '@' or '/'.
+_URL_USERINFO = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://)[^\s\"'<>]*@", re.IGNORECASE)
+
+
+def strip_credentials(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``.
+
+    The one helper every host applies to what reaches an error, a log line or an API answer:
+    ``postgresql://app:pw@db/x`` becomes ``postgresql://***@db/x``.
+    """
+    if "@" not in text:
+        return text
+    return _URL_USERINFO.sub(r"\g<head>***@", text)
 
 
 def mask_secrets(value: Any, *, under_secret_key: bool = False) -> Any:
@@ -475,5 +536,5 @@ def mask_secrets(value: Any, *, under_secret_key: bool = False) -> Any:
     if isinstance(value, Secret):
         return "***"
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\g<head>***@", value)
+        return strip_credentials(value)
     return value

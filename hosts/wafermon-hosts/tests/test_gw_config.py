@@ -19,7 +19,8 @@ def test_defaults(write_config, plugins):
     parts = build_gateway(load_config(write_config()), plugins)
     s = parts.settings
     assert (s.listen, s.store, s.sources) == ("127.0.0.1:18000", "managed", None)
-    assert (s.tokens.ingest, s.tokens.read) == (None, None)
+    assert (s.tokens.ingest, s.tokens.read, s.tokens.admin, s.insecure) == ([], [], [], False)
+    assert s.health_ttl == 5.0
     assert s.max_body_bytes == 16 * 2**20
     assert s.max_batch_events == 10_000
     assert s.tls is None
@@ -32,9 +33,10 @@ def test_defaults(write_config, plugins):
 def test_values_are_parsed_like_every_other_setting(write_config, plugins, tmp_path):
     (tmp_path / "cert.pem").write_text("x")
     (tmp_path / "key.pem").write_text("x")
+    (tmp_path / "old.token").write_text("r-old\n")
     gateway = {
         "listen": "0.0.0.0:8443",
-        "tokens": {"ingest": "i-token", "read": "r-token"},
+        "tokens": {"ingest": "i-token", "read": ["r-token", {"file": "old.token"}]},
         "max_body_bytes": "1MiB",
         "source_timeout": "500ms",
         "retention_interval": "1h",
@@ -42,7 +44,8 @@ def test_values_are_parsed_like_every_other_setting(write_config, plugins, tmp_p
         "tracing": {"enabled": "yes"},
     }
     s = build_gateway(load_config(write_config(gateway=gateway)), plugins).settings
-    assert s.tokens.ingest == Secret("i-token")
+    assert s.tokens.ingest == [Secret("i-token")]
+    assert s.tokens.read == [Secret("r-token"), Secret("r-old")]  # a file's newline dropped
     assert "i-token" not in repr(s)
     assert (s.max_body_bytes, s.source_timeout, s.retention_interval) == (2**20, 0.5, 3600)
     assert s.tls.cert == tmp_path / "cert.pem"  # relative to the config file

@@ -41,7 +41,9 @@ async def test_healthz_degraded_when_a_source_fails(start_gateway):
 
 
 async def test_healthz_down_is_503_when_the_store_is_down(start_gateway, flaky_backends):
-    async with start_gateway(backends=flaky_backends) as (client, _app):
+    # health_ttl 0: every call checks again (the default reuses a check for 5 s)
+    gateway = {"health_ttl": 0}
+    async with start_gateway(backends=flaky_backends, gateway=gateway) as (client, _app):
         FlakySqlStore.down = True
         r = await client.get("/v1/healthz")
         assert r.status_code == 503
@@ -77,7 +79,8 @@ async def test_a_source_that_failed_to_start_is_retried_on_use(start_gateway, pl
 
     plugins.register(Provider(), "comes-back")
     monkeypatch.setattr(runtime, "SOURCE_RETRY_S", 0.0)
-    async with start_gateway(sources=[{"name": "late", "type": "comes-back"}]) as (client, _):
+    sources = [{"name": "late", "type": "comes-back"}]
+    async with start_gateway(sources=sources, gateway={"health_ttl": 0}) as (client, _):
         assert (await client.get("/v1/healthz")).json()["sources"]["late"]["ok"] is False
         data = (await client.get("/v1/data/unified")).json()
         assert data["sources"]["late"] == {"status": "ok", "count": 0}

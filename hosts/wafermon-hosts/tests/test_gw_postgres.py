@@ -18,8 +18,10 @@ async def test_full_gateway_on_postgresql(build_app, pg_url, make_event, tmp_pat
     managed = [{"name": "managed", "type": "sql", "config": {"url": pg_url}}]
     archive = tmp_path / "archive"
     sources = [{"name": "archive", "type": "filesystem", "config": {"root": str(archive)}}]
-    app = build_app(backends=managed, sources=sources, gateway={"tokens": {"ingest": "tok"}})
-    auth = {"Authorization": "Bearer tok"}
+    app = build_app(
+        backends=managed, sources=sources, gateway={"tokens": {"ingest": "tok", "read": "tok"}}
+    )
+    auth = {"Authorization": "Bearer tok"}  # one token listed under both scopes holds both
     lot = [
         make_event(entity_id="lot-1", business_key="B-1"),
         make_event(entity_type="subjob", entity_id="lot-1/w1", parent_id="lot-1"),
@@ -29,7 +31,8 @@ async def test_full_gateway_on_postgresql(build_app, pg_url, make_event, tmp_pat
     bad = {**to_json_dict(make_event()), "site_id": "no spaces allowed"}
 
     async with served(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as http:
-        assert (await http.get("/v1/healthz")).json()["store"]["ok"] is True
+        health = await http.get("/v1/healthz", headers=auth)
+        assert health.json()["store"]["ok"] is True
         async with http.stream("GET", "/v1/stream?app=etch") as stream:
             lines = stream.aiter_lines()
             assert (await anext(lines)).startswith("retry:")

@@ -1,4 +1,4 @@
-"""The optional SDK -> sidecar token: both ingest paths and plugin routes need it when set."""
+"""The SDK -> sidecar token: both ingest paths need the ingest scope, plugin routes read."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from wafermon import encode_array, hookimpl
 from wafermon_hosts.common.logs import configure_logging
 
 TOKEN = "sdk-s3cret-token"
+READ_TOKEN = "ops-s3cret-token"
 PATHS = ["/v1/ingest/events", "/v1/ingest/events:batch"]
 
 
@@ -31,7 +32,8 @@ class Extra:
 @pytest.fixture
 async def secured(start_sidecar, sc_plugins):
     sc_plugins.register(Extra(), "extra")
-    async with start_sidecar(sidecar={"tokens": {"ingest": TOKEN}}) as (client, _app):
+    tokens = {"ingest": TOKEN, "read": READ_TOKEN}
+    async with start_sidecar(sidecar={"tokens": tokens}) as (client, _app):
         yield client
 
 
@@ -50,7 +52,8 @@ async def test_ingest_needs_the_token_when_one_is_set(secured, make_event, path)
     assert (await secured.post(path, content=body, headers=bearer(TOKEN))).status_code == 202
 
 
-async def test_without_a_token_ingest_is_open(sc_client, make_event):
+async def test_without_any_token_a_loopback_sidecar_is_open(sc_client, make_event):
+    """The zero-config developer default (``wafermon up``): nothing to set on 127.0.0.1."""
     r = await sc_client.post(PATHS[0], content=encode_array([make_event()]))
     assert r.status_code == 202
 
@@ -60,9 +63,10 @@ async def test_health_metrics_and_openapi_stay_open(secured, path):
     assert (await secured.get(path)).status_code == 200
 
 
-async def test_plugin_routes_need_the_token_too(secured):
+async def test_plugin_routes_need_the_read_token(secured):
     assert (await secured.get("/v1/x/extra/ping")).status_code == 401
-    r = await secured.get("/v1/x/extra/ping", headers=bearer(TOKEN))
+    assert (await secured.get("/v1/x/extra/ping", headers=bearer(TOKEN))).status_code == 403
+    r = await secured.get("/v1/x/extra/ping", headers=bearer(READ_TOKEN))
     assert (r.status_code, r.text) == (200, "pong")
 
 

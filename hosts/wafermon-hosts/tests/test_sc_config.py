@@ -35,7 +35,7 @@ def test_defaults(tmp_path, sc_plugins):
     assert s.spool.dir == parts.spool_dir
     assert (s.spool.max_bytes, s.spool.segment_bytes) == (2**30, 64 * 2**20)
     assert parts.dead_letter_dir == tmp_path / "data" / "dead-letter"
-    assert s.tokens.ingest is None
+    assert (s.tokens.ingest, s.tokens.read, s.insecure) == ([], [], False)
     assert (s.max_body_bytes, s.max_batch_events) == (16 * 2**20, 10_000)
     r = s.retry
     assert (r.timeout, r.base_delay, r.max_delay) == (30.0, 0.2, 30.0)
@@ -52,7 +52,7 @@ def test_values_are_parsed_like_every_other_setting(tmp_path, sc_plugins):
     sidecar = {
         "listen": "0.0.0.0:17443",
         "spool": {"dir": "spool", "max_bytes": "10GiB", "segment_bytes": "16MiB"},
-        "tokens": {"ingest": "sdk-token"},
+        "tokens": {"ingest": "sdk-token", "read": "ops-token"},
         "max_body_bytes": "1MiB",
         "max_batch_events": 500,
         "retry": {"timeout": "5s", "base_delay": "50ms", "failure_threshold": 2},
@@ -65,7 +65,7 @@ def test_values_are_parsed_like_every_other_setting(tmp_path, sc_plugins):
     assert parts.spool_dir == tmp_path / "spool"
     assert parts.dead_letter_dir.as_posix() == "/var/tmp/wafermon-dead"
     assert (s.spool.max_bytes, s.spool.segment_bytes) == (10 * 2**30, 16 * 2**20)
-    assert s.tokens.ingest == Secret("sdk-token")
+    assert s.tokens.ingest == [Secret("sdk-token")]
     assert "sdk-token" not in repr(s)
     assert (s.max_body_bytes, s.max_batch_events, s.drain_timeout) == (2**20, 500, 60.0)
     policy = s.retry.policy()

@@ -41,7 +41,9 @@ def wait_until(condition, timeout: float = 30.0) -> None:
 
 
 def test_serves_drains_on_sigterm_and_exits_0(tmp_path):
-    config = write_yaml(tmp_path / "site.yaml", site(tmp_path, tokens={"ingest": "sdk-tok"}))
+    config = write_yaml(
+        tmp_path / "site.yaml", site(tmp_path, tokens={"ingest": "sdk-tok", "read": "ops-tok"})
+    )
     body = ndjson_batch(50)
     with processes() as procs:
         sc = Proc("sidecar", config, log_dir=tmp_path).start()
@@ -50,7 +52,9 @@ def test_serves_drains_on_sigterm_and_exits_0(tmp_path):
         r = httpx.post(f"{sc.url}{INGEST}", content=body, headers=auth)
         assert (r.status_code, r.json()["accepted"]) == (202, 50)
         assert httpx.post(f"{sc.url}{INGEST}", content=body).status_code == 401
-        health = httpx.get(f"{sc.url}/v1/healthz").json()
+        assert httpx.get(f"{sc.url}/v1/healthz").json() == {"status": "ok"}  # no read token
+        ops = {"Authorization": "Bearer ops-tok"}
+        health = httpx.get(f"{sc.url}/v1/healthz", headers=ops).json()
         assert health["spool"]["last_seq"] == 1
         assert "wafermon_sidecar_spool_fsyncs_total" in httpx.get(f"{sc.url}/metrics").text
         assert sc.terminate() == 0
@@ -66,6 +70,7 @@ def test_serves_drains_on_sigterm_and_exits_0(tmp_path):
     (ingest,) = [x for x in logs if x["event"] == "request" and x["status"] == 202]
     assert (ingest["method"], ingest["path"]) == ("POST", INGEST)
     assert "sdk-tok" not in sc.log()
+    assert "ops-tok" not in sc.log()
     assert sorted(filesystem_event_ids(tmp_path / "fs")) == sorted(event_ids(body))
 
 

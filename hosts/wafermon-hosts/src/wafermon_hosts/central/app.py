@@ -19,14 +19,14 @@ from starlette.routing import Route
 from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
-from ..common.auth import READ, TokenAuth
+from ..common.auth import READ, TokenAuth, open_scopes
 from ..common.errors import EXCEPTION_HANDLERS, JSONResponse
 from ..common.observe import RequestObserver
 from ..common.openapi import plugin_paths
 from ..common.tracing import Tracing
 from . import openapi, routes
 from .runtime import Central
-from .settings import build_central
+from .settings import SERVED_SCOPES, build_central
 
 #: Paths anyone may read: load balancers, Prometheus and API clients need them without a token.
 OPEN_PATHS = frozenset({"/v1/healthz", "/metrics", "/openapi.json"})
@@ -85,11 +85,14 @@ def create_app(central: Central) -> Starlette:
         finally:
             await central.close()
 
+    settings = central.settings
+    opened = open_scopes(settings.tokens, SERVED_SCOPES, insecure=settings.insecure)
+    central.metrics.auth_state(insecure=settings.insecure, open_scopes=opened)
     app = Starlette(
         routes=app_routes,
         middleware=[
             Middleware(RequestObserver, metrics=central.metrics, tracing=central.tracing),
-            Middleware(TokenAuth, tokens={READ: central.settings.tokens.read}, scope_of=scope_of),
+            Middleware(TokenAuth, tokens=settings.tokens, scope_of=scope_of, open=opened),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -12,7 +12,7 @@ from ..common.cli import Loaded, host_command
 
 
 def _load(config, plugins, listen: str | None) -> Loaded:
-    from .app import create_app, load_central
+    from .app import SERVED_SCOPES, create_app, load_central
 
     host = load_central(config, plugins, listen=listen)
     sites = host.settings.sites
@@ -21,7 +21,9 @@ def _load(config, plugins, listen: str | None) -> Loaded:
         create_app=lambda: create_app(host),
         identity=f"central {host.site_id}",
         serves=f"for {len(sites)} site(s): " + ", ".join(f"{s.name} ({s.url})" for s in sites),
+        served=SERVED_SCOPES,
         log_fields={"sites": host.site_names},
+        warnings=host.settings.warnings(),
     )
 
 

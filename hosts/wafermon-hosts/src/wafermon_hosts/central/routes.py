@@ -26,6 +26,7 @@ from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES, decode_cursor
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT, STATUS_RANK
 
 from ..common.errors import ApiError, JSONResponse, bad_parameter
+from ..common.health import health_response
 from ..gateway.params import Params
 from .merge import (
     DONE,
@@ -305,9 +306,7 @@ async def unified(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     central = _central(request)
-    answers = await central.fan_out(
-        {n: ("/v1/healthz", []) for n in central.site_names}, cached=False
-    )
+    answers = await central.health.get()
     report: dict[str, Any] = {}
     for n, a in answers.items():
         body = a.body if isinstance(a.body, dict) else {}
@@ -329,4 +328,4 @@ async def healthz(request: Request) -> Response:
     else:
         status = "degraded"
     body = {"status": status, "site_id": central.site_id, "sites": report}
-    return JSONResponse(body, status_code=503 if status == "down" else 200)
+    return health_response(request, body, 503 if status == "down" else 200)

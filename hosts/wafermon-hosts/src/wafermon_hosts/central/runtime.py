@@ -16,6 +16,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from wafermon.plugins import Plugins
 
+from ..common.health import CachedCheck
 from ..common.logs import get_logger
 from ..common.metrics import LATENCY_BUCKETS, HostMetrics
 from ..common.tracing import Tracing
@@ -93,6 +94,8 @@ class Central:
         self.cache = AnswerCache(settings.cache_ttl, settings.cache_max_entries)
         self.clients: dict[str, SiteClient] = {}
         self.metrics.before_scrape(self._sample_cache)
+        #: The sites' health answers, asked at most once per health_ttl (open path).
+        self.health = CachedCheck(self._ask_health, settings.health_ttl)
 
     async def start(self) -> None:
         self.clients = {
@@ -100,6 +103,7 @@ class Central:
                 s,
                 timeout=self.settings.timeout_of(s),
                 max_connections=self.settings.max_concurrency,
+                max_bytes=self.settings.max_answer_bytes,
             )
             for s in self.settings.sites
         }
@@ -111,6 +115,9 @@ class Central:
         if self.tracing is not None:
             self.tracing.shutdown()
         log.info("central stopped", site_id=self.site_id)
+
+    async def _ask_health(self) -> dict[str, SiteAnswer]:
+        return await self.fan_out({n: ("/v1/healthz", []) for n in self.site_names}, cached=False)
 
     async def _sample_cache(self) -> None:
         self.metrics.cache_entries.set(len(self.cache))

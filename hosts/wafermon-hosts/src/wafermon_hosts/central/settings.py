@@ -8,12 +8,13 @@ other config problem: all at once, each with its key path and line, raised as Co
 site_id: central
 central:
   listen: 127.0.0.1:19000
-  tokens: {read: "${WAFERMON_CENTRAL_READ_TOKEN:-}"}
+  tokens: {read: "${WAFERMON_CENTRAL_READ_TOKEN}"}
   site_timeout: 3s
   cache_ttl: 2s
   sites:
-    - {name: fab1, url: "http://fab1-gw:18000", token: "${FAB1_READ_TOKEN:-}"}
-    - {name: fab2, url: "https://fab2-gw:18443", ca_file: fab2-ca.pem}
+    - {name: fab1, url: "http://fab1-gw:18000", token: "${FAB1_READ_TOKEN}"}
+    - {name: fab2, url: "https://fab2-gw:18443", ca_file: ca.pem,
+       client_cert: central.pem, client_key: central-key.pem, token: {file: fab2.token}}
 ```
 """
 
@@ -24,12 +25,25 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from wafermon import ConfigError, Problem, Seconds, Secret
+from wafermon import ByteSize, ConfigError, Problem, Seconds, Secret
 from wafermon.config import LoadedConfig
 from wafermon.errors import FieldValueError
 from wafermon.events import SITE_ID_PATTERN
 
-from ..common.settings import TlsSettings, TracingSettings, check_listen, positive, tls_problems
+from ..common.auth import READ, Tokens
+from ..common.health import HEALTH_TTL
+from ..common.settings import (
+    TlsSettings,
+    TracingSettings,
+    auth_problems,
+    check_listen,
+    not_negative,
+    positive,
+    tls_problems,
+)
+
+#: Token scopes central's routes need.
+SERVED_SCOPES = (READ,)
 
 
 def _site_name(_inst: object, attribute: attrs.Attribute, value: str) -> None:
@@ -49,11 +63,6 @@ def _http_url(_inst: object, attribute: attrs.Attribute, value: str) -> None:
         )
 
 
-def _not_negative(_inst: object, attribute: attrs.Attribute, value: float) -> None:
-    if value < 0:
-        raise FieldValueError(attribute.name, f"must not be negative, got {value!r}")
-
-
 @attrs.frozen
 class SiteSettings:
     """One gateway the central host reads."""
@@ -62,15 +71,10 @@ class SiteSettings:
     url: str = attrs.field(validator=_http_url, converter=lambda u: str(u).rstrip("/"))
     token: Secret | None = None  # the gateway's read token (its ingest token works too)
     timeout: Seconds | None = None  # overrides central.site_timeout for this site
-    verify_tls: bool = True
+    verify_tls: bool = True  # false: warned at every start (anyone in between reads the token)
     ca_file: Path | None = None  # a CA bundle for a gateway with a private certificate
-
-
-@attrs.frozen
-class Tokens:
-    """The read token clients of central present; unset or empty leaves reads open."""
-
-    read: Secret | None = None
+    client_cert: Path | None = None  # central's certificate for a gateway asking mutual TLS
+    client_key: Path | None = None
 
 
 @attrs.frozen
@@ -80,12 +84,26 @@ class CentralSettings:
     sites: list[SiteSettings]
     listen: str = attrs.field(default="127.0.0.1:19000", validator=check_listen)
     tokens: Tokens = Tokens()
+    insecure: bool = False  # accept a non-loopback listen without tokens, on purpose
     site_timeout: Seconds = attrs.field(default=Seconds(3.0), validator=positive)
-    cache_ttl: Seconds = attrs.field(default=Seconds(2.0), validator=_not_negative)
+    cache_ttl: Seconds = attrs.field(default=Seconds(2.0), validator=not_negative)
     cache_max_entries: int = attrs.field(default=2000, validator=positive)
     max_concurrency: int = attrs.field(default=32, validator=positive)  # requests per site
+    #: A site answer larger than this is refused (failed), never held whole in memory.
+    max_answer_bytes: ByteSize = attrs.field(default=ByteSize(32 * 2**20), validator=positive)
+    #: How long the sites' health answers are reused by /v1/healthz.
+    health_ttl: Seconds = attrs.field(default=Seconds(HEALTH_TTL), validator=not_negative)
     tls: TlsSettings | None = None
     tracing: TracingSettings = TracingSettings()
+
+    def warnings(self) -> list[str]:
+        """Logged at every start."""
+        return [
+            f"central.sites {s.name}: verify_tls is false: the gateway's certificate is not "
+            "checked, so anyone in between can read central's token and answers"
+            for s in self.sites
+            if not s.verify_tls
+        ]
 
     def timeout_of(self, site: SiteSettings) -> float:
         return float(site.timeout if site.timeout is not None else self.site_timeout)
@@ -105,6 +123,7 @@ def build_central(loaded: LoadedConfig, *, listen: str | None = None) -> Central
         except FieldValueError as exc:
             raise ConfigError([Problem("--listen", exc.message)], str(loaded.path)) from None
     problems: list[Problem] = tls_problems(loaded, "central", settings.tls)
+    problems += auth_problems(loaded, "central", settings, SERVED_SCOPES)
     if not settings.sites:
         problems.append(loaded.problem("$.central.sites", "list at least one site"))
     seen: set[str] = set()
@@ -114,9 +133,17 @@ def build_central(loaded: LoadedConfig, *, listen: str | None = None) -> Central
                 loaded.problem(f"$.central.sites[{i}].name", f"site {site.name!r} is listed twice")
             )
         seen.add(site.name)
-        if site.ca_file is not None and not site.ca_file.is_file():
+        for key in ("ca_file", "client_cert", "client_key"):
+            path = getattr(site, key)
+            if path is not None and not path.is_file():
+                problems.append(
+                    loaded.problem(f"$.central.sites[{i}].{key}", f"no such file: {path}")
+                )
+        if (site.client_cert is None) != (site.client_key is None):
             problems.append(
-                loaded.problem(f"$.central.sites[{i}].ca_file", f"no such file: {site.ca_file}")
+                loaded.problem(
+                    f"$.central.sites[{i}].client_cert", "set client_cert and client_key together"
+                )
             )
     if problems:
         relative = [attrs.evolve(p, path=p.path.removeprefix("$.")) for p in problems]

@@ -18,6 +18,8 @@ import attrs
 import httpx
 import orjson
 
+from wafermon import strip_credentials
+
 from .settings import SiteSettings
 
 #: Statuses that mean the site gave no usable answer.
@@ -49,15 +51,35 @@ class SiteAnswer:
         return out
 
 
+class AnswerTooLarge(Exception):
+    pass
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The body, refused as soon as it grows past ``limit`` bytes (central's memory bound)."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise AnswerTooLarge
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise AnswerTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = strip_credentials(str(exc).strip())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class SiteClient:
     """GETs against one gateway, each bounded by ``timeout`` seconds end to end."""
 
-    def __init__(self, site: SiteSettings, *, timeout: float, max_connections: int) -> None:
+    def __init__(
+        self, site: SiteSettings, *, timeout: float, max_connections: int, max_bytes: int
+    ) -> None:
         self.name = site.name
         self.url = site.url
         self.timeout = timeout
@@ -65,8 +87,13 @@ class SiteClient:
         if site.token:
             headers["Authorization"] = f"Bearer {site.token.reveal()}"
         verify: bool | ssl.SSLContext = site.verify_tls
-        if site.ca_file is not None:
-            verify = ssl.create_default_context(cafile=str(site.ca_file))
+        if site.verify_tls and (site.ca_file is not None or site.client_cert is not None):
+            verify = ssl.create_default_context(
+                cafile=str(site.ca_file) if site.ca_file is not None else None
+            )
+            if site.client_cert is not None and site.client_key is not None:
+                verify.load_cert_chain(str(site.client_cert), str(site.client_key))
+        self.max_bytes = max_bytes
         self._client = httpx.AsyncClient(
             base_url=site.url,
             headers=headers,
@@ -92,8 +119,10 @@ class SiteClient:
 
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self._client.get(path, params=list(params))
-                content = await response.aread()
+                async with self._client.stream("GET", path, params=list(params)) as response:
+                    content = await _read_capped(response, self.max_bytes)
+        except AnswerTooLarge:
+            return answer("failed", error=f"the answer is larger than {self.max_bytes} bytes")
         except (TimeoutError, httpx.TimeoutException):
             return answer("timed_out", error=f"no answer within {self.timeout:g}s")
         except httpx.HTTPError as exc:

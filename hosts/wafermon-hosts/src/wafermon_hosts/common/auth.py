@@ -1,25 +1,110 @@
-"""Bearer-token authentication with two scopes, as ASGI middleware in front of every route.
+"""Bearer tokens with scopes (ingest, read, admin), as ASGI middleware in front of every route.
 
-A route needs ``ingest`` (writes), ``read`` (everything else, plugin routes included), or
-nothing (the paths listed as open: health, metrics, the API description). Deny by default:
-a path that is not listed needs ``read``. A scope without a configured token is open. The
-ingest token also grants read, so a sidecar holding it can check what it sent. Tokens are
-compared with ``hmac.compare_digest`` against every accepted token, and never logged.
+Config (the same under ``sidecar:``, ``gateway:`` and ``central:``)::
+
+    tokens:
+      ingest: ["${WAFERMON_INGEST_TOKEN}", "${WAFERMON_INGEST_TOKEN_OLD}"]  # a list: rotation
+      read: {file: /run/secrets/wafermon-read}                              # or from a file
+      admin: "${WAFERMON_ADMIN_TOKEN}"
+    insecure: false
+
+A token holds every scope it is listed under (list one value under ``ingest`` and ``read`` and
+it grants both); scopes are not implied by each other. A route needs one scope or none
+(``scope_of``); deny by default: a path that is not listed needs ``read``.
+
+Fail closed: a scope without a token is open only while the host has no token at all (the
+zero-config loopback default of ``wafermon up``) or says ``insecure: true``; once any token is
+configured, a scope without one is refused to everybody. ``exposure_problems`` refuses a
+non-loopback listen without a token for every scope the host serves, unless ``insecure``.
+Tokens are compared with ``hmac.compare_digest`` against every accepted token (no early exit)
+and never logged; which scopes a request holds is left in the ASGI scope for handlers
+(health answers details only to ``read``).
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Callable, Iterable
 
+import attrs
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from wafermon import Secret
+from wafermon import Problem, Secret
 
 from .errors import error_response
 
-READ = "read"
 INGEST = "ingest"
+READ = "read"
+ADMIN = "admin"
+SCOPES = (INGEST, READ, ADMIN)
+
+#: The ASGI scope key where the middleware leaves the scopes a request holds (a frozenset).
+GRANTED = "wafermon.granted_scopes"
+
+
+@attrs.frozen
+class Tokens:
+    """Bearer tokens by scope: one value, ``{file: PATH}``, or a list of them (rotation).
+
+    Empty or whitespace values are config errors naming the key (core's ``Secret``).
+    """
+
+    ingest: list[Secret] = attrs.Factory(list)
+    read: list[Secret] = attrs.Factory(list)
+    admin: list[Secret] = attrs.Factory(list)
+
+    def of(self, scope: str) -> list[Secret]:
+        return list(getattr(self, scope))
+
+    @property
+    def any(self) -> bool:
+        return bool(self.ingest or self.read or self.admin)
+
+
+def is_loopback(host: str) -> bool:
+    """``127.0.0.1``, ``::1``, ``localhost``; any other name or address counts as exposed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def open_scopes(tokens: Tokens, served: Iterable[str], *, insecure: bool) -> list[str]:
+    """The served scopes anyone may use without a token (see the module docstring)."""
+    if tokens.any and not insecure:
+        return []
+    return [s for s in SCOPES if s in set(served) and not tokens.of(s)]
+
+
+def exposure_problems(
+    section: str, host: str, tokens: Tokens, served: Iterable[str], *, insecure: bool
+) -> list[Problem]:
+    """A problem per served scope without a token when ``host`` is not loopback.
+
+    Each names the key to set and the two other ways out, so the operator knows the fix.
+    """
+    if insecure or is_loopback(host):
+        return []
+    return [
+        Problem(
+            f"$.{section}.tokens.{scope}",
+            f"{section} listens on {host}, which is not loopback, and no {scope} token is set: "
+            f'set {section}.tokens.{scope} (e.g. "${{WAFERMON_{scope.upper()}_TOKEN}}" or '
+            f"{{file: PATH}}), listen on 127.0.0.1, or set {section}.insecure: true to accept "
+            "unauthenticated access on purpose",
+        )
+        for scope in SCOPES
+        if scope in set(served) and not tokens.of(scope)
+    ]
+
+
+def granted(request: Request) -> frozenset[str]:
+    """The scopes the request's token holds (open scopes included)."""
+    return request.scope.get(GRANTED, frozenset())
 
 
 class TokenAuth:
@@ -29,31 +114,43 @@ class TokenAuth:
         self,
         app: ASGIApp,
         *,
-        tokens: dict[str, Secret | None],
+        tokens: Tokens,
         scope_of: Callable[[str], str | None],
+        open: Iterable[str] = (),
         realm: str = "wafermon",
     ) -> None:
         self.app = app
         self.scope_of = scope_of
         self.realm = realm
-        ingest = tokens.get(INGEST)
-        read = tokens.get(READ)
-        # Which tokens open each scope; an empty tuple means the scope is open.
-        self.accepted: dict[str, tuple[bytes, ...]] = {
-            INGEST: _encoded([ingest]) if ingest else (),
-            READ: _encoded([read, ingest]) if read else (),
-        }
+        self.open = frozenset(open)
+        # Every distinct token with the scopes it holds.
+        holders: dict[bytes, set[str]] = {}
+        for scope in SCOPES:
+            for secret in tokens.of(scope):
+                holders.setdefault(secret.reveal().encode(), set()).add(scope)
+        self.holders = [(token, frozenset(scopes)) for token, scopes in holders.items()]
+
+    def scopes_of(self, presented: bytes | None) -> frozenset[str] | None:
+        """The scopes ``presented`` holds; None for a token that matches nothing."""
+        if presented is None:
+            return self.open
+        found: frozenset[str] | None = None
+        for token, scopes in self.holders:  # no early exit: time does not depend on position
+            if hmac.compare_digest(presented, token):
+                found = scopes
+        return None if found is None else found | self.open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         needed = self.scope_of(scope["path"])
-        accepted = self.accepted.get(needed, ()) if needed else ()
-        if not accepted:
+        presented = _bearer(scope)
+        held = self.scopes_of(presented)
+        scope[GRANTED] = held or self.open
+        if needed is None or needed in (held or ()):
             await self.app(scope, receive, send)
             return
-        presented = _bearer(scope)
         if presented is None:
             challenge = f'Bearer realm="{self.realm}"'
             response = error_response(
@@ -61,21 +158,14 @@ class TokenAuth:
                 f"this endpoint needs a bearer token ({needed} scope)",
                 headers={"WWW-Authenticate": challenge},
             )
-        elif not _matches(presented, accepted):
+        else:
             challenge = f'Bearer realm="{self.realm}", error="invalid_token"'
             response = error_response(
                 403,
                 f"the bearer token does not grant the {needed} scope",
                 headers={"WWW-Authenticate": challenge},
             )
-        else:
-            await self.app(scope, receive, send)
-            return
         await response(scope, receive, send)
-
-
-def _encoded(secrets: Iterable[Secret | None]) -> tuple[bytes, ...]:
-    return tuple(s.reveal().encode() for s in secrets if s)
 
 
 def _bearer(scope: Scope) -> bytes | None:
@@ -85,9 +175,3 @@ def _bearer(scope: Scope) -> bytes | None:
             token = token.strip()
             return token if scheme.lower() == b"bearer" and token else None
     return None
-
-
-def _matches(presented: bytes, accepted: tuple[bytes, ...]) -> bool:
-    # Compare against every accepted token, without stopping early.
-    results = [hmac.compare_digest(presented, token) for token in accepted]
-    return any(results)

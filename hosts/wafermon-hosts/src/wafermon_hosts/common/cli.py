@@ -28,6 +28,8 @@ class Loaded:
     serves: str  # what --check adds after the URL: store, spool, sites...
     log_fields: dict[str, Any]  # added to the "starting" log line
     on_stop: Sequence[Callable[[], None]] = ()  # run on SIGTERM before Hypercorn's shutdown
+    served: Sequence[str] = ()  # token scopes its routes need (common.auth)
+    warnings: Sequence[str] = ()  # logged at every start besides insecure (verify_tls: false)
 
 
 #: ``load(config_file, listen)`` -> Loaded; raises ConfigError, PluginError, TracingUnavailable.
@@ -61,6 +63,7 @@ def host_command(name: str, doc: str, load: Load, *, check_help: str) -> click.C
 
         from .logs import configure_logging, get_logger
         from .serve import run
+        from .settings import security_warnings
         from .tracing import TracingUnavailable
 
         configure_logging(log_level.upper())
@@ -80,13 +83,23 @@ def host_command(name: str, doc: str, load: Load, *, check_help: str) -> click.C
             )
             return
         app = loaded.create_app()
-        log.info(f"{name} starting", listen=settings.listen, scheme=scheme, **loaded.log_fields)
+        mutual = bool(settings.tls and settings.tls.client_ca)
+        log.info(
+            f"{name} starting",
+            listen=settings.listen,
+            scheme=scheme,
+            mutual_tls=mutual,
+            **loaded.log_fields,
+        )
+        for warning in [*security_warnings(name, settings, loaded.served), *loaded.warnings]:
+            log.warning(warning)
         try:
             run(
                 app,
                 listen=settings.listen,
                 certfile=settings.tls.cert if settings.tls else None,
                 keyfile=settings.tls.key if settings.tls else None,
+                client_ca=settings.tls.client_ca if settings.tls else None,
                 on_stop=list(loaded.on_stop),
             )
         except Exception as exc:

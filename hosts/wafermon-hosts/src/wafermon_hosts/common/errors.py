@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from wafermon import Problem
+from wafermon import Problem, strip_credentials
 
 
 class JSONResponse(Response):
@@ -55,10 +55,13 @@ def error_response(
     problems: Iterable[Problem] = (),
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"error": message}
+    # Every error answer passes here: URL credentials in a message never reach a client.
+    body: dict[str, Any] = {"error": strip_credentials(message)}
     problems = list(problems)
     if problems:
-        body["problems"] = [{"path": p.path, "message": p.message} for p in problems]
+        body["problems"] = [
+            {"path": p.path, "message": strip_credentials(p.message)} for p in problems
+        ]
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 

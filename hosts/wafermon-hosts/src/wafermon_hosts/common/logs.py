@@ -3,7 +3,8 @@
 structlog renders our own events; the standard library's records (plugins, Hypercorn) go
 through the same processors via ``ProcessorFormatter``, so a log shipper sees one format.
 Values under secret-looking keys (token, password, authorization ...) are masked by the last
-processor before rendering, as a safety net: hosts never log tokens on purpose either.
+processor before rendering, and credentials in URLs inside any string value (messages,
+tracebacks) are stripped, as a safety net: hosts never log tokens on purpose either.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
+from wafermon import strip_credentials
 from wafermon.config import SECRET_KEY
 
 _configured = False
 
 
 def _mask_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key in event:
-        if key != "event" and SECRET_KEY.search(key) and event[key] not in (None, ""):
+    for key, value in event.items():
+        if key != "event" and SECRET_KEY.search(key) and value not in (None, ""):
             event[key] = "***"
+        elif isinstance(value, str):
+            event[key] = strip_credentials(value)  # URLs in messages and tracebacks
     return event
 
 

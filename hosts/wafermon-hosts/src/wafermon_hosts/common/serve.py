@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,13 +31,22 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def hypercorn_config(
-    listen: str, *, certfile: Path | None = None, keyfile: Path | None = None
+    listen: str,
+    *,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+    client_ca: Path | None = None,
 ) -> Config:
+    """Hypercorn's config; ``client_ca`` makes TLS mutual (a client without a cert signed by
+    that CA fails the handshake)."""
     config = Config()
     host, port = parse_listen(listen)
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     if certfile is not None and keyfile is not None:
         config.certfile, config.keyfile = str(certfile), str(keyfile)
+        if client_ca is not None:
+            config.ca_certs = str(client_ca)
+            config.verify_mode = ssl.CERT_REQUIRED
     config.accesslog = None  # the host logs each request itself, as JSON
     config.errorlog = logging.getLogger("hypercorn.error")  # JSON via common.logs
     config.graceful_timeout = GRACEFUL_TIMEOUT
@@ -49,10 +59,11 @@ async def serve(
     listen: str,
     certfile: Path | None = None,
     keyfile: Path | None = None,
+    client_ca: Path | None = None,
     stop: asyncio.Event,
 ) -> None:
     """Serve until ``stop`` is set, then shut down gracefully (lifespan shutdown included)."""
-    config = hypercorn_config(listen, certfile=certfile, keyfile=keyfile)
+    config = hypercorn_config(listen, certfile=certfile, keyfile=keyfile, client_ca=client_ca)
     await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
@@ -62,6 +73,7 @@ def run(
     listen: str,
     certfile: Path | None = None,
     keyfile: Path | None = None,
+    client_ca: Path | None = None,
     on_stop: Sequence[Callable[[], None]] = (),
 ) -> None:
     """Serve in this thread until SIGTERM or SIGINT; ``on_stop`` callbacks run first."""
@@ -77,6 +89,8 @@ def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping)
-        await serve(app, listen=listen, certfile=certfile, keyfile=keyfile, stop=stop)
+        await serve(
+            app, listen=listen, certfile=certfile, keyfile=keyfile, client_ca=client_ca, stop=stop
+        )
 
     asyncio.run(main())

@@ -1,4 +1,4 @@
-"""Settings pieces every host section shares: validators, TLS files, tracing.
+"""Settings pieces every host section shares: validators, TLS files, tokens, tracing.
 
 Each host structures its own section of the site config (``gateway:``, ``sidecar:``) into an
 attrs class built from these, so ``listen``, ``tls`` and ``tracing`` read and fail the same
@@ -7,7 +7,9 @@ way everywhere (``sidecar.listen (line 3): expected HOST:PORT ...``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -15,6 +17,7 @@ from wafermon import Problem
 from wafermon.config import LoadedConfig
 from wafermon.errors import FieldValueError
 
+from .auth import exposure_problems, open_scopes
 from .serve import parse_listen
 
 
@@ -32,12 +35,22 @@ def positive(_inst: object, attribute: attrs.Attribute, value: float) -> None:
         raise FieldValueError(attribute.name, f"must be greater than 0, got {value!r}")
 
 
+def not_negative(_inst: object, attribute: attrs.Attribute, value: float) -> None:
+    """attrs validator: 0 or more."""
+    if value < 0:
+        raise FieldValueError(attribute.name, f"must not be negative, got {value!r}")
+
+
 @attrs.frozen
 class TlsSettings:
-    """PEM files; relative paths resolve against the config file's folder."""
+    """PEM files; relative paths resolve against the config file's folder.
+
+    ``client_ca`` turns on mutual TLS: every client must present a certificate signed by it.
+    """
 
     cert: Path
     key: Path
+    client_ca: Path | None = None
 
 
 @attrs.frozen
@@ -50,8 +63,35 @@ def tls_problems(loaded: LoadedConfig, section: str, tls: TlsSettings | None) ->
     """A problem for each TLS file that does not exist (``$.<section>.tls.cert`` ...)."""
     problems = []
     if tls is not None:
-        for key in ("cert", "key"):
+        for key in ("cert", "key", "client_ca"):
             path = getattr(tls, key)
-            if not path.is_file():
+            if path is not None and not path.is_file():
                 problems.append(loaded.problem(f"$.{section}.tls.{key}", f"no such file: {path}"))
     return problems
+
+
+def auth_problems(
+    loaded: LoadedConfig, section: str, settings: Any, served: Iterable[str]
+) -> list[Problem]:
+    """Fail closed: a non-loopback ``listen`` needs a token for every scope the host serves
+    (``insecure: true`` says otherwise on purpose). Each problem names the key and the fix."""
+    host, _port = parse_listen(settings.listen)
+    found = exposure_problems(section, host, settings.tokens, served, insecure=settings.insecure)
+    return [loaded.problem(p.path, p.message) for p in found]
+
+
+def security_warnings(section: str, settings: Any, served: Iterable[str]) -> list[str]:
+    """What the host logs as a warning at every start: open scopes and TLS left unchecked."""
+    warnings = []
+    if settings.insecure:
+        opened = open_scopes(settings.tokens, served, insecure=True)
+        warnings.append(
+            f"{section}.insecure is true: "
+            + (
+                f"scopes {', '.join(opened)} need no token"
+                if opened
+                else "a non-loopback listen without tokens would be accepted"
+            )
+            + f" (listen {settings.listen})"
+        )
+    return warnings

@@ -20,17 +20,18 @@ from starlette.routing import Route
 from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
-from ..common.auth import INGEST, READ, TokenAuth
+from ..common.auth import INGEST, READ, TokenAuth, open_scopes
 from ..common.errors import EXCEPTION_HANDLERS, JSONResponse
 from ..common.observe import RequestObserver
 from ..common.openapi import plugin_paths as _plugin_paths
 from ..common.tracing import Tracing
 from . import entities, health, ingest, openapi, query, stream
 from .runtime import Gateway
-from .settings import build_gateway
+from .settings import SERVED_SCOPES, build_gateway
 
 INGEST_PATH = "/v1/ingest/managed"
-#: Paths anyone may read: load balancers, Prometheus and API clients need them without a token.
+#: Paths anyone may read: load balancers, Prometheus and API clients need them without a token
+#: (health answers details only to the read scope).
 OPEN_PATHS = frozenset({"/v1/healthz", "/metrics", "/openapi.json"})
 
 
@@ -95,12 +96,14 @@ def create_app(gw: Gateway) -> Starlette:
         finally:
             await gw.close()
 
-    tokens = {INGEST: gw.settings.tokens.ingest, READ: gw.settings.tokens.read}
+    settings = gw.settings
+    opened = open_scopes(settings.tokens, SERVED_SCOPES, insecure=settings.insecure)
+    gw.metrics.auth_state(insecure=settings.insecure, open_scopes=opened)
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestObserver, metrics=gw.metrics, tracing=gw.tracing),
-            Middleware(TokenAuth, tokens=tokens, scope_of=scope_of),
+            Middleware(TokenAuth, tokens=settings.tokens, scope_of=scope_of, open=opened),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

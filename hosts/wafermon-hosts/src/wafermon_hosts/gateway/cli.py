@@ -6,7 +6,7 @@ from ..common.cli import Loaded, host_command
 
 
 def _load(config, plugins, listen: str | None) -> Loaded:
-    from .app import create_app, load_gateway
+    from .app import SERVED_SCOPES, create_app, load_gateway
 
     gw = load_gateway(config, plugins, listen=listen)
     return Loaded(
@@ -15,6 +15,7 @@ def _load(config, plugins, listen: str | None) -> Loaded:
         identity=f"site {gw.site_id}",
         serves=f"with store {gw.store.name} ({gw.store_type}), sources: "
         + (", ".join(gw.sources) or "none"),
+        served=SERVED_SCOPES,
         log_fields={"site_id": gw.site_id},
         on_stop=[gw.stream.close],
     )

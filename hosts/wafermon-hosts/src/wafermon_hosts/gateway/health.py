@@ -2,21 +2,24 @@
 
 ``down`` (503) when the managed store is not ok: a load balancer should send traffic to
 another gateway. ``degraded`` (200) when only sources are failing: the gateway still ingests
-and serves its own data. Checks run concurrently, each with the source timeout.
+and serves its own data. Checks run concurrently, each with the source timeout, at most once
+per ``health_ttl`` (``Gateway.health``); the details need the read scope
+(``common.health``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..common.errors import JSONResponse
+from ..common.health import health_response
 
 
-async def healthz(request: Request) -> Response:
-    gw = request.app.state.gateway
+async def report(gw: Any) -> dict[str, Any]:
+    """Run every check once: the body of a healthz answer (details included)."""
     names = list(gw.sources)
     store, *sources = await asyncio.gather(
         gw.store_health(), *(gw.sources[n].health() for n in names)
@@ -28,7 +31,7 @@ async def healthz(request: Request) -> Response:
         status = "degraded"
     else:
         status = "ok"
-    body = {
+    return {
         "status": status,
         "site_id": gw.site_id,
         "store": {
@@ -39,4 +42,8 @@ async def healthz(request: Request) -> Response:
         },
         "sources": source_json,
     }
-    return JSONResponse(body, status_code=503 if status == "down" else 200)
+
+
+async def healthz(request: Request) -> Response:
+    body = await request.app.state.gateway.health.get()
+    return health_response(request, body, 503 if body["status"] == "down" else 200)

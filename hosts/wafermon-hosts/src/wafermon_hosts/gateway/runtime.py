@@ -17,14 +17,17 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
 
-from wafermon import Health, QueryAdapter, RetryableError
+from wafermon import Health, QueryAdapter, RetryableError, strip_credentials
 from wafermon.errors import FieldValueError
 from wafermon.plugins import Plugins
 
 from ..common.errors import ApiError, bad_parameter
+from ..common.health import CachedCheck
 from ..common.logs import get_logger
 from ..common.metrics import HostMetrics
 from ..common.tracing import Tracing
+from .archive import archive_source, retain
+from .health import report as health_report
 from .settings import MANAGED, GatewayParts
 from .stream import Broadcaster
 
@@ -160,6 +163,7 @@ class Gateway:
         self.store_takes_bodies = _has_keyword(parts.store.ingest, "bodies")
         timeout = parts.settings.source_timeout
         self.sources = {n: SourceHandle(n, a, timeout) for n, a in parts.sources.items()}
+        self.archive_source = archive_source(parts.sources)  # retention archives when set
         self.plugins = plugins
         self.tracing = tracing
         self.metrics = GatewayMetrics()
@@ -168,7 +172,9 @@ class Gateway:
             on_dropped=self.metrics.sse_dropped.inc,
             **({"heartbeat_s": heartbeat_s} if heartbeat_s is not None else {}),
         )
-        self.metrics.before_scrape(self.store_health)
+        #: The healthz report, run at most once per health_ttl (open path: no work per call).
+        self.health = CachedCheck(lambda: health_report(self), parts.settings.health_ttl)
+        self.metrics.before_scrape(self._sample_health)
         self._retention: asyncio.Task[None] | None = None
         self.start_error: str | None = None  # why the store did not start, for the CLI
 
@@ -227,7 +233,7 @@ class Gateway:
     async def run_retention(self) -> int | None:
         """One retention run; failures are logged and counted, never raised."""
         try:
-            removed = await self.store.enforce_retention()
+            removed = await retain(self)
         except Exception as exc:  # noqa: BLE001 - the next run tries again
             self.metrics.retention_failures.inc()
             log.warning("retention run failed", store=self.store.name, error=reason(exc))
@@ -236,6 +242,9 @@ class Gateway:
         if removed:
             log.info("retention removed events", store=self.store.name, removed=removed)
         return removed
+
+    async def _sample_health(self) -> None:
+        await self.health.get()  # sets store_up; cached, so a scrape costs no store work
 
     async def store_health(self) -> Health:
         health = await checked_health(self.store, self.settings.source_timeout)
@@ -281,5 +290,6 @@ def _has_keyword(function: Any, name: str) -> bool:
 
 
 def reason(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """``Type: message`` for logs and answers, URL credentials stripped."""
+    text = strip_credentials(str(exc).strip())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -8,26 +8,28 @@ from __future__ import annotations
 
 import attrs
 
-from wafermon import ByteSize, ConfigError, Problem, QueryAdapter, Seconds, Secret
+from wafermon import ByteSize, ConfigError, Problem, QueryAdapter, Seconds
 from wafermon.config import LoadedConfig
 from wafermon.errors import FieldValueError
 from wafermon.plugins import Plugins
 from wafermon.store import ManagedStore
 
-from ..common.settings import TlsSettings, TracingSettings, tls_problems
+from ..common.auth import INGEST, READ, Tokens
+from ..common.health import HEALTH_TTL
+from ..common.settings import (
+    TlsSettings,
+    TracingSettings,
+    auth_problems,
+    not_negative,
+    tls_problems,
+)
 from ..common.settings import check_listen as _listen
 from ..common.settings import positive as _positive
 
 #: The name the managed store has in the unified view and in POST /v1/query/external.
 MANAGED = "managed"
-
-
-@attrs.frozen
-class Tokens:
-    """Bearer tokens; an unset or empty token leaves that scope open."""
-
-    ingest: Secret | None = None
-    read: Secret | None = None
+#: Token scopes the gateway's routes need (plugin routes need read).
+SERVED_SCOPES = (INGEST, READ)
 
 
 @attrs.frozen
@@ -38,11 +40,14 @@ class GatewaySettings:
     store: str = MANAGED
     sources: list[str] | None = None  # None: every enabled source
     tokens: Tokens = Tokens()
+    insecure: bool = False  # accept a non-loopback listen without tokens, on purpose
     max_body_bytes: ByteSize = attrs.field(default=ByteSize(16 * 2**20), validator=_positive)
     max_batch_events: int = attrs.field(default=10_000, validator=_positive)
     tls: TlsSettings | None = None
     source_timeout: Seconds = attrs.field(default=Seconds(5.0), validator=_positive)
     retention_interval: Seconds = attrs.field(default=Seconds(600.0), validator=_positive)
+    #: How long a health check's result is reused by /v1/healthz and /metrics.
+    health_ttl: Seconds = attrs.field(default=Seconds(HEALTH_TTL), validator=not_negative)
     tracing: TracingSettings = TracingSettings()
 
 
@@ -71,6 +76,7 @@ def build_gateway(
         except FieldValueError as exc:
             raise ConfigError([Problem("--listen", exc.message)], str(loaded.path)) from None
     problems: list[Problem] = tls_problems(loaded, "gateway", settings.tls)
+    problems += auth_problems(loaded, "gateway", settings, SERVED_SCOPES)
     store, store_type = _build_store(loaded, plugins, settings, problems)
     sources = _build_sources(loaded, plugins, settings, problems)
     if problems:

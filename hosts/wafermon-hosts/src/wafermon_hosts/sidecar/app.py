@@ -20,14 +20,14 @@ from starlette.routing import Route
 from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
-from ..common.auth import INGEST, READ, TokenAuth
+from ..common.auth import INGEST, READ, TokenAuth, open_scopes
 from ..common.errors import EXCEPTION_HANDLERS, JSONResponse
 from ..common.observe import RequestObserver
 from ..common.openapi import plugin_paths
 from ..common.tracing import Tracing
 from . import health, ingest, openapi
 from .runtime import Sidecar
-from .settings import build_sidecar
+from .settings import SERVED_SCOPES, build_sidecar
 
 INGEST_PATHS = ("/v1/ingest/events", "/v1/ingest/events:batch")
 #: Paths anyone may read: load balancers, Prometheus and API clients need them without a token.
@@ -54,10 +54,8 @@ def load_sidecar(
 
 
 def scope_of(path: str) -> str | None:
-    """The token scope a path needs: none for the open paths, ingest for the rest.
-
-    The sidecar has one token; plugin routes need it too (``READ`` is given the same token).
-    """
+    """The token scope a path needs: none for the open paths, ingest for the ingest paths,
+    read for the rest (plugin routes)."""
     if path in OPEN_PATHS:
         return None
     return INGEST if path in INGEST_PATHS else READ
@@ -88,12 +86,14 @@ def create_app(sc: Sidecar) -> Starlette:
         finally:
             await sc.close()
 
-    token = sc.settings.tokens.ingest
+    settings = sc.settings
+    opened = open_scopes(settings.tokens, SERVED_SCOPES, insecure=settings.insecure)
+    sc.metrics.auth_state(insecure=settings.insecure, open_scopes=opened)
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestObserver, metrics=sc.metrics, tracing=sc.tracing),
-            Middleware(TokenAuth, tokens={INGEST: token, READ: token}, scope_of=scope_of),
+            Middleware(TokenAuth, tokens=settings.tokens, scope_of=scope_of, open=opened),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -6,7 +6,7 @@ from ..common.cli import Loaded, host_command
 
 
 def _load(config, plugins, listen: str | None) -> Loaded:
-    from .app import create_app, load_sidecar
+    from .app import SERVED_SCOPES, create_app, load_sidecar
 
     sc = load_sidecar(config, plugins, listen=listen)
     routes = ", ".join(
@@ -21,6 +21,7 @@ def _load(config, plugins, listen: str | None) -> Loaded:
         identity=f"site {sc.site_id}",
         serves=f"with spool {sc.spool_dir} (cap {sc.settings.spool.max_bytes} bytes), "
         f"backends: {routes}",
+        served=SERVED_SCOPES,
         log_fields={"site_id": sc.site_id},
         on_stop=[sc.stop_accepting],
     )

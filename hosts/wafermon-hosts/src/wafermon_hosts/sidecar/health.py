@@ -4,6 +4,8 @@
 half-open: the sidecar still accepts, which is its job, and keeps the events for that backend
 on disk. ``down`` (503) when the spool cannot take input, ``stopping`` (503) during a graceful
 shutdown: a load balancer or an SDK should send elsewhere (or hold on to its events).
+Everything here is in memory (no backend work per call); the details need the read scope
+(``common.health``), and backend errors have URL credentials stripped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from starlette.responses import Response
 
 from wafermon.router import Breaker
 
-from ..common.errors import JSONResponse
+from ..common.health import health_response
 
 
 def backend_status(sc: Any) -> dict[str, dict[str, Any]]:
@@ -65,4 +67,4 @@ async def healthz(request: Request) -> Response:
         },
         "backends": backends,
     }
-    return JSONResponse(body, status_code=200 if status in ("ok", "degraded") else 503)
+    return health_response(request, body, 200 if status in ("ok", "degraded") else 503)

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from prometheus_client import Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from wafermon import Emitter, Event, Health, RetryableError, encode_ndjson
+from wafermon import Emitter, Event, Health, RetryableError, encode_ndjson, strip_credentials
 from wafermon.plugins import Plugins
 from wafermon.router import Breaker, Route, Router
 from wafermon.spool import Spool, SpoolFull
@@ -457,5 +457,6 @@ class Sidecar:
 
 
 def reason(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """``Type: message`` for logs and answers, URL credentials stripped."""
+    text = strip_credentials(str(exc).strip())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

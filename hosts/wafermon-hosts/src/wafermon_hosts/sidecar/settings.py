@@ -10,14 +10,26 @@ from pathlib import Path
 
 import attrs
 
-from wafermon import ByteSize, ConfigError, Emitter, Problem, Seconds, Secret
+from wafermon import ByteSize, ConfigError, Emitter, Problem, Seconds
 from wafermon.config import LoadedConfig
 from wafermon.errors import FieldValueError
 from wafermon.plugins import Plugins
 from wafermon.router import RetryPolicy
 from wafermon.spool import MAX_RECORD_BYTES
 
-from ..common.settings import TlsSettings, TracingSettings, check_listen, positive, tls_problems
+from ..common.auth import INGEST, READ, Tokens
+from ..common.settings import (
+    TlsSettings,
+    TracingSettings,
+    auth_problems,
+    check_listen,
+    positive,
+    tls_problems,
+)
+
+#: Token scopes the sidecar's routes need: ingest for events, read for health details and
+#: plugin routes.
+SERVED_SCOPES = (INGEST, READ)
 
 #: One request becomes one spool record; the spool refuses records above MAX_RECORD_BYTES.
 MAX_BODY_LIMIT = MAX_RECORD_BYTES // 2
@@ -30,14 +42,6 @@ class SpoolSettings:
     dir: Path | None = None  # None: data/spool next to the config file
     max_bytes: ByteSize = attrs.field(default=ByteSize(2**30), validator=positive)
     segment_bytes: ByteSize = attrs.field(default=ByteSize(64 * 2**20), validator=positive)
-
-
-@attrs.frozen
-class Tokens:
-    """The SDK -> sidecar token; unset or empty leaves the sidecar open (it listens on localhost
-    by default)."""
-
-    ingest: Secret | None = None
 
 
 @attrs.frozen
@@ -68,6 +72,7 @@ class SidecarSettings:
     spool: SpoolSettings = SpoolSettings()
     backends: list[str] | None = None  # None: every enabled backend
     tokens: Tokens = Tokens()
+    insecure: bool = False  # accept a non-loopback listen without tokens, on purpose
     max_body_bytes: ByteSize = attrs.field(default=ByteSize(16 * 2**20), validator=positive)
     max_batch_events: int = attrs.field(default=10_000, validator=positive)
     retry: RetrySettings = RetrySettings()
@@ -120,6 +125,7 @@ def build_sidecar(
     spool_dir = (settings.spool.dir or loaded.path.parent / "data" / "spool").absolute()
     dead_letter_dir = (settings.dead_letter_dir or spool_dir.parent / "dead-letter").absolute()
     problems = tls_problems(loaded, "sidecar", settings.tls) + _limits(loaded, settings)
+    problems += auth_problems(loaded, "sidecar", settings, SERVED_SCOPES)
     routed = _routed(loaded, settings, problems)
     wanted = dict.fromkeys(
         [e.name for _i, e in routed] + [e.fallback for _i, e in routed if e.fallback]
