@@ -82,7 +82,7 @@ sub _forked {
     $self->{buf} = [];
     $self->{buf_since} = undef;
     $self->{stats}{$_} = 0 for qw(queued sent spooled dropped rejected refused requests);
-    $self->{replayer_owner} = 0;
+    $self->{replayer_pids} = [];    # the parent's, not ours to stop
     $self->{sink} = $self->_sink;
 }
 
@@ -312,50 +312,73 @@ sub _wait_for_spool {
 sub _ensure_replayer {
     my ($self) = @_;
     my $spool = $self->{spool};
+    # One just started (it takes the lock some milliseconds later): do not start a second.
+    my $last = $self->{replayer_pids}[-1];
+    return if $last && _alive($last) && Time::HiRes::time() - $self->{replayer_started} < $self->{settings}{replay_interval};
     my $lock = eval { $spool->try_replay_lock } or return;    # one is at work (or no folder)
     CORE::close($lock);
     my $lib = File::Spec->rel2abs(File::Basename::dirname($INC{'WaferMon.pm'}));
     my $input = WaferMon::Wire::encode_json({ settings => { %{ $self->{settings} } }, owner => $$ });
     # fork twice so the replayer is nobody's child here (an application's wait() never sees it),
-    # then exec a fresh perl: it inherits no file descriptor but the pipe and no END block.
+    # then exec a fresh perl: it inherits no file descriptor but the pipes and runs no END block.
     pipe my $r, my $w or return;
+    pipe my $pid_r, my $pid_w or return;
     my $pid = fork;
     return unless defined $pid;
     if ($pid == 0) {
         CORE::close($w);
+        CORE::close($pid_r);
         eval {
             POSIX::setsid();
             my $grandchild = fork;
             if (defined $grandchild && $grandchild == 0) {
+                CORE::close($pid_w);
                 open STDIN, '<&', $r or POSIX::_exit(1);
                 open STDOUT, '>', '/dev/null';
                 open STDERR, '>>', $spool->dir . '/replayer.log' if -w $spool->dir;
-                exec $^X, "-I$lib", '-MWaferMon::Replayer', '-e', 'WaferMon::Replayer::main()';
+                { exec $^X, "-I$lib", '-MWaferMon::Replayer', '-e', 'WaferMon::Replayer::main()'; }
+                POSIX::_exit(127);
             }
+            syswrite $pid_w, ($grandchild // 0) . "\n";
         };
         POSIX::_exit(0);
     }
     CORE::close($r);
+    CORE::close($pid_w);
     local $SIG{PIPE} = 'IGNORE';
     print {$w} $input;
     CORE::close($w);
+    my $grandchild = <$pid_r>;
+    CORE::close($pid_r);
     waitpid $pid, 0;
-    $self->{replayer_owner} = 1;
+    if ($grandchild && $grandchild > 0) {
+        chomp $grandchild;
+        @{ $self->{replayer_pids} } = ((grep { _alive($_) } @{ $self->{replayer_pids} || [] }), $grandchild);
+        $self->{replayer_started} = Time::HiRes::time();
+    }
 }
 
+sub _alive { my ($pid) = @_; kill(0, $pid) ? 1 : 0 }
+
+# Stop the replayers this client started (each ends after its current request, so nothing
+# acknowledged is sent twice); the spool keeps the rest for the next start.
 sub _stop_replayer {
     my ($self) = @_;
-    return unless $self->{replayer_owner};
-    $self->{replayer_owner} = 0;
-    my ($pid, $owner) = $self->{spool}->replayer;
-    return unless $pid && $owner && $owner == $$;
-    kill 'TERM', $pid;
-    # It ends after its current request; wait a little so a new client finds the lock free.
-    my $until = Time::HiRes::time() + 2;
-    while (Time::HiRes::time() < $until) {
-        last unless $self->{spool}->replayer;
+    my @pids = grep { _alive($_) && _is_replayer($_) } @{ delete $self->{replayer_pids} || [] };
+    return unless @pids;
+    kill 'TERM', @pids;
+    my $until = Time::HiRes::time() + 5;
+    while (Time::HiRes::time() < $until && grep { _alive($_) && _is_replayer($_) } @pids) {
         Time::HiRes::sleep(0.01);
     }
+}
+
+# Guards against a recycled pid: the process must still be a replayer.
+sub _is_replayer {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/cmdline" or return 1;    # no /proc: trust the pid
+    my $cmd = do { local $/; <$fh> } // '';
+    return $cmd =~ /WaferMon::Replayer/ ? 1 : 0;
 }
 
 sub DESTROY {

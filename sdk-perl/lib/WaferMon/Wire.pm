@@ -137,10 +137,12 @@ sub error_info {
     } else {
         $message = $err // 'unknown error';
     }
-    $type //= ref $err && ref $err !~ /\A(?:HASH|ARRAY|SCALAR|CODE|REF|GLOB)\z/ ? ref $err : 'die';
+    $type //= (ref($err) && ref($err) !~ /\A(?:HASH|ARRAY|SCALAR|CODE|REF|GLOB)\z/) ? ref($err) : "die";
     $message = "$message";
     if (!defined $stack && $message =~ /\A(.*?)( at \S+ line \d+\.?\n?.*)\z/s) {
-        $stack = $2 =~ s/\A\s+//r;
+        my ($head, $where) = ($1, $2);
+        $stack = $where =~ s/\A\s+|\s+\z//gr;
+        $message = $head;
     }
     $message =~ s/\s+\z//;
     my %e = (type => substr($type, 0, $ERROR_TYPE_MAX), message => substr($message, 0, $ERROR_MESSAGE_MAX));
