@@ -9,6 +9,7 @@ tests/ and the cross-language conformance suite.
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "tests", "integration", "conformance", "sdk_c"]
+nox.options.sessions = ["lint", "tests", "integration", "conformance", "sdk_c", "sdk_perl"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -171,6 +172,51 @@ def sdk_c(session: nox.Session) -> None:
         },
         external=True,
     )
+
+
+@nox.session
+def sdk_perl(session: nox.Session) -> None:
+    """The Perl SDK (sdk-perl/, docs/sdk-perl.md): perl Makefile.PL && make && make test.
+
+    Built in a copy under the session's tmp, since MakeMaker writes Makefile and blib/ in place.
+    ``make test`` runs t/*.t: settings, wire, direct mode, the monitored block and guard, the
+    spool and its replayer, fork safety, and t/10-sidecar.t against a real ``wafermon sidecar``
+    from this venv (WAFERMON_BIN; missing is a failure, never a skip). Then the example of
+    docs/sdk-perl.md runs. Needs Debian's libjson-xs-perl, libcrypt-urandom-perl,
+    libyaml-libyaml-perl and libtoml-tiny-perl (scripts/test installs them).
+    """
+    install_packages(session, "hosts/wafermon-hosts", "plugins/wafermon-backend-filesystem")
+    tmp = Path(session.create_tmp()).resolve()
+    build = tmp / "sdk-perl-build"
+    shutil.rmtree(build, ignore_errors=True)
+    shutil.copytree(
+        ROOT / "sdk-perl",
+        build,
+        ignore=shutil.ignore_patterns("blib", "Makefile", "Makefile.old", "MYMETA.*", "pm_to_blib"),
+    )
+    env = {"WAFERMON_BIN": str(Path(session.bin) / "wafermon")}
+    with session.chdir(build):
+        session.run("perl", "Makefile.PL", external=True)
+        session.run("make", external=True)
+        session.run("make", "test", external=True, env=env)
+    example_root = tmp / "example-events"
+    shutil.rmtree(example_root, ignore_errors=True)
+    session.run(
+        "perl",
+        f"-I{build / 'blib' / 'lib'}",
+        "sdk-perl/examples/wafer_lot.pl",
+        "4",
+        env={
+            "WAFERMON_MODE": "direct",
+            "WAFERMON_SITE_ID": "fab1",
+            "WAFERMON_DIRECT_URL": f"file://{example_root}",
+            "WAFERMON_SPOOL_DIR": str(tmp / "example-spool"),
+        },
+        external=True,
+    )
+    stored = sum(1 for f in example_root.glob("fab1/*/events.jsonl") for _ in f.open())
+    if stored != 2 + 4 * 3:
+        session.error(f"the example should have written 14 events, found {stored}")
 
 
 @nox.session

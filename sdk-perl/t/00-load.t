@@ -7,5 +7,5 @@ for my $module (qw(WaferMon WaferMon::Config WaferMon::Wire WaferMon::Job WaferM
     use_ok($module);
 }
 is($WaferMon::VERSION, $WaferMon::Wire::VERSION, 'one version for the distribution and source.sdk_version');
-diag("JSON backend: " . ref $WaferMon::Wire::JSON);
+diag("JSON backend: " . ref $WaferMon::Wire::JSON) if $WaferMon::Wire::JSON;
 done_testing;
