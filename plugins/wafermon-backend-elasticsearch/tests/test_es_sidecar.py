@@ -1,0 +1,182 @@
+"""Real processes: a ``wafermon sidecar`` routes to Elasticsearch (and a gateway), and the
+gateway's unified view reads ES back; ES is stopped mid-run and started again.
+
+The ES node is the one scripts/services started; the outage test stops it with SIGTERM and
+starts it again with ``scripts/services start es`` (same port, same data), about 15 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+from conftest import REPO, stored_ids
+from sc_helpers import FAST_RETRY, Proc, event_ids, ndjson_batch, processes, write_yaml
+
+NDJSON = {"content-type": "application/x-ndjson"}
+GW_TOKEN = "gw-ingest-token"
+READ_TOKEN = "gw-read-token"
+READ = {"authorization": f"Bearer {READ_TOKEN}"}
+
+
+def es_backend(es_url: str, prefix: str) -> dict:
+    config = {"hosts": [es_url], "index_prefix": prefix, "replicas": 0, "request_timeout": "5s"}
+    return {"name": "elk", "type": "elasticsearch", "config": config}
+
+
+def sidecar(tmp_path, backends: list[dict]) -> Proc:
+    config = write_yaml(
+        tmp_path / "sidecar.yaml",
+        {
+            "site_id": "fab1",
+            "sidecar": {"spool": {"dir": str(tmp_path / "spool")}, "retry": FAST_RETRY},
+            "backends": backends,
+        },
+    )
+    env = {"WAFERMON_LOAD_PLUGINS": "hosts,gateway,elasticsearch"}
+    return Proc("sidecar", config, log_dir=tmp_path, env=env)
+
+
+def gateway(tmp_path, sources: list[dict]) -> Proc:
+    config = write_yaml(
+        tmp_path / "gateway.yaml",
+        {
+            "site_id": "fab1",
+            "gateway": {"tokens": {"ingest": GW_TOKEN, "read": READ_TOKEN}},
+            "backends": [
+                {
+                    "name": "managed",
+                    "type": "sql",
+                    "config": {"url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"},
+                }
+            ],
+            "sources": sources,
+        },
+    )
+    return Proc("gateway", config, log_dir=tmp_path)
+
+
+async def drained(url: str, names: list[str], timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            async with httpx.AsyncClient() as client:
+                backends = (await client.get(f"{url}/v1/healthz", timeout=10)).json()["backends"]
+            if all(backends[n]["lag"] == 0 for n in names):
+                return backends
+        assert time.monotonic() < deadline, f"not drained in {timeout}s: {backends}"
+        await asyncio.sleep(0.2)
+
+
+async def unified(gw_url: str, **params) -> tuple[list[str], dict]:
+    """Every event id of the unified view, page by page, and the last page's source status."""
+    found, cursor = [], None
+    async with httpx.AsyncClient(base_url=gw_url, timeout=30, headers=READ) as client:
+        while True:
+            query = {"limit": 500, **params, **({"cursor": cursor} if cursor else {})}
+            r = await client.get("/v1/data/unified", params=query)
+            assert r.status_code == 200, r.text
+            page = r.json()
+            found.extend(e["event_id"] for e in page["events"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return found, page["sources"]
+
+
+async def test_sidecar_to_es_and_back_through_the_gateways_unified_view(
+    tmp_path, es, es_url, prefix
+):
+    body = ndjson_batch(300, prefix="rt")
+    sent = event_ids(body)
+    with processes() as procs:
+        gw = gateway(
+            tmp_path,
+            [
+                {
+                    "name": "elk",
+                    "type": "elasticsearch",
+                    "config": {"hosts": [es_url], "index_prefix": prefix},
+                }
+            ],
+        )
+        procs.append(gw.start())
+        managed = {
+            "name": "managed-gw",
+            "type": "gateway",
+            "config": {"url": gw.url, "token": GW_TOKEN},
+        }
+        sc = sidecar(tmp_path, [managed, es_backend(es_url, prefix)])
+        procs.append(sc.start())
+        async with httpx.AsyncClient() as client:
+            for start in range(0, 300, 100):
+                chunk = b"\n".join(body.splitlines()[start : start + 100]) + b"\n"
+                r = await client.post(f"{sc.url}/v1/ingest/events", content=chunk, headers=NDJSON)
+                assert r.status_code == 202, r.text
+        await drained(sc.url, ["managed-gw", "elk"])
+        assert sorted(await stored_ids(es, prefix)) == sorted(sent)
+        # Each event is in both the managed store and ES: the view has it once.
+        found, sources = await unified(gw.url)
+        assert sorted(found) == sorted(sent)
+        assert sources["elk"]["status"] == "ok"
+        assert sources["managed"]["status"] == "ok"
+        # And the one source alone, through POST /v1/query/external.
+        async with httpx.AsyncClient(base_url=gw.url, timeout=30, headers=READ) as client:
+            page = (
+                await client.post(
+                    "/v1/query/external",
+                    json={"source": "elk", "query": {"limit": 10, "business_key": "LOT-12345"}},
+                )
+            ).json()
+        assert len(page["events"]) == 10
+        assert {e["event_id"] for e in page["events"]} <= set(sent)
+
+
+def _stop_es() -> int:
+    with open(os.environ["WAFERMON_TEST_ES_PIDFILE"]) as file:
+        pid = int(file.read())
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(300):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        time.sleep(0.1)
+    raise AssertionError("Elasticsearch did not stop within 30 s")
+
+
+def _start_es() -> None:
+    subprocess.run(
+        [str(REPO / "scripts" / "services"), "start", "es"],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+
+
+async def test_es_stopped_mid_run_and_started_again_loses_nothing(tmp_path, es, es_url, prefix):
+    before, during = ndjson_batch(200, prefix="pre"), ndjson_batch(300, prefix="out")
+    with processes() as procs:
+        sc = sidecar(tmp_path, [es_backend(es_url, prefix)])
+        procs.append(sc.start())
+        async with httpx.AsyncClient() as client:
+            r = await client.post(f"{sc.url}/v1/ingest/events", content=before, headers=NDJSON)
+            assert r.status_code == 202
+            await drained(sc.url, ["elk"])
+            await asyncio.to_thread(_stop_es)
+            try:
+                r = await client.post(f"{sc.url}/v1/ingest/events", content=during, headers=NDJSON)
+                assert r.status_code == 202  # spooled: the sidecar answers while ES is down
+                await asyncio.sleep(1.0)
+                health = (await client.get(f"{sc.url}/v1/healthz", timeout=10)).json()
+                assert health["backends"]["elk"]["lag"] > 0
+            finally:
+                await asyncio.to_thread(_start_es)
+        await drained(sc.url, ["elk"])
+    ids = await stored_ids(es, prefix)
+    assert len(ids) == len(set(ids)), "duplicates in Elasticsearch"
+    assert sorted(ids) == sorted(event_ids(before) + event_ids(during))
