@@ -9,6 +9,7 @@ tests/ and the cross-language conformance suite.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -100,6 +101,63 @@ def conformance(session: nox.Session) -> None:
     """
     install_packages(session, "conformance", "sdk-python", "plugins/wafermon-backend-filesystem")
     session.run("python", "-m", "wafermon_conformance", *session.posargs)
+
+
+@nox.session
+def sdk_r(session: nox.Session) -> None:
+    """The R SDK (sdk-r/, docs/sdk-r.md): R CMD build, R CMD check, the example.
+
+    check installs the package, runs its examples and the testthat tests (settings, events,
+    direct mode, with_monitored, the spool, fork, and tests/testthat/test-sidecar.R against a
+    real ``wafermon sidecar`` from this venv: WAFERMON_BIN, missing is a failure, never a
+    skip). A WARNING or ERROR fails the session. The empty local repository keeps check off
+    CRAN (unreachable here). Needs Debian's r-base-core and r-cran-* packages (scripts/test).
+    """
+    install_packages(session, "hosts/wafermon-hosts", "plugins/wafermon-backend-filesystem")
+    tmp = Path(session.create_tmp()).resolve() / "sdk-r"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "repo" / "src" / "contrib").mkdir(parents=True)
+    (tmp / "repo" / "src" / "contrib" / "PACKAGES").write_text("")
+    profile = tmp / "Rprofile"
+    profile.write_text(f'options(repos = c(CRAN = "file://{tmp / "repo"}"))\n')
+    env = {
+        "R_PROFILE_USER": str(profile),
+        "WAFERMON_BIN": str(Path(session.bin) / "wafermon"),
+        "WAFERMON_REQUIRE_SERVERS": "1",
+        "_R_CHECK_FORCE_SUGGESTS_": "true",
+    }
+    with session.chdir(tmp):
+        session.run("R", "CMD", "build", str(ROOT / "sdk-r"), env=env, external=True)
+        tarball = next(tmp.glob("wafermon_*.tar.gz"))
+        session.run("R", "CMD", "check", "--no-manual", tarball.name, env=env, external=True)
+    check = tmp / "wafermon.Rcheck"
+    summary = re.search(
+        r"\[ FAIL (\d+) \| WARN (\d+) \| SKIP (\d+) \| PASS (\d+) \]",
+        (check / "tests" / "testthat.Rout").read_text(),
+    )
+    if summary is None:
+        session.error("no testthat summary in tests/testthat.Rout")
+    failed, _, skipped, passed = (int(n) for n in summary.groups())
+    print(f"R: {passed} passed, {failed} failed, {skipped} skipped")
+    status = (check / "00check.log").read_text().strip().splitlines()[-1]
+    if "WARNING" in status or "ERROR" in status or failed or skipped:
+        session.error(f"R CMD check: {status}; tests: {failed} failed, {skipped} skipped")
+    example = tmp / "example-events"
+    session.run(
+        "Rscript",
+        "sdk-r/inst/examples/wafer_lot.R",
+        env={
+            "R_LIBS": str(check),
+            "WAFERMON_MODE": "direct",
+            "WAFERMON_SITE_ID": "fab1",
+            "WAFERMON_DIRECT_URL": f"file://{example}",
+            "WAFERMON_SPOOL_DIR": str(tmp / "example-spool"),
+        },
+        external=True,
+    )
+    stored = sum(1 for f in example.glob("fab1/*/events.jsonl") for _ in f.open())
+    if stored != 2 + 3 * 3:
+        session.error(f"the example should have written 11 events, found {stored}")
 
 
 @nox.session

@@ -50,7 +50,7 @@
   pid <- Sys.getpid()
   if (!identical(.state$source_pid, pid)) {
     .state$source_pid <- pid
-    .state$source_json <- .to_json(list(host = .hostname(), pid = pid, sdk = "r", sdk_version = .sdk_version()))
+    .state$source_json <- .to_json(list(host = .hostname(), pid = pid, sdk = "wafermon-sdk-r", sdk_version = .sdk_version()))
   }
   .state$source_json
 }

@@ -136,7 +136,8 @@
 
 # One write of the whole text in append mode: lines of concurrent writers do not interleave.
 .append_file <- function(path, text) {
-  con <- file(path, open = "ab")
+  # file() only warns when it cannot open: make that the error it is.
+  con <- withCallingHandlers(file(path, open = "ab"), warning = function(w) stop(conditionMessage(w), call. = FALSE))
   on.exit(close(con))
   writeBin(charToRaw(text), con)
 }

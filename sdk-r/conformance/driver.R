@@ -49,7 +49,7 @@ close_client <- function(timeout = NULL) {
 
 ops <- list(
   hello = function(request) {
-    list(language = "r", sdk = "r", sdk_version = as.character(packageVersion("wafermon")), protocol = 1L)
+    list(language = "r", sdk = "wafermon-sdk-r", sdk_version = as.character(packageVersion("wafermon")), protocol = 1L)
   },
   init = function(request) {
     env <- need(request, "env", is_object, "an object of string to string")

@@ -1,0 +1,4 @@
+library(testthat)
+library(wafermon)
+
+test_check("wafermon")
