@@ -208,6 +208,33 @@ async def test_a_query_site_id_cannot_leave_root(adapter, root, tmp_path, make_e
     assert (await adapter.query(Query(site_id="../outside"))).events == []
 
 
+async def test_symbolic_links_below_root_are_not_followed(adapter, root, tmp_path, make_event):
+    """A link in root (a site, a day or a file) could point anywhere: nothing behind one is
+    read, whatever it holds; the real files next to them still are."""
+    inside = make_event()
+    write(root, "events.jsonl", [inside])
+    outside = tmp_path / "outside"
+    write(outside, "events.jsonl", [make_event()], site="fab9")
+    write(outside, "events.b.jsonl", [make_event()], site="fab1")
+    (root / "fab9").symlink_to(outside / "fab9")  # a site folder
+    (root / "fab1" / "2026-11-29").symlink_to(outside / "fab1" / "2026-11-28")  # a day
+    (root / "fab1" / "2026-11-28" / "events.c.jsonl").symlink_to(
+        outside / "fab1" / "2026-11-28" / "events.b.jsonl"  # a file
+    )
+    assert (await adapter.query(Query())).events == [inside]
+    assert (await adapter.query(Query(site_id="fab9"))).events == []
+
+
+def test_a_file_swapped_for_a_link_after_listing_is_refused_by_the_open(root, make_event):
+    secret = root.parent / "secret.jsonl"
+    secret.write_bytes(encode_ndjson([make_event()]))
+    pdir = root / "fab1" / "2026-11-28"
+    pdir.mkdir(parents=True)
+    (pdir / "events.jsonl").symlink_to(secret)
+    assert list(layout.partition_lines(pdir, follow_symlinks=False)) == []
+    assert len(list(layout.partition_lines(pdir))) == 1  # the emitter's own reads still follow
+
+
 async def test_missing_root_gives_an_empty_answer_and_bad_health(adapter):
     assert (await adapter.query(Query())).events == []
     health = await adapter.health()

@@ -68,7 +68,7 @@ class FilesystemQueryAdapter(QueryAdapter):
             # partition (it follows from the event), so remembering one partition's ids suffices.
             seen: set[UUID] = set()
             decoder = formats.LineDecoder()  # any format, by each file's suffix
-            for path, line in layout.partition_lines(pdir):
+            for path, line in layout.partition_lines(pdir, follow_symlinks=False):
                 # A last line without its newline is a write in progress (or torn by a crash):
                 # it was never acknowledged, so it is skipped without counting as damage.
                 if not line.endswith(b"\n") or line.isspace():
@@ -84,10 +84,20 @@ class FilesystemQueryAdapter(QueryAdapter):
 
     def _partitions(self, query: Query) -> Iterator[Path]:
         # Sites are found by listing root, never by joining the query's site_id to a path, so
-        # no query can make the adapter read outside root.
+        # no query can make the adapter read outside root. Symbolic links below root (site and
+        # day folders here, event files in partition_lines) are not followed: a link could
+        # point anywhere, another site's files or /etc. Root itself may be a link.
         root = self.settings.root
         for site in sorted(root.iterdir()) if root.is_dir() else []:
-            if site.is_dir() and query.site_id in (None, site.name):
+            if _real_dir(site) and query.site_id in (None, site.name):
                 for pdir in sorted(site.iterdir()):
-                    if pdir.is_dir() and layout.day_overlaps(pdir.name, query.start, query.end):
+                    if _real_dir(pdir) and layout.day_overlaps(pdir.name, query.start, query.end):
                         yield pdir
+
+
+def _real_dir(path: Path) -> bool:
+    """A directory that is not a symbolic link (logged once per query when it is one)."""
+    if path.is_symlink():
+        log.warning("%s is a symbolic link: not followed (the root confines reads)", path)
+        return False
+    return path.is_dir()

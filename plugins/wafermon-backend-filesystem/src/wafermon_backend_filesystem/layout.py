@@ -8,8 +8,10 @@ event's ``time``, so the partition follows from the event: all copies of an even
 
 from __future__ import annotations
 
+import errno
 import gzip
 import logging
+import os
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -79,19 +81,31 @@ def day_overlaps(name: str, start: datetime | None, end: datetime | None) -> boo
     )
 
 
-def partition_lines(pdir: Path, attempts: int = 3) -> Iterator[tuple[Path, bytes]]:
+def partition_lines(
+    pdir: Path, attempts: int = 3, *, follow_symlinks: bool = True
+) -> Iterator[tuple[Path, bytes]]:
     """Every line of every event file of a partition, with the file it came from.
 
     An emitter may rotate a file between listing and opening it (once open, a rename does not
     matter); then the partition is read again, and the adapter drops the repeated events.
+    ``follow_symlinks=False`` skips a file that is a symbolic link, checked by the open itself
+    (O_NOFOLLOW), so a link swapped in after listing is refused too.
     """
     for path in event_files(pdir):
         try:
-            file = path.open("rb")
+            if follow_symlinks:
+                file = path.open("rb")
+            else:
+                file = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
         except FileNotFoundError:
             if attempts > 1:
-                yield from partition_lines(pdir, attempts - 1)
+                yield from partition_lines(pdir, attempts - 1, follow_symlinks=follow_symlinks)
             return
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            log.warning("%s is a symbolic link: not read (the root confines reads)", path)
+            continue
         with file:
             stream = gzip.GzipFile(fileobj=file) if path.name.endswith(GZ) else file
             try:
