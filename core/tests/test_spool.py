@@ -174,3 +174,21 @@ def test_every_acknowledged_record_survives_kill_9(tmp_path):
     assert acknowledged, "the writer acknowledged nothing"
     assert acknowledged <= stored
     assert verify(tmp_path)[1] == []  # recovery left no corruption behind
+
+
+def test_folders_and_files_are_private_whatever_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        spool = Spool(tmp_path / "spool", ["a"])
+        spool.append(b"payload")
+        spool.ack("a", 1)
+        spool.close()
+    finally:
+        os.umask(old)
+    root = tmp_path / "spool"
+    modes = {p.relative_to(root).as_posix(): p.stat().st_mode & 0o777 for p in root.rglob("*")}
+    modes["."] = root.stat().st_mode & 0o777
+    assert modes["."] == modes["acks"] == 0o700
+    files = {name: mode for name, mode in modes.items() if name not in (".", "acks")}
+    assert files
+    assert set(files.values()) == {0o600}, files

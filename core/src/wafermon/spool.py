@@ -30,6 +30,12 @@ import attrs
 
 from .errors import WafermonError
 
+
+def _private(path: str, flags: int) -> int:
+    """``open`` opener: a new file is readable by its owner only (0600)."""
+    return os.open(path, flags, 0o600)
+
+
 log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("<IIQ")  # payload length, crc32(seq + payload), seq
@@ -120,7 +126,9 @@ class Spool:
         self._pending: list[_Ticket] = []
         self._pending_bytes = 0
         self._flushing = False
-        (self.directory / "acks").mkdir(parents=True, exist_ok=True)
+        # Private: events may carry business data (0700 folders, 0600 files, whatever umask).
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (self.directory / "acks").mkdir(mode=0o700, exist_ok=True)
         self._segments = self._recover()
         self._next_seq = self._segments[-1].last_seq + 1 if self._segments else 1
         self._active: BinaryIO | None = None
@@ -244,7 +252,7 @@ class Spool:
         if self._active is not None:
             self._active.close()
         path = self.directory / f"seg-{first_seq:020d}.wal"
-        self._active = path.open("ab", buffering=0)
+        self._active = open(path, "ab", buffering=0, opener=_private)  # noqa: SIM115
         self._sync_dir()
         segment = _Segment(path, first_seq, first_seq - 1, 0)
         self._segments.append(segment)
@@ -293,7 +301,7 @@ class Spool:
             return
         path = self.directory / "acks" / f"{backend}.ack"
         tmp = path.with_suffix(".tmp")
-        with tmp.open("w") as file:
+        with open(tmp, "w", opener=_private) as file:
             file.write(f"{seq}\n")
             self._sync(file)
         os.replace(tmp, path)
