@@ -1,0 +1,236 @@
+"""CloudWatchEmitter: events to CloudWatch Logs, metrics to CloudWatch, jobs to X-Ray.
+
+Order within ``emit``: logs, then metrics, then traces. A failure after some parts succeeded
+makes the router resend the batch: log lines may then repeat (the query adapter drops repeated
+event ids), while metrics and trace documents are remembered per event id (bounded) and not
+sent twice by this process; X-Ray ids are derived from the job, so even a resend from another
+process replaces rather than duplicates a segment. Events CloudWatch Logs will never take (too
+large, too old, too far ahead, or refused in ``rejectedLogEventsInfo``) are a PermanentError
+naming exactly them, once everything else of the batch is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+import attrs
+from botocore.exceptions import BotoCoreError, ClientError
+
+from wafermon import Emitter, Event, Health, PermanentError, encode_event
+
+from . import logs, metrics, xray
+from .aws import AwsSettings, Clients, delivery_error, error_code, log_group_name, log_stream_name
+
+log = logging.getLogger(__name__)
+REMEMBERED = 100_000  # event ids whose metrics / trace documents this process has sent
+
+
+@attrs.frozen(kw_only=True)
+class CloudWatchSettings(AwsSettings):
+    """``config:`` of a ``type: cloudwatch`` backend."""
+
+    logs: bool = True
+    metrics: bool = True
+    xray: bool = False
+    xray_origin: str | None = None  # e.g. AWS::EC2::Instance, AWS::ECS::Container
+    retention_days: int | None = None  # set on log groups this backend creates
+
+
+class _Remembered:
+    """A bounded set of event ids, oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        self._ids: OrderedDict[UUID, None] = OrderedDict()
+        self._size = size
+
+    def new(self, events: Iterable[Event]) -> list[Event]:
+        return [e for e in events if e.event_id not in self._ids]
+
+    def add(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._ids[event.event_id] = None
+        while len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+
+
+class CloudWatchEmitter(Emitter):
+    Settings = CloudWatchSettings
+    settings: CloudWatchSettings
+
+    def __init__(self, name: str, settings: CloudWatchSettings) -> None:
+        super().__init__(name, settings)
+        self._clients = Clients(settings)
+        self._streams: set[tuple[str, str]] = set()  # known to exist
+        self._metered = _Remembered(REMEMBERED)
+        self._traced = _Remembered(REMEMBERED)
+        self._stats = {
+            "log_calls": 0.0,
+            "log_events": 0.0,
+            "metric_calls": 0.0,
+            "metrics_skipped_old": 0.0,
+            "trace_documents": 0.0,
+            "refused_events": 0.0,
+        }
+
+    async def close(self) -> None:
+        await self._clients.close()
+
+    def stats(self) -> dict[str, float]:
+        return dict(self._stats)
+
+    async def health(self) -> Health:
+        try:
+            client = await self._clients.get("logs")
+            await client.describe_log_groups(limit=1)
+        except (ClientError, BotoCoreError) as exc:
+            return Health(False, str(delivery_error("DescribeLogGroups", exc)))
+        return Health(True)
+
+    async def emit(self, batch: Sequence[Event]) -> None:
+        events = list(batch)
+        refused: dict[UUID, str] = {}
+        if self.settings.logs:
+            refused = await self._put_logs(events)
+        kept = [e for e in events if e.event_id not in refused]
+        if self.settings.metrics:
+            await self._put_metrics(self._metered.new(kept))
+        if self.settings.xray:
+            await self._put_traces(self._traced.new(kept))
+        if refused:
+            self._stats["refused_events"] += len(refused)
+            reasons = "; ".join(f"{i}: {why}" for i, why in list(refused.items())[:3])
+            raise PermanentError(
+                f"CloudWatch Logs refused {len(refused)} event(s): {reasons}", list(refused)
+            )
+
+    # -- logs -----------------------------------------------------------------------------------
+
+    async def _put_logs(self, events: list[Event]) -> dict[UUID, str]:
+        s = self.settings
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        streams: dict[tuple[str, str], list[logs.LogItem]] = defaultdict(list)
+        refused: dict[UUID, str] = {}
+        for event in events:
+            entry = logs.item(
+                int(event.time.timestamp() * 1000), encode_event(event), event.event_id
+            )
+            why = logs.refusal(entry, now_ms)
+            if why:
+                refused[event.event_id] = why
+                continue
+            group = log_group_name(s.log_group, event.site_id, event.app.name)
+            stream = log_stream_name(s.log_stream, event.site_id, event.app.name)
+            streams[(group, stream)].append(entry)
+        client = await self._clients.get("logs")
+        for (group, stream), items in streams.items():
+            for chunk in logs.batches(items):
+                refused.update(await self._put_chunk(client, group, stream, chunk))
+        return refused
+
+    async def _put_chunk(
+        self, client: object, group: str, stream: str, chunk: list[logs.LogItem]
+    ) -> dict[UUID, str]:
+        request = {
+            "logGroupName": group,
+            "logStreamName": stream,
+            "logEvents": [{"timestamp": i.timestamp, "message": i.message} for i in chunk],
+        }
+        try:
+            try:
+                answer = await client.put_log_events(**request)  # type: ignore[attr-defined]
+            except ClientError as exc:
+                if (
+                    error_code(exc) != "ResourceNotFoundException"
+                    or (group, stream) in self._streams
+                ):
+                    raise
+                await self._create(client, group, stream)
+                answer = await client.put_log_events(**request)  # type: ignore[attr-defined]
+        except (ClientError, BotoCoreError) as exc:
+            raise delivery_error(f"PutLogEvents {group} {stream}", exc) from exc
+        self._streams.add((group, stream))
+        self._stats["log_calls"] += 1
+        self._stats["log_events"] += len(chunk)
+        return _rejected(answer.get("rejectedLogEventsInfo") or {}, chunk)
+
+    async def _create(self, client: object, group: str, stream: str) -> None:
+        """Create the group (with its retention) and the stream; existing ones are fine."""
+        for call, kwargs in (
+            ("create_log_group", {"logGroupName": group}),
+            ("create_log_stream", {"logGroupName": group, "logStreamName": stream}),
+        ):
+            try:
+                await getattr(client, call)(**kwargs)
+            except ClientError as exc:
+                if error_code(exc) != "ResourceAlreadyExistsException":
+                    raise
+            else:
+                if call == "create_log_group" and self.settings.retention_days:
+                    await client.put_retention_policy(  # type: ignore[attr-defined]
+                        logGroupName=group, retentionInDays=self.settings.retention_days
+                    )
+
+    # -- metrics ---------------------------------------------------------------------------------
+
+    async def _put_metrics(self, events: list[Event]) -> None:
+        datums, skipped = metrics.metric_data(events, self.settings.dimensions)
+        self._stats["metrics_skipped_old"] += skipped
+        if datums:
+            client = await self._clients.get("cloudwatch")
+            for chunk in metrics.chunks(datums):
+                try:
+                    await client.put_metric_data(
+                        Namespace=self.settings.namespace, MetricData=chunk
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    raise delivery_error("PutMetricData", exc) from exc
+                self._stats["metric_calls"] += 1
+        self._metered.add(events)
+
+    # -- X-Ray -----------------------------------------------------------------------------------
+
+    async def _put_traces(self, events: list[Event]) -> None:
+        docs = xray.documents(events, self.settings.xray_origin)
+        if docs:
+            client = await self._clients.get("xray")
+            for chunk in xray.chunks(docs):
+                try:
+                    answer = await client.put_trace_segments(TraceSegmentDocuments=chunk)
+                except (ClientError, BotoCoreError) as exc:
+                    raise delivery_error("PutTraceSegments", exc) from exc
+                unprocessed = answer.get("UnprocessedTraceSegments") or []
+                if unprocessed:
+                    first = unprocessed[0]
+                    raise delivery_error(
+                        "PutTraceSegments",
+                        ClientError(
+                            {
+                                "Error": {
+                                    "Code": "ServiceUnavailable",
+                                    "Message": f"{len(unprocessed)} unprocessed, e.g. {first}",
+                                }
+                            },
+                            "PutTraceSegments",
+                        ),
+                    )
+                self._stats["trace_documents"] += len(chunk)
+        self._traced.add(events)
+
+
+def _rejected(info: dict, chunk: list[logs.LogItem]) -> dict[UUID, str]:
+    """Map PutLogEvents' rejectedLogEventsInfo (index bounds) to the refused events."""
+    refused: dict[UUID, str] = {}
+    if "tooNewLogEventStartIndex" in info:
+        for entry in chunk[info["tooNewLogEventStartIndex"] :]:
+            refused[entry.event_id] = "CloudWatch Logs: too far in the future"
+    if "tooOldLogEventEndIndex" in info:
+        for entry in chunk[: info["tooOldLogEventEndIndex"]]:
+            refused[entry.event_id] = "CloudWatch Logs: too old"
+    if "expiredLogEventEndIndex" in info:
+        for entry in chunk[: info["expiredLogEventEndIndex"]]:
+            refused[entry.event_id] = "CloudWatch Logs: older than the group's retention"
+    return refused
