@@ -39,6 +39,7 @@ class S3QueryAdapter(QueryAdapter):
         super().__init__(name, settings)
         self.bucket = Bucket(settings)
         self.counters: Counter[str] = Counter()
+        self.cache = reader.ObjectCache()
 
     async def start(self) -> None:
         await self.bucket.open()
@@ -77,7 +78,7 @@ class S3QueryAdapter(QueryAdapter):
         for index, (day, site_id) in enumerate(sorted(partitions)):
             self.counters["partitions_read"] += 1
             events = await reader.partition_events(
-                self.bucket, prefix, site_id, day, query, after, self.counters
+                self.bucket, prefix, site_id, day, query, after, self.counters, self.cache
             )
             found = heapq.nsmallest(query.limit + 1, [*found, *events], key=lambda e: e.sort_key)
             following = sorted(partitions)[index + 1 : index + 2]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -58,6 +58,33 @@ def committed(objects: Iterable[ObjectInfo]) -> list[ObjectInfo]:
     ]
 
 
+class ObjectCache:
+    """Recently read objects by (key, size), bounded by bytes.
+
+    Keys name their content (a digest of the event ids), so a cached copy is the object; the
+    size from the listing catches the rare rewrite. It makes paging cheap: every page of a
+    query reads the partition it continues in again.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+        self.max_bytes, self.size = max_bytes, 0
+        self._items: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+
+    async def get(self, bucket: Bucket, obj: ObjectInfo) -> bytes:
+        item = (obj.key, obj.size)
+        data = self._items.get(item)
+        if data is not None:
+            self._items.move_to_end(item)
+            return data
+        data = await bucket.get(obj.key)
+        if len(data) <= self.max_bytes // 4:
+            self._items[item] = data
+            self.size += len(data)
+            while self.size > self.max_bytes:
+                self.size -= len(self._items.popitem(last=False)[1])
+        return data
+
+
 async def parquet_table(
     bucket: Bucket,
     obj: ObjectInfo,
@@ -66,11 +93,12 @@ async def parquet_table(
     stats: Counter[str] | None = None,
     *,
     data: bytes | None = None,
+    cache: ObjectCache | None = None,
 ) -> pa.Table:
     """The rows of the row groups that can hold ``[start, end)``; CorruptObject if unreadable."""
     stats = stats if stats is not None else Counter()
     if data is None and obj.size <= WHOLE_OBJECT_BYTES:
-        data = await bucket.get(obj.key)
+        data = await (cache.get(bucket, obj) if cache else bucket.get(obj.key))
     if data is not None:
         segments, size = {0: data}, len(data)
     else:
@@ -111,11 +139,13 @@ async def object_events(
     query: Query | None,
     after: tuple[datetime, Any] | None,
     stats: Counter[str],
+    cache: ObjectCache | None = None,
 ) -> list[Event]:
     """The events of one object that pass ``query`` (all of them when None) and the cursor."""
     stats["objects_read"] += 1
     if obj.key.endswith(layout.JSONL_GZ):
-        lines = formats.read_jsonl_gz(await bucket.get(obj.key), obj.key)
+        data = await (cache.get(bucket, obj) if cache else bucket.get(obj.key))
+        lines = formats.read_jsonl_gz(data, obj.key)
         events = await asyncio.to_thread(decode_bodies, lines, obj.key, stats)
         return [
             e
@@ -127,7 +157,7 @@ async def object_events(
         if query is None
         else max(filter(None, (query.start, after and after[0])), default=None)
     )
-    table = await parquet_table(bucket, obj, low, query and query.end, stats)
+    table = await parquet_table(bucket, obj, low, query and query.end, stats, cache=cache)
     if query is not None:
         table = formats.filter_table(table, query, after)
     return await asyncio.to_thread(decode_bodies, table.column("body").to_pylist(), obj.key, stats)
@@ -141,6 +171,7 @@ async def partition_events(
     query: Query,
     after: tuple[datetime, Any] | None,
     stats: Counter[str],
+    cache: ObjectCache | None = None,
 ) -> list[Event]:
     """One (site, date) partition's events passing the query, one copy per event_id."""
     start = layout.day_start(day)
@@ -159,7 +190,7 @@ async def partition_events(
     async def read(obj: ObjectInfo) -> list[Event]:
         async with limit:
             try:
-                return await object_events(bucket, obj, query, after, stats)
+                return await object_events(bucket, obj, query, after, stats, cache)
             except formats.CorruptObject as exc:
                 # One damaged object must not fail every query that touches its day.
                 stats["corrupt_objects"] += 1
