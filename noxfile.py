@@ -9,6 +9,7 @@ tests/ and the cross-language conformance suite.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tomllib
@@ -20,7 +21,16 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "tests", "integration", "conformance", "sdk_c", "sdk_perl", "sdk_r"]
+nox.options.sessions = [
+    "lint",
+    "tests",
+    "integration",
+    "conformance",
+    "sdk_c",
+    "sdk_perl",
+    "sdk_r",
+    "sdk_java",
+]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -275,6 +285,59 @@ def sdk_perl(session: nox.Session) -> None:
     stored = sum(1 for f in example_root.glob("fab1/*/events.jsonl") for _ in f.open())
     if stored != 2 + 4 * 3:
         session.error(f"the example should have written 14 events, found {stored}")
+
+
+@nox.session
+def sdk_java(session: nox.Session) -> None:
+    """The Java SDK (sdk-java/, docs/sdk-java.md): ``mvn -B verify``, then the example.
+
+    verify compiles with -Xlint, runs the JUnit 5 tests (settings, JSON against Jackson, the
+    queue's bounds, direct mode, and SidecarTest against a real ``wafermon sidecar`` from this
+    venv, passed as -Dwafermon.bin: missing is a failure, never a skip) and builds the jar,
+    sources and javadoc jars. Maven's cache is ~/.m2 (outside the repository): the first run
+    downloads what it needs; once a run with this pom.xml passed, a marker in the cache makes
+    later runs offline (-o). Needs Debian's openjdk-17-jdk-headless and maven (scripts/test).
+    """
+    install_packages(session, "hosts/wafermon-hosts", "plugins/wafermon-backend-filesystem")
+    pom = ROOT / "sdk-java" / "pom.xml"
+    cache = Path.home() / ".m2" / "repository"
+    marker = cache / f".wafermon-sdk-java-{hashlib.sha256(pom.read_bytes()).hexdigest()[:16]}"
+    offline = ["-o"] if marker.exists() else []
+    wafermon = Path(session.bin) / "wafermon"
+    session.run(
+        "mvn",
+        "-B",
+        "-ntp",
+        *offline,
+        "-f",
+        str(pom),
+        "verify",
+        f"-Dwafermon.bin={wafermon}",
+        *session.posargs,
+        external=True,
+    )
+    cache.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    tmp = Path(session.create_tmp()).resolve()
+    example_root = tmp / "java-example-events"
+    shutil.rmtree(example_root, ignore_errors=True)
+    session.run(
+        "java",
+        "-cp",
+        str(ROOT / "sdk-java" / "target" / "wafermon-sdk-0.1.0.jar"),
+        "sdk-java/examples/WaferLot.java",
+        "12",
+        env={
+            "WAFERMON_MODE": "direct",
+            "WAFERMON_SITE_ID": "fab1",
+            "WAFERMON_DIRECT_URL": f"file://{example_root}",
+            "WAFERMON_SPOOL_DIR": str(tmp / "java-example-spool"),
+        },
+        external=True,
+    )
+    stored = sum(1 for f in example_root.glob("fab1/*/events.jsonl") for _ in f.open())
+    if stored != 2 + 12 * 4:
+        session.error(f"the example should have written 50 events, found {stored}")
 
 
 @nox.session
