@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("wafermon")
 
+from .batch import EventBatch, ndjson_of  # noqa: E402
 from .codec import (  # noqa: E402 - hookimpl must exist before plugins import this package
     DecodedBatch,
     RejectedEvent,
@@ -74,6 +75,7 @@ __all__ = [
     "EntityType",
     "ErrorInfo",
     "Event",
+    "EventBatch",
     "EventDecodeError",
     "FieldValueError",
     "Health",
@@ -101,6 +103,7 @@ __all__ = [
     "encode_event",
     "encode_ndjson",
     "hookimpl",
+    "ndjson_of",
     "schema_path",
     "strip_credentials",
     "structure_event",

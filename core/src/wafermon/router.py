@@ -16,10 +16,11 @@ Failures:
   loop: it is logged, shown as the backend's ``last_error`` with its circuit open, and the loop
   resumes from the acknowledged position after ``loop_retry_s``.
 
-Decoding is most of the CPU an event costs, so a host that has just decoded and validated the
-events of a record hands them over with ``remember(seq, events)``; records read back from disk
-(after a restart, or for a backend far behind) are decoded once and shared by every loop. That
-cache is bounded by events and by records, so a dead backend cannot grow memory.
+Backends get each delivery as an ``EventBatch``: the records' NDJSON bytes, decoded into
+events only if the backend asks (the gateway forwarder and file writers never do). A host that
+has the events of a record at hand (decoded at ingest) hands them over with
+``remember(seq, batch)``; a record read back from disk is decoded at most once, shared by every
+loop. That cache is bounded by events and by records, so a dead backend cannot grow memory.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from pathlib import Path
 import attrs
 import orjson
 
-from .codec import decode_batch, to_json_dict
+from .batch import EventBatch
+from .codec import to_json_dict
 from .errors import PermanentError, RetryableError
 from .events import Event
 from .interfaces import Emitter
@@ -119,7 +121,7 @@ class Router:
         self.max_decoded_events = max_decoded_events
         self.max_decoded_records = max_decoded_records
         self._tasks: list[asyncio.Task[None]] = []
-        self._decoded: dict[int, list[Event]] = {}  # recent records, shared by the loops
+        self._decoded: dict[int, EventBatch] = {}  # recent records, shared by the loops
         self._decoded_events = 0  # events in self._decoded
 
     def start(self) -> None:
@@ -128,9 +130,9 @@ class Router:
             for r in self.routes
         ]
 
-    def remember(self, seq: int, events: list[Event]) -> None:
-        """The decoded events of record ``seq``, exactly what was encoded into it."""
-        self._cache(seq, events)
+    def remember(self, seq: int, events: Sequence[Event]) -> None:
+        """The events of record ``seq`` (an EventBatch of its bytes, or the decoded events)."""
+        self._cache(seq, EventBatch.from_events(events))
 
     def notify(self) -> None:
         """New records are in the spool: wake the loops instead of waiting for their poll."""
@@ -190,7 +192,7 @@ class Router:
                     async with asyncio.timeout(self.poll_s):
                         await wake.wait()
                 continue
-            events = [e for seq, payload in records for e in self._events(seq, payload)]
+            events = EventBatch.concat([self._events(seq, payload) for seq, payload in records])
             with self._delivery_scope(route, [seq for seq, _ in records]):
                 await self._deliver(route, state, events)
             last = records[-1][0]
@@ -208,15 +210,15 @@ class Router:
         """
         return contextlib.nullcontext()
 
-    def _events(self, seq: int, payload: bytes) -> list[Event]:
+    def _events(self, seq: int, payload: bytes) -> EventBatch:
         events = self._decoded.get(seq)
         if events is None:
             # The spool holds only events that were validated on the way in.
-            events = decode_batch(payload).events
+            events = EventBatch.from_ndjson(payload)
             self._cache(seq, events)
         return events
 
-    def _cache(self, seq: int, events: list[Event]) -> None:
+    def _cache(self, seq: int, events: EventBatch) -> None:
         old = self._decoded.pop(seq, None)
         self._decoded_events += len(events) - (len(old) if old is not None else 0)
         self._decoded[seq] = events
@@ -238,7 +240,7 @@ class Router:
         ):
             self._decoded_events -= len(decoded.pop(next(iter(decoded))))
 
-    async def _deliver(self, route: Route, state: BackendState, events: list[Event]) -> None:
+    async def _deliver(self, route: Route, state: BackendState, events: EventBatch) -> None:
         """Return only once the batch is delivered, fallen back or dead-lettered."""
         attempt = 0
         while True:
@@ -297,7 +299,7 @@ class Router:
         state.last_success = time.time()
 
     async def _reject(
-        self, route: Route, state: BackendState, events: list[Event], reason: str
+        self, route: Route, state: BackendState, events: Sequence[Event], reason: str
     ) -> None:
         if route.fallback is not None:
             try:
@@ -324,7 +326,7 @@ class Router:
             self.dead_letter_dir,
         )
 
-    def _dead_letter(self, backend: str, events: list[Event], reason: str) -> None:
+    def _dead_letter(self, backend: str, events: Sequence[Event], reason: str) -> None:
         self.dead_letter_dir.mkdir(parents=True, exist_ok=True)
         when = datetime.now(UTC).isoformat()
         lines = b"".join(
@@ -345,7 +347,7 @@ class Router:
             os.fsync(file.fileno())
 
 
-def _rejected(events: list[Event], exc: PermanentError) -> list[Event]:
+def _rejected(events: EventBatch, exc: PermanentError) -> Sequence[Event]:
     if exc.event_ids is None:
         return events
     ids = {str(i) for i in exc.event_ids}

@@ -22,6 +22,7 @@ import re
 import struct
 import threading
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -58,6 +59,9 @@ class _Segment:
     first_seq: int
     last_seq: int  # first_seq - 1 while empty
     size: int
+    #: Byte offset of each record (seq first_seq + i at offsets[i]): a read starts where it
+    #: should instead of walking the segment from its start. 8 bytes a record.
+    offsets: array = attrs.Factory(lambda: array("Q"))
 
 
 @attrs.define
@@ -162,7 +166,8 @@ class Spool:
             last = records[-1][0] if records else first - 1
             if segments and first != segments[-1].last_seq + 1:
                 log.warning("spool %s: sequence gap after %s", path, segments[-1].path.name)
-            segments.append(_Segment(path, first, last, path.stat().st_size))
+            offsets = array("Q", (offset for _seq, offset, _length in records))
+            segments.append(_Segment(path, first, last, path.stat().st_size, offsets))
         return segments
 
     def _read_ack(self, backend: str) -> int:
@@ -244,6 +249,10 @@ class Spool:
             # Cut what reached the file so a retry does not follow half a record.
             self._active.truncate(start)
             raise
+        offset = start
+        for t in batch:
+            segment.offsets.append(offset)
+            offset += HEADER.size + len(t.payload)
         segment.size += len(data)
         segment.last_seq = batch[-1].seq
         self.fsyncs += 1
@@ -281,6 +290,11 @@ class Spool:
         except FileNotFoundError:  # deleted after every backend acked it
             return
         with file:
+            skip = after_seq + 1 - segment.first_seq
+            if skip > 0:
+                if skip >= len(segment.offsets):
+                    return
+                file.seek(segment.offsets[skip])
             while True:
                 header = file.read(HEADER.size)
                 if len(header) < HEADER.size:

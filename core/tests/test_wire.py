@@ -1,0 +1,182 @@
+"""The fast wire decoder (wafermon.wire) against the detailed codec and the JSON Schema.
+
+The property tests hold both directions: whatever the fast checks accept, the detailed path
+accepts too and builds the same Event; whatever the detailed path accepts, the fast reader
+accepts (through its fallback when not through its fast checks) and reports the same faults
+for the rest. Every valid event the model can build passes the fast checks themselves.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from test_properties import VALIDATOR, events, json_values, mutated_event_dicts
+
+from wafermon import (
+    BatchDecodeError,
+    Event,
+    EventDecodeError,
+    decode_batch,
+    encode_event,
+    encode_ndjson,
+    structure_event,
+)
+from wafermon.wire import BatchReader, TooManyEvents, check, read_batch
+
+SLOW = settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(events())
+def test_every_event_the_model_builds_passes_the_fast_checks(event: Event) -> None:
+    fast = check(encode_event(event))
+    assert fast is not None
+    assert fast.to_event() == event
+
+
+def _detailed(candidate: dict[str, Any]) -> Event | None:
+    try:
+        return structure_event(copy.deepcopy(candidate))
+    except EventDecodeError:
+        return None
+
+
+@SLOW
+@given(mutated_event_dicts())
+@example({"schema_version": 1.0})  # shapes only the detailed path takes
+def test_fast_checks_accept_only_what_the_detailed_path_accepts(candidate: dict[str, Any]):
+    text = orjson.dumps(candidate)
+    fast = check(text)
+    detailed = _detailed(candidate)
+    if fast is not None:
+        assert detailed is not None, "the fast path accepted what the model refuses"
+        assert fast.to_event() == detailed
+        assert not list(VALIDATOR.iter_errors(candidate))
+
+
+@SLOW
+@given(st.lists(mutated_event_dicts(), min_size=1, max_size=6))
+def test_the_reader_gives_the_detailed_verdict_on_every_item(candidates: list[dict[str, Any]]):
+    body = b"\n".join(orjson.dumps(c) for c in candidates) + b"\n"
+    fast, detailed = read_batch(body), decode_batch(body)
+    assert [e.to_event() for e in fast.events] == detailed.events
+    assert fast.indexes == detailed.indexes
+    assert [(r.index, r.problems, r.event_id) for r in fast.rejected] == [
+        (r.index, r.problems, r.event_id) for r in detailed.rejected
+    ]
+    # Each accepted line is one event's JSON on one line, and decodes to that event.
+    assert [structure_event(orjson.loads(line)) for line in fast.lines] == detailed.events
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(events(), min_size=1, max_size=6), st.sampled_from(["ndjson", "array", "crlf"]))
+def test_every_body_shape_reads_the_same(batch: list[Event], shape: str):
+    lines = [encode_event(e) for e in batch]
+    body = {
+        "ndjson": b"\n".join(lines),
+        "array": b"[\n  " + b" ,\n  ".join(lines) + b"\n]",
+        "crlf": b"\r\n\r\n".join(b"  " + line for line in lines) + b"\r\n",
+    }[shape]
+    fast = read_batch(body)
+    assert [e.to_event() for e in fast.events] == batch
+    assert fast.lines == lines  # kept as received, without the surrounding whitespace
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.text(max_size=12), json_values, max_size=8))
+def test_metadata_is_judged_exactly(metadata: dict[str, Any]) -> None:
+    event = orjson.loads(encode_event(next_event()))
+    event["metadata"] = metadata
+    assert (check(orjson.dumps(event)) is not None) == (_detailed(event) is not None)
+
+
+def next_event() -> Event:
+    return read_batch(_SAMPLE).events[0].to_event()
+
+
+_SAMPLE = (
+    b'{"schema_version":1,"event_id":"6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f","kind":"started",'
+    b'"time":"2026-11-28T08:00:00.250000Z","site_id":"fab1","app":{"name":"etch"},'
+    b'"entity":{"type":"job","id":"LOT-1"}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("edit", "fault"),
+    [
+        ({"time": "2026-02-30T00:00:00Z"}, "time"),
+        ({"time": "2026-11-28T24:00:00Z"}, "time"),
+        ({"time": "2026-11-28T23:60:00Z"}, "time"),
+        ({"time": "2026-11-28T08:00:00+00:00"}, "time"),
+        ({"event_id": "6F1C2D3E-4B5A-4C6D-8E7F-0A1B2C3D4E5F"}, "event_id"),
+        ({"event_id": "6f1c2d3e4b5a4c6d8e7f0a1b2c3d4e5f----"}, "event_id"),
+        ({"site_id": "-fab"}, "site_id"),
+        ({"metadata": {"n": 1e300, "pad": "x" * 16_380}}, "metadata"),
+        ({"metadata": []}, "metadata"),
+        ({"kind": "failed"}, "error"),
+        ({"entity": {"type": "subjob", "id": "W1"}}, "parent_id"),
+        ({"source": {"pid": -1}}, "pid"),
+    ],
+)
+def test_each_fault_is_refused_and_explained(edit: dict[str, Any], fault: str) -> None:
+    event = {**orjson.loads(_SAMPLE), **edit}
+    assert check(orjson.dumps(event)) is None
+    batch = read_batch(orjson.dumps(event))
+    assert not batch.events
+    assert fault in str(batch.rejected[0])
+
+
+def test_the_detailed_path_still_accepts_what_only_it_knows() -> None:
+    event = {**orjson.loads(_SAMPLE), "schema_version": 1.0, "source": {"pid": 42.0}}
+    batch = read_batch(orjson.dumps(event))
+    assert len(batch.events) == 1
+    assert not batch.rejected
+    assert orjson.loads(batch.lines[0])["schema_version"] == 1  # canonical form kept
+
+
+def test_unreadable_bodies_are_refused_whole() -> None:
+    for body in (b"", b"  \n", b"[", b"[1,]", b"[" + b"[" * 5000 + b"]" * 5000 + b"]"):
+        with pytest.raises(BatchDecodeError):
+            read_batch(body)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"[" + b",".join([b"{}"] * 3_000_000) + b"]",
+        b"{}\n" * 3_000_000,
+        b"[" + b"1," * 4_000_000 + b"1]",
+        b"\n" * 8_000_000 + b"{}",
+        b'["' + b"x," * 4_000_000 + b'"]',  # one huge string full of commas
+    ],
+    ids=["array-of-empties", "ndjson-of-empties", "array-of-ints", "blank-lines", "huge-string"],
+)
+def test_hostile_bodies_are_read_in_short_steps(hostile: bytes) -> None:
+    """Each step (what a host runs between two turns of its event loop) is short, whatever
+    the body: counted items stop the read at the cap, and no slice is parsed whole twice.
+    The bound here is generous (the machine is shared); bench/run.py reports real figures."""
+    reader = BatchReader(hostile, max_events=10_000)
+    longest, steps = 0.0, reader.steps()
+    while True:
+        began = time.perf_counter()
+        try:
+            next(steps)
+        except (StopIteration, TooManyEvents, BatchDecodeError):
+            break
+        finally:
+            longest = max(longest, time.perf_counter() - began)
+    assert longest < 0.25, f"one step took {longest:.3f} s"
+
+
+def test_a_body_over_the_cap_is_refused_before_it_is_read_whole() -> None:
+    body = encode_ndjson([next_event()]) * 25_000
+    reader = BatchReader(body, max_events=10_000)
+    with pytest.raises(TooManyEvents) as caught:
+        reader.read_all()
+    assert caught.value.seen < 10_000 + 2 * (BatchReader.SLICE_BYTES // 200)
