@@ -45,6 +45,7 @@ sub new {
         closed   => 0,
     }, $class;
     $self->{sink} = $self->_sink;
+    $self->{background} = ($settings->{delivery} // ($settings->{mode} eq 'direct' ? 'inline' : 'background')) eq 'background';
     if ($settings->{mode} eq 'direct') {
         my $root = $settings->direct_root;
         File::Path::make_path($root, { error => \my $err }) if !-d $root;
@@ -181,8 +182,17 @@ sub close {
 sub stats {
     my ($self) = @_;
     $self->_forked if $self->{pid} != $$;
-    return { %{ $self->{stats} }, mode => $self->{settings}{mode}, pending => scalar @{ $self->{buf} },
-             spool_pending => ($self->{spool}->pending ? 1 : 0) };
+    my %stats = (%{ $self->{stats} }, mode => $self->{settings}{mode}, pending => scalar @{ $self->{buf} },
+        delivery => $self->{background} ? 'background' : 'inline',
+        spool_pending => ($self->{spool}->pending ? 1 : 0));
+    my $state = $self->{spool}->read_json('state');
+    if ($self->{background} && $state && ($state->{owner} // 0) == $$) {
+        # Sent by this client's replayer (it serves the whole spool folder).
+        $stats{$_} = $state->{$_} // 0 for qw(sent refused requests retries);
+        $stats{last_error} = $state->{last_refusal} // $state->{last_error} // $stats{last_error};
+    }
+    $stats{replayer} = $state if $state;
+    return \%stats;
 }
 
 # The process's default client, made from WAFERMON_* (and WAFERMON_SDK_CONFIG) on first use.
@@ -231,6 +241,9 @@ sub _send_buffer {
     return unless @$lines;
     $self->{buf} = [];
     $self->{buf_since} = undef;
+    # Background delivery: the batch goes to the local spool (one append) and the replayer
+    # process sends it; the caller never waits for the network.
+    return $self->_to_spool($lines, undef) if $self->{background};
     # While anything waits in the spool, new batches queue up behind it (order per destination).
     if ($self->{spool_pending} && ($self->{spool_pending} = $self->{spool}->pending)) {
         return $self->_to_spool($lines, undef);
@@ -248,6 +261,19 @@ sub _send_buffer {
     }
     $self->{stats}{last_error} = $res->{error};
     $self->_to_spool($lines, $res->{retry_after});
+}
+
+# Events the replayer delivered but the sidecar refused for good: say so here, where the
+# application's warnings go (the replayer itself only has its log file).
+sub _report_refusals {
+    my ($self) = @_;
+    return unless $self->{background};
+    my $state = $self->{spool}->read_json('state') or return;
+    return unless ($state->{owner} // 0) == $$;
+    my $new = ($state->{refused} // 0) - ($self->{refusals_reported} // 0);
+    return unless $new > 0;
+    $self->{refusals_reported} = $state->{refused};
+    Carp::carp("wafermon: the sidecar refused $new event(s) for good; last: " . ($state->{last_refusal} // '?'));
 }
 
 sub _count_sent {
@@ -282,6 +308,18 @@ sub _to_spool {
     $self->{stats}{spooled} += @$lines;
     $self->{spool_pending} = 1;
     $self->_ensure_replayer;
+    $self->_wake_replayer;
+}
+
+# SIGUSR1 to the replayer at work on this spool: it stops idling and sends at once. Only a pid
+# read from the held replay.lock is signalled (it has its handler by then), and only if that
+# process is still a replayer.
+sub _wake_replayer {
+    my ($self) = @_;
+    my ($pid) = $self->{spool}->replayer;
+    return unless $pid && $pid > 1 && _is_replayer($pid);
+    $self->{replayer_pid_seen} = $pid;
+    kill 'USR1', $pid;
 }
 
 # Wait until the spool is empty (true), $timeout passes, or the replayer gives up on an attempt
@@ -290,9 +328,14 @@ sub _wait_for_spool {
     my ($self, $timeout, $closing) = @_;
     return 1 unless $self->{spool_pending} || $self->{spool}->pending;
     my $t0 = Time::HiRes::time();
+    $self->_wake_replayer;
     my $spawned = 0;
     while (1) {
-        if (!$self->{spool}->pending) { $self->{spool_pending} = 0; return 1 }
+        if (!$self->{spool}->pending) {
+            $self->{spool_pending} = 0;
+            $self->_report_refusals;
+            return 1;
+        }
         my $state = $self->{spool}->read_json('state');
         if ($state && $state->{time} >= $t0) {
             return 0 if $state->{status} eq 'exhausted' || ($closing && $state->{status} eq 'retrying');
@@ -318,7 +361,7 @@ sub _ensure_replayer {
     my $lock = eval { $spool->try_replay_lock } or return;    # one is at work (or no folder)
     CORE::close($lock);
     my $lib = File::Spec->rel2abs(File::Basename::dirname($INC{'WaferMon.pm'}));
-    my $input = WaferMon::Wire::encode_json({ settings => { %{ $self->{settings} } }, owner => $$ });
+    my $input = WaferMon::Wire::encode_json({ settings => { %{ $self->{settings} }, _background => $self->{background} ? 1 : 0 }, owner => $$ });
     # fork twice so the replayer is nobody's child here (an application's wait() never sees it),
     # then exec a fresh perl: it inherits no file descriptor but the pipes and runs no END block.
     pipe my $r, my $w or return;

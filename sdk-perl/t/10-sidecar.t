@@ -58,7 +58,7 @@ subtest 'a refused event is counted, the rest of its batch stored' => sub {
     ), 2);
     ok($wm->flush(10));
     is($wm->stats->{refused}, 1, 'one refused by the sidecar');
-    like("@warnings", qr/refused event 1f1a2b3c/);
+    like("@warnings", qr/refused 1 event.*1f1a2b3c/, "the refusal is reported to the application");
     ok(wait_for(sub { scalar stored('lot-refused') }, 30), 'the valid one stored');
     $wm->close;
 };

@@ -20,7 +20,16 @@ our $VERSION = '0.1.0';
 # as soon as the spool is empty, when its owner's client closes (SIGTERM), or when the owner
 # process is gone (the next SDK start replays the rest). The caller never waits for it.
 
-my $stop = 0;
+my ($stop, $wake) = (0, 0);
+# What this replayer did, in every state it writes: the SDK's stats() and flush() read them.
+my %count = (sent => 0, refused => 0, requests => 0, retries => 0);
+my ($last_error, $last_refusal, $owner_pid);
+
+sub _state {
+    my ($spool, $status) = @_;
+    $spool->write_json('state', { time => Time::HiRes::time(), status => $status, pid => $$, owner => $owner_pid, %count,
+        last_error => $last_error, last_refusal => $last_refusal });
+}
 
 sub main {
     my $input = do { local $/; <STDIN> };
@@ -28,7 +37,9 @@ sub main {
     my $job = WaferMon::Wire::decode_json($input);
     my $settings = bless $job->{settings}, 'WaferMon::Config';
     my $owner = $job->{owner};
+    $owner_pid = $owner;
     $SIG{TERM} = $SIG{INT} = sub { $stop = 1 };
+    $SIG{USR1} = sub { $wake = 1 };    # installed before the pid is published in replay.lock
     $SIG{PIPE} = 'IGNORE';
     my $spool = WaferMon::Spool->new(dir => $settings->{spool_dir}, max_bytes => $settings->{spool_max_bytes});
     my $lock = $spool->try_replay_lock or POSIX::_exit(0);    # another replayer is at work
@@ -37,7 +48,8 @@ sub main {
     my $sink = sink_for($settings, $settings->{timeout});
     my $code = eval { run($settings, $spool, $sink, $owner); 0 } // do {
         warn "wafermon replayer: $@";
-        $spool->write_json('state', { time => Time::HiRes::time(), status => 'exhausted', error => "replayer failed: $@" });
+        $last_error = "replayer failed: $@";
+        _state($spool, 'exhausted');
         1;
     };
     CORE::close($lock);
@@ -57,12 +69,13 @@ sub sink_for {
 sub _owner_alive { my ($pid) = @_; kill(0, $pid) || $! == POSIX::EPERM() }
 
 # Sleep in small slices so a SIGTERM or the owner's exit ends the wait; false when stopping.
+# An idle nap also ends when the SDK signals new work (SIGUSR1).
 sub _nap {
-    my ($seconds, $owner) = @_;
+    my ($seconds, $owner, $idle) = @_;
     my $until = Time::HiRes::time() + $seconds;
     while (!$stop) {
         my $left = $until - Time::HiRes::time();
-        return 1 if $left <= 0;
+        return 1 if $left <= 0 || ($idle && $wake);
         Time::HiRes::sleep($left < 0.05 ? $left : 0.05);
         return 0 unless _owner_alive($owner);
     }
@@ -72,13 +85,19 @@ sub _nap {
 sub run {
     my ($settings, $spool, $sink, $owner) = @_;
     my $rand_state = 0;
+    my $drained = 0;
     while (!$stop) {
+        $wake = 0;
         my $claimed = $spool->claim_next;
         if (!defined $claimed) {
-            # Empty: tell flush so, and stop. An append that raced this exit starts a new one.
-            $spool->write_json('state', { time => Time::HiRes::time(), status => 'drained' });
-            return;
+            # Empty: tell flush so. With background delivery, wait for more while the owner
+            # lives (its appends signal); else stop (an append that races this starts another).
+            _state($spool, 'drained') unless $drained++;
+            return if !$settings->{_background} || !_owner_alive($owner);
+            _nap($settings->{flush_interval} < 1 ? 1 : $settings->{flush_interval}, $owner, 1) or return;
+            next;
         }
+        $drained = 0;
         replay_file($settings, $spool, $sink, $owner, $claimed) or return;
     }
 }
@@ -103,24 +122,28 @@ sub replay_file {
             return 0 if $stop || !_owner_alive($owner);
             my $wait = $spool->not_before - Time::HiRes::time();
             if ($wait > 0) { _nap($wait, $owner) or return 0; next }
+            $count{requests}++;
             my $res = $sink->deliver(\@lines);
             if ($res->{ok}) {
                 $offset += $bytes;
                 $spool->ack($claimed, $offset);
-                $spool->write_json('state', { time => Time::HiRes::time(), status => 'sending',
-                    refused => scalar @{ $res->{refused} } });
+                $count{sent} += @lines - @{ $res->{refused} };
+                $count{refused} += @{ $res->{refused} };
                 _report_refused(\@lines, $res->{refused});
+                _state($spool, 'sending');
                 $attempt = 0;
                 last;
             }
             if ($res->{done}) {    # a split batch: its first part is stored
+                $count{sent} += $res->{done};
                 $offset += length $_ for splice @lines, 0, $res->{done};
                 $bytes = 0; $bytes += length $_ for @lines;
                 $spool->ack($claimed, $offset);
             }
             my $exhausted = !$settings->{enable_retries} || $attempt >= $settings->{max_retries};
-            $spool->write_json('state', { time => Time::HiRes::time(),
-                status => $exhausted ? 'exhausted' : 'retrying', error => $res->{error} });
+            $last_error = $res->{error};
+            $count{retries}++ unless $exhausted;
+            _state($spool, $exhausted ? 'exhausted' : 'retrying');
             my $delay;
             if ($exhausted) {
                 $delay = $settings->{replay_interval};
@@ -144,6 +167,7 @@ sub _report_refused {
     my ($lines, $refused) = @_;
     for my $r (@$refused[0 .. ($#$refused < 4 ? $#$refused : 4)]) {
         my $id = eval { WaferMon::Wire::decode_json($lines->[$r->[0]])->{event_id} } // '?';
+        $last_refusal = "event $id: $r->[1]";
         warn "wafermon replayer: event $id was refused for good: $r->[1]\n";
     }
 }

@@ -45,10 +45,10 @@ sub new_id {
         $pool = _random_bytes(4096);
         $pool_pid = $$;
     }
-    my @b = unpack 'C16', substr($pool, 0, 16, '');
-    $b[6] = ($b[6] & 0x0f) | 0x40;
-    $b[8] = ($b[8] & 0x3f) | 0x80;
-    return sprintf '%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x', @b;
+    my $h = unpack 'H32', substr($pool, 0, 16, '');
+    substr($h, 12, 1, '4');                                          # version 4
+    substr($h, 16, 1, (qw(8 9 a b))[hex(substr $h, 16, 1) & 3]);     # RFC 4122 variant
+    return join '-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4), substr($h, 16, 4), substr($h, 20);
 }
 
 # ---- time -------------------------------------------------------------------------------------
