@@ -13,16 +13,26 @@
 Each request has a short timeout (``WAFERMON_AWS_METADATA_TIMEOUT``, default 1 s), the answer
 is cached per process, and anything unreachable just yields ``{}``: the helpers never fail a
 job because metadata is missing.
+
+``create_aws_emitter(backend="cloudwatch")`` (or ``WAFERMON_AWS_BACKEND=cloudwatch``) and
+``monitored_lambda_handler(..., backend="cloudwatch")`` skip the sidecar: the client runs the
+``cloudwatch`` backend plugin in direct mode (logs, metrics and X-Ray), with the detected
+platform as metric dimensions and X-Ray origin. Credentials come from the AWS chain (the
+instance, task or function role); the helper refuses keys in its arguments so none is ever
+written into the generated site config.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import yaml
 
 from .client import Client, SidecarEmitter, get_client
 from .monitored import AppRef, Monitored
@@ -145,18 +155,96 @@ def _ec2(timeout: float) -> dict[str, Any] | None:
     return found if len(found) > 1 else None
 
 
+BACKEND_ENV = "WAFERMON_AWS_BACKEND"
+BACKENDS = ("sidecar", "cloudwatch")
+#: X-Ray's origin for each platform get_aws_metadata() detects.
+XRAY_ORIGINS = {
+    "ec2": "AWS::EC2::Instance",
+    "ecs": "AWS::ECS::Container",
+    "lambda": "AWS::Lambda::Function",
+}
+#: (metadata key, CloudWatch dimension) per platform: few, so metrics stay cheap to query.
+DIMENSIONS = {
+    "ec2": (("instance_id", "InstanceId"),),
+    "ecs": (("cluster", "ClusterName"), ("task_family", "TaskFamily")),
+    "lambda": (("function_name", "FunctionName"),),
+}
+_CREDENTIAL_KEYS = ("access_key_id", "secret_access_key", "session_token")
+
+
+def aws_dimensions(found: Mapping[str, Any]) -> dict[str, str]:
+    """CloudWatch dimensions for a ``get_aws_metadata()`` answer: Platform and its identity
+    (InstanceId; ClusterName and TaskFamily; FunctionName); ``{}`` off AWS."""
+    platform = found.get("platform")
+    if platform not in DIMENSIONS:
+        return {}
+    dims = {"Platform": str(platform)}
+    for key, name in DIMENSIONS[platform]:
+        if found.get(key):
+            dims[name] = str(found[key])[:1024]
+    return dims
+
+
 def create_aws_emitter(
     base_url: str | None = None,
     *,
     metadata: Mapping[str, Any] | None = None,
+    backend: str | None = None,
+    cloudwatch: Mapping[str, Any] | None = None,
     **settings: Any,
-) -> SidecarEmitter:
-    """A SidecarEmitter whose jobs carry ``metadata["aws"]`` = ``get_aws_metadata()``."""
+) -> Client:
+    """A client whose jobs carry ``metadata["aws"]`` = ``get_aws_metadata()``.
+
+    ``backend`` (default ``WAFERMON_AWS_BACKEND``, else ``sidecar``): ``sidecar`` gives a
+    SidecarEmitter posting to ``base_url``; ``cloudwatch`` gives a direct-mode Client running
+    the cloudwatch backend with ``cloudwatch`` as its config (region, log_group, namespace,
+    xray ...; X-Ray is on unless it says ``xray: false``) and the platform as dimensions.
+    """
     extra = dict(metadata or {})
     aws = get_aws_metadata()
     if aws:
         extra["aws"] = aws
-    return SidecarEmitter(base_url, metadata=extra, **settings)
+    chosen = backend or os.environ.get(BACKEND_ENV) or "sidecar"
+    if chosen not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {chosen!r}")
+    if chosen == "sidecar":
+        return SidecarEmitter(base_url, metadata=extra, **settings)
+    site_config = _cloudwatch_site_config(aws, cloudwatch or {}, settings.get("site_id"))
+    return Client(metadata=extra, mode="direct", site_config=site_config, **settings)
+
+
+def _cloudwatch_site_config(
+    aws: Mapping[str, Any], given: Mapping[str, Any], site_id: str | None
+) -> Path:
+    """A private site config naming one ``cloudwatch`` backend; read by the client's shipper
+    thread whenever it (re)builds its sinks, so it stays for the life of the process."""
+    refused = [key for key in _CREDENTIAL_KEYS if key in given]
+    if refused:
+        raise ValueError(
+            f"cloudwatch: {', '.join(refused)} not accepted here; use the AWS credential chain "
+            "(the instance, task or function role, or AWS_* variables)"
+        )
+    config: dict[str, Any] = {"xray": True, **given}
+    config["dimensions"] = {**aws_dimensions(aws), **dict(given.get("dimensions") or {})}
+    origin = XRAY_ORIGINS.get(str(aws.get("platform")))
+    if origin and "xray_origin" not in given:
+        config["xray_origin"] = origin
+    if "region" not in config and aws.get("region"):
+        config["region"] = aws["region"]
+    site = site_id or os.environ.get("WAFERMON_SITE_ID") or "aws"
+    folder = Path(tempfile.mkdtemp(prefix="wafermon-aws-"))  # 0700
+    path = folder / "site.yaml"
+    text = yaml.safe_dump(
+        {
+            "site_id": site,
+            "backends": [{"name": "cloudwatch", "type": "cloudwatch", "config": config}],
+        },
+        sort_keys=False,
+    )
+    # ``$`` would start an interpolation in a site config; a literal one is written ``$$``.
+    path.write_text(text.replace("$", "$$"))
+    path.chmod(0o600)
+    return path
 
 
 def monitored_lambda_handler(
@@ -165,18 +253,35 @@ def monitored_lambda_handler(
     *,
     client: Client | None = None,
     flush_timeout: float | None = None,
+    backend: str | None = None,
+    cloudwatch: Mapping[str, Any] | None = None,
 ) -> Callable[[F], F]:
     """Decorate a Lambda handler: each invocation is a job keyed by its request id.
 
     The job's metadata has the request id, the function's details and ``aws`` metadata; the
     client is flushed before the handler returns, because Lambda freezes the process between
-    invocations (a background thread would not run).
+    invocations (a background thread would not run). Without ``client``, ``backend`` (or
+    ``WAFERMON_AWS_BACKEND``) ``cloudwatch`` makes one ``create_aws_emitter`` client on the
+    first invocation and keeps it for the warm ones; otherwise the default client is used.
     """
+    made: list[Client] = []
+
+    def pick() -> Client:
+        if client is not None:
+            return client
+        if (backend or os.environ.get(BACKEND_ENV)) == "cloudwatch":
+            if not made:
+                named = {"site_id": site_id} if site_id else {}
+                made.append(
+                    create_aws_emitter(backend="cloudwatch", cloudwatch=cloudwatch, **named)
+                )
+            return made[0]
+        return get_client()
 
     def decorate(handler: F) -> F:
         @functools.wraps(handler)
         def run(event: Any, context: Any) -> Any:
-            shipper = client or get_client()
+            shipper = pick()
             request_id = getattr(context, "aws_request_id", None)
             metadata: dict[str, Any] = {"aws": get_aws_metadata()}
             if request_id:
