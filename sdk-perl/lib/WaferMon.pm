@@ -439,3 +439,115 @@ END {
 }
 
 1;
+
+__END__
+
+=head1 NAME
+
+WaferMon - send job events to wafermon from Perl, with no event loop and no blocking
+
+=head1 SYNOPSIS
+
+    use WaferMon qw(monitored);
+
+    my $wm = WaferMon->new(site_id => 'fab1');          # + WAFERMON_* variables
+
+    # A block as a job: finished when it returns, failed (and rethrown) when it dies.
+    monitored {
+        my ($lot) = @_;
+        for my $n (1 .. 25) {
+            my $wafer = $lot->subjob(sub_key => "wafer-$n");
+            etch($n);
+            $wafer->tick(0.5, { chamber => 'B' });       # progress + metadata
+            $wafer->finish;
+        }
+    } client => $wm, app => { name => 'etch', version => '2.1' }, business_key => 'LOT-1001';
+
+    # Or a guard object: finished when it goes out of scope, failed while a die unwinds.
+    {
+        my $job = $wm->job(app => 'sort', business_key => 'LOT-1002');
+        $job->tick(progress => 0.3, metadata => { step => 'load' });
+        sort_lot();
+    }
+
+    $wm->emit_event({ schema_version => 1, event_id => $uuid, kind => 'started', ... });
+    $wm->flush(5) or warn "not delivered yet: ", $wm->stats->{last_error};
+    $wm->close;                                           # also done at exit
+
+=head1 DESCRIPTION
+
+Events go to the node's B<sidecar> over HTTP (C<POST /v1/ingest/events>, NDJSON) or,
+in B<direct> mode, are appended to C<ROOT/{site_id}/{UTC date}/events.jsonl>, the
+filesystem backend's layout. The wire format, settings and C<WAFERMON_*> variables are
+the ones every wafermon SDK shares (F<conformance/PROTOCOL.md>, F<docs/sdk-perl.md>).
+
+The caller never waits for the network. In sidecar mode a batch (C<batch_size> events,
+or what is older than C<flush_interval> at the next call, or a top-level job's start or
+end) is appended to the spool folder, and a small replayer process (started by the SDK
+with fork and exec, one per spool folder) sends it, retries with backoff, honours
+C<Retry-After>, splits on 413, and keeps everything on disk while the sidecar is down.
+No thread, no timer, no event loop: the replayer is a separate process.
+
+It is fork-safe: a child process never sends the events its parent had buffered, never
+ends its parent's jobs, and sends its own.
+
+=head1 METHODS
+
+=head2 new(%settings)
+
+Settings are read from, in order: the defaults, a YAML or TOML file (C<config_file>
+or C<WAFERMON_SDK_CONFIG>), C<WAFERMON_*> variables, then C<%settings>. Keys: C<mode>,
+C<sidecar_url>, C<token>, C<site_id>, C<direct_url>, C<spool_dir>, C<spool_max_bytes>,
+C<queue_size>, C<batch_size>, C<flush_interval>, C<timeout>, C<max_retries>,
+C<enable_retries>, C<retry_base_delay>, C<retry_max_delay>, C<replay_interval>,
+C<flush_timeout>, C<verify_tls>, and for Perl only C<delivery> (C<background>/C<inline>),
+C<inline_timeout> and C<fsync>. Also C<metadata> (a hash ref added to every job's
+metadata) and C<app> (the default application). A bad setting dies with a
+L<WaferMon::ConfigError> naming every fault: C<WAFERMON_MODE: must be one of sidecar,
+direct, got 'sidcar'>.
+
+=head2 job(%options)
+
+Starts a job (emits C<started>) and returns a L<WaferMon::Job>. Options: C<app> (a name
+or C<< { name, version, app_id } >>), C<version>, C<business_key>, C<sub_key>,
+C<metadata>, C<entity_id>, C<site_id>.
+
+=head2 monitored { ... } %options
+
+Exported on request. Runs the block with the job as its argument; returns the block's
+value. C<client> defaults to C<< WaferMon->default >>; C<parent> makes it a subjob.
+
+=head2 emit_event($event), emit_batch(\@events)
+
+Queue events in wire form (hash refs or JSON text). An event missing a required field
+or with an unknown C<kind> is refused here (a warning, counted in C<rejected>); the
+sidecar checks the rest against the schema. C<emit_event> returns 1 or 0,
+C<emit_batch> the number queued.
+
+=head2 flush($timeout)
+
+Hands over what is buffered and waits at most C<$timeout> seconds (default
+C<flush_timeout>) until the spool is empty. True when everything was delivered; false
+after the timeout or once the replayer has used up its retries.
+
+=head2 close($timeout)
+
+Flushes, then stops this client's replayer. What is still undelivered stays in the
+spool and is sent by the next client that starts with the same C<spool_dir>. Called for
+every open client at exit.
+
+=head2 stats
+
+Counters: C<queued>, C<pending> (buffered), C<spooled> (handed to the spool), C<sent>,
+C<refused>, C<requests>, C<retries> (the replayer's), C<dropped>, C<rejected>,
+C<last_error>, C<spool_pending>.
+
+=head2 default
+
+The process's default client, made from the environment on first use.
+
+=head1 SEE ALSO
+
+L<WaferMon::Job>, L<WaferMon::Config>, F<docs/sdk-perl.md> in the wafermon repository.
+
+=cut

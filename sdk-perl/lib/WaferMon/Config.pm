@@ -265,3 +265,20 @@ sub problems { @{ $_[0]{problems} } }
 sub message { join '; ', @{ $_[0]{problems} } }
 
 1;
+
+__END__
+
+=head1 NAME
+
+WaferMon::Config - the SDK's settings and WaferMon::ConfigError
+
+=head1 DESCRIPTION
+
+C<< WaferMon::Config->load(%args) >> reads defaults, then the file C<config_file> or
+C<WAFERMON_SDK_CONFIG> names (YAML via YAML::XS, TOML via TOML::Tiny; settings at the top
+level or under C<wafermon_sdk>), then C<WAFERMON_*> variables, then C<%args>. Durations
+take C<30>, C<500ms>, C<30s>, C<5m>, C<1h>, C<2d>; sizes C<1048576>, C<64MiB>, C<1GB>.
+Every fault is collected and thrown as one L<WaferMon::ConfigError>, whose C<problems>
+name the variable, file key or argument: C<WAFERMON_QUEUE_SIZE: must be at least 1, got 0>.
+
+=cut

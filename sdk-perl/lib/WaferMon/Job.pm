@@ -157,3 +157,45 @@ sub DESTROY {
 }
 
 1;
+
+__END__
+
+=head1 NAME
+
+WaferMon::Job - a monitored job or subjob
+
+=head1 SYNOPSIS
+
+    my $job = $wm->job(app => 'etch', business_key => 'LOT-1');
+    my $sub = $job->subjob(sub_key => 'wafer-1');
+    $sub->tick(0.5, { chamber => 'B' });
+    $sub->finish;
+    $job->fail($@, type => 'fab.LotAbortedError') if $broken;
+    # unended at scope exit: finished, or failed while a die unwinds through it
+
+=head1 METHODS
+
+=over
+
+=item tick($fraction, \%metadata) / tick(progress => $f, metadata => \%m)
+
+A C<progress> event with C<duration_s> so far; C<$fraction> (0..1) becomes
+C<metrics.progress>, C<%metadata> is merged into the job's metadata from then on.
+
+=item subjob(%options)
+
+A child entity (C<sub_key>, C<business_key>, C<metadata>, C<app>), started now.
+
+=item finish, fail($error, type => $name)
+
+End the job: C<finished> or C<failed> with C<duration_s>, C<cpu_user_s> and
+C<cpu_system_s> (from C<times()>, the process's CPU since the job started) and
+C<mem_max_mb> (the process's peak resident size, VmHWM). C<fail> records the error's
+class (or C<type>, or C<die>), its message and the C<at FILE line N> part as the stack.
+A second end does nothing.
+
+=item entity_id, status, metadata, duration
+
+=back
+
+=cut

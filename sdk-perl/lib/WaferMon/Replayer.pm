@@ -173,3 +173,18 @@ sub _report_refused {
 }
 
 1;
+
+__END__
+
+=head1 NAME
+
+WaferMon::Replayer - the process that sends spooled batches (internal)
+
+=head1 DESCRIPTION
+
+Started by L<WaferMon> with fork and exec; reads its settings from a pipe, holds
+C<replay.lock>, sends with retries (exponential backoff, full jitter, C<Retry-After>),
+and exits when its spool is empty and its owner is gone, on SIGTERM (C<close>), or when
+the owner process has exited. SIGUSR1 wakes it when new batches arrive.
+
+=cut

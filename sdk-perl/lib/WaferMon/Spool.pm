@@ -182,3 +182,18 @@ sub replayer {
 }
 
 1;
+
+__END__
+
+=head1 NAME
+
+WaferMon::Spool - the append-only disk spool (internal)
+
+=head1 DESCRIPTION
+
+Batches wait in C<{spool_dir}/perl/seg-*.jsonl> (folder 0700, files 0600), bounded by
+C<spool_max_bytes>; the replayer claims a segment by renaming it under the writer's lock,
+sends it from its acknowledged offset and deletes it. See the comment at the top of the
+source for the layout.
+
+=cut

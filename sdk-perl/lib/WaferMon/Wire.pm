@@ -179,3 +179,17 @@ sub decode_json { $JSON->decode($_[0]) }
 sub encode_json { $JSON->encode($_[0]) }
 
 1;
+
+__END__
+
+=head1 NAME
+
+WaferMon::Wire - wire events as NDJSON lines (internal)
+
+=head1 DESCRIPTION
+
+UUID v4 ids from the OS CSPRNG (Crypt::URandom or F</dev/urandom>, pooled per pid),
+RFC 3339 times with six fraction digits, the metadata cap (16384 bytes of compact JSON),
+error objects, and the light check of wire-form events.
+
+=cut

@@ -70,3 +70,15 @@ sub deliver {
 sub release { }
 
 1;
+
+__END__
+
+=head1 NAME
+
+WaferMon::Sink::Direct - a destination of batches (internal)
+
+=head1 DESCRIPTION
+
+C<deliver(\@lines)> returns C<< {ok => 1, refused => [[index, why], ...]} >> or C<< {ok => 0, error => $text, retry_after => $seconds} >>.
+
+=cut

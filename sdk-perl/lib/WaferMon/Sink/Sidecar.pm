@@ -109,3 +109,15 @@ sub _reason {
 sub release { delete $_[0]{http}; $_[0]{pid} = -1 }
 
 1;
+
+__END__
+
+=head1 NAME
+
+WaferMon::Sink::Sidecar - a destination of batches (internal)
+
+=head1 DESCRIPTION
+
+C<deliver(\@lines)> returns C<< {ok => 1, refused => [[index, why], ...]} >> or C<< {ok => 0, error => $text, retry_after => $seconds} >>.
+
+=cut
