@@ -28,6 +28,14 @@
   )
 }
 
+# Numbers given from R (a list or arguments) as text without scientific notation: 1e5 is 100000.
+.as_text <- function(value) {
+  if (is.numeric(value) && length(value) == 1L && is.finite(value)) {
+    return(format(value, scientific = FALSE, trim = TRUE, digits = 15))
+  }
+  trimws(as.character(value))
+}
+
 .env_name <- function(name) paste0("WAFERMON_", toupper(name))
 
 .show <- function(value) {
@@ -37,7 +45,7 @@
 #' Parse a duration such as 30, 500ms, 30s, 5m, 1h or 2d into seconds
 #' @noRd
 .parse_duration <- function(value) {
-  text <- trimws(tolower(as.character(value)))
+  text <- tolower(.as_text(value))
   m <- regmatches(text, regexec("^([0-9]+(\\.[0-9]+)?)\\s*(ms|s|m|h|d)?$", text))[[1]]
   if (length(m) == 0) {
     stop("expected a duration such as 30, 500ms, 30s, 5m, 1h or 2d, got ", .show(value), call. = FALSE)
@@ -49,7 +57,7 @@
 #' Parse a size such as 1048576, 64MiB or 1GB into bytes
 #' @noRd
 .parse_size <- function(value) {
-  text <- trimws(as.character(value))
+  text <- .as_text(value)
   m <- regmatches(text, regexec("^([0-9]+(\\.[0-9]+)?)\\s*([KMGT]i?B|B)?$", text, ignore.case = TRUE))[[1]]
   if (length(m) == 0) {
     stop("expected a size such as 1048576, 64MiB or 1GB, got ", .show(value), call. = FALSE)
@@ -67,7 +75,7 @@
 
 .parse_integer <- function(minimum) {
   function(value) {
-    text <- trimws(as.character(value))
+    text <- .as_text(value)
     if (is.logical(value) || !grepl("^[+-]?[0-9]+$", text)) {
       stop("expected an integer, got ", .show(value), call. = FALSE)
     }

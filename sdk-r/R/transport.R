@@ -171,6 +171,7 @@
 # Retry within `deadline` (absolute, seconds since the epoch) up to max_retries times,
 # honouring Retry-After. Returns the lines not delivered.
 .send_retrying <- function(ctx, lines, deadline, sites = NULL, dates = NULL) {
+  if (length(lines) == 0L) return(character())
   settings <- ctx$settings
   attempt <- 0L
   repeat {

@@ -84,5 +84,7 @@ test_that("a YAML or TOML file is read, under wafermon_sdk or at the top; env an
   writeLines("colour: blue", yaml_file)
   expect_error(wafermon_settings(yaml_file), "colour: unknown setting", class = "wafermon_config_error")
   expect_error(wafermon_settings(file.path(dir, "none.yaml")), "cannot read settings file")
+  s <- wafermon_settings(list(queue_size = 1e5, spool_max_bytes = 2^30, timeout = 1.5, flush_interval = 1e-1))
+  expect_equal(c(s$queue_size, s$spool_max_bytes, s$timeout, s$flush_interval), c(100000, 2^30, 1.5, 0.1))
   expect_error(wafermon_settings(list(mode = "direct", direct_url = "file:///x", spool_dir = "")), "spool_dir: must not be empty")
 })

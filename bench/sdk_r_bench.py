@@ -1,0 +1,76 @@
+"""R SDK benchmarks. ``run(quick)`` is called by bench/run.py like the other suites.
+
+Installs sdk-r into a temporary R library, starts a real ``wafermon sidecar`` (filesystem
+backend) with bench/hosts.py's ``host`` helper, and runs sdk-r/bench/bench.R against it:
+
+- Caller cost per event of ``job_tick()`` and ``emit_event()`` to the sidecar, and of
+  ``job_tick()`` in direct mode, as ratios to appending the same JSON line to a local file
+  (an open connection's ``writeLines``) measured in the same run. R runs one thread and the
+  SDK starts none, so the POST of each full batch (500 events) is part of the caller's cost,
+  amortised over the batch.
+- Throughput: events/s from the first ``job_tick()`` until ``wafermon_flush()`` returned TRUE,
+  i.e. until the sidecar acknowledged (stored) every event, with the baseline's rate beside it.
+Needs R with the Debian packages scripts/test installs, and wafermon-hosts with
+wafermon-backend-filesystem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from hosts import host
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(quick: bool) -> dict[str, object]:
+    calls, rounds, events = (2_000, 3, 5_000) if quick else (20_000, 5, 50_000)
+    with tempfile.TemporaryDirectory(prefix="wafermon-bench-r-") as tmp:
+        work = Path(tmp)
+        lib = work / "rlib"
+        lib.mkdir()
+        subprocess.run(
+            ["R", "CMD", "INSTALL", "--no-docs", f"--library={lib}", str(ROOT / "sdk-r")],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        config = (
+            "site_id: fab1\n"
+            f"sidecar: {{spool: {{dir: '{work / 'sidecar-spool'}'}}}}\n"
+            "backends: [{name: archive, type: filesystem, config: "
+            f"{{root: '{work / 'events'}'}}}}]\n"
+        )
+        with host("sidecar", config, work) as sidecar:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("WAFERMON_")}
+            env["R_LIBS"] = str(lib)
+            print("bench sdk_r ...", file=sys.stderr, flush=True)
+            done = subprocess.run(
+                [
+                    "Rscript",
+                    str(ROOT / "sdk-r" / "bench" / "bench.R"),
+                    sidecar,
+                    str(work),
+                    str(calls),
+                    str(rounds),
+                    str(events),
+                ],
+                env=env,
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+    figures = json.loads(done.stdout)
+    return {
+        "r_sdk_caller_cost": figures["caller_cost"],
+        "r_sdk_throughput": figures["throughput"],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run("--quick" in sys.argv), indent=2))
