@@ -42,7 +42,7 @@ async def hot_ids(store) -> list[UUID]:
 async def cold_ids(bucket) -> list[UUID]:
     """Event ids of every committed archive object, with repeats if any object repeats one."""
     ids = []
-    for obj in reader.committed(await bucket.list_objects("wafermon/")):
+    for obj in reader.committed(await bucket.list_objects("wafermon/site=")):
         table = pq.read_table(pa.BufferReader(await bucket.get(obj.key)), columns=["event_id"])
         ids += [UUID(i) for i in table.column("event_id").to_pylist()]
     return ids

@@ -19,6 +19,7 @@ the partition is compacted without it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import date, datetime, timedelta
 from uuid import UUID
@@ -41,6 +42,8 @@ from .archive import (
 from .bucket import Bucket, ObjectInfo
 
 log = logging.getLogger(__name__)
+#: Input objects fetched at once while merging.
+READ_CONCURRENCY = 8
 
 
 class Compactor:
@@ -85,12 +88,15 @@ class Compactor:
                 await self.merge(site_id, day, group)
 
     async def merge(self, site_id: str, day: date, inputs: list[ObjectInfo]) -> None:
-        tables, used = [], []
-        for obj in inputs:
-            table = await self._read(obj)
-            if table is not None:
-                tables.append(table)
-                used.append(obj.key)
+        limit = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def read(obj: ObjectInfo) -> pa.Table | None:
+            async with limit:
+                return await self._read(obj)
+
+        read_back = await asyncio.gather(*(read(o) for o in inputs))
+        tables = [t for t in read_back if t is not None]
+        used = [o.key for o, t in zip(inputs, read_back, strict=True) if t is not None]
         if len(used) < 2:
             return
         merged = pa.concat_tables(tables)
