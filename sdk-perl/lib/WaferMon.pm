@@ -340,6 +340,9 @@ sub _wait_for_spool {
         if ($state && $state->{time} >= $t0) {
             return 0 if $state->{status} eq 'exhausted' || ($closing && $state->{status} eq 'retrying');
         }
+        # Closing while the replayer is already failing: do not wait out its backoff (at exit
+        # too); the spool keeps the events for the next start.
+        return 0 if $closing && $state && $state->{status} =~ /\A(?:retrying|exhausted)\z/;
         my $now = Time::HiRes::time();
         return 0 if $now - $t0 >= $timeout;
         if ($now - $spawned > $self->{settings}{replay_interval}) {    # one that exited is restarted
@@ -378,7 +381,10 @@ sub _ensure_replayer {
                 CORE::close($pid_w);
                 open STDIN, '<&', $r or POSIX::_exit(1);
                 open STDOUT, '>', '/dev/null';
-                open STDERR, '>>', $spool->dir . '/replayer.log' if -w $spool->dir;
+                my $log = $spool->dir . '/replayer.log';
+                # Its warnings go to a private log that never outgrows 1 MiB by much.
+                open STDERR, ((-s $log // 0) > 2**20 ? '>' : '>>'), $log if -w $spool->dir;
+                chmod 0600, $log;
                 { exec $^X, "-I$lib", '-MWaferMon::Replayer', '-e', 'WaferMon::Replayer::main()'; }
                 POSIX::_exit(127);
             }

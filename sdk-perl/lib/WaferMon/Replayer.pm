@@ -76,7 +76,8 @@ sub _nap {
     while (!$stop) {
         my $left = $until - Time::HiRes::time();
         return 1 if $left <= 0 || ($idle && $wake);
-        Time::HiRes::sleep($left < 0.05 ? $left : 0.05);
+        my $slice = $idle ? 0.5 : 0.05;    # a signal (USR1, TERM) cuts a sleep short
+        Time::HiRes::sleep($left < $slice ? $left : $slice);
         return 0 unless _owner_alive($owner);
     }
     return 0;
