@@ -167,7 +167,7 @@ typedef struct wafermon_job_options {
     const wafermon_app *app;
     const char *business_key; /* e.g. the lot, 1-256 characters */
     const char *sub_key;      /* e.g. the wafer, 1-256 characters */
-    const char *entity_id;    /* default: a fresh UUID v4 */
+    const char *entity_id;    /* default: a fresh UUID v7 (time-ordered, CSPRNG bits) */
     const char *metadata;     /* a JSON object as text, e.g. "{\"tool\":\"etch-07\"}" */
 } wafermon_job_options;
 

@@ -38,7 +38,7 @@ struct wafermon_client {
     pthread_cond_t progress; /* flush waits here */
     wm_record *ring;
     size_t cap, head, count;
-    wm_rng id_rng; /* entity ids made on callers' threads, under mu */
+    wm_idgen ids; /* entity ids made on callers' threads, under mu */
     uint64_t accepted, finished;
     size_t spool_files;
     int flush_waiters, replay_now, stopping;
@@ -149,7 +149,8 @@ wafermon_status wm_client_enqueue(wafermon_client *c, const wm_record *rec) {
 
 void wm_client_new_id(wafermon_client *c, char out[37]) {
     pthread_mutex_lock(&c->mu);
-    wm_uuid4(&c->id_rng, out);
+    if (wm_uuid7(&c->ids, wm_realtime_ns(), out))
+        out[0] = '\0'; /* callers check: an empty id is refused as invalid */
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -459,7 +460,7 @@ wafermon_status wafermon_client_new_from_env(wafermon_client **out, char *errbuf
         free_client(c);
         return WAFERMON_ERR_NOMEM;
     }
-    wm_rng_seed(&c->id_rng);
+    wm_idgen_init(&c->ids);
     wm_rng_seed(&c->jitter);
     wm_encoder_init(&c->enc);
     if (wm_spool_open(&c->spool, c->s.spool_dir,

@@ -23,7 +23,7 @@ static const char *const KIND_NAMES[] = {"started", "progress", "finished", "fai
 
 void wm_encoder_init(wm_encoder *enc) {
     memset(enc, 0, sizeof *enc);
-    wm_rng_seed(&enc->rng);
+    wm_idgen_init(&enc->ids);
     if (gethostname(enc->host, sizeof enc->host - 1) != 0)
         enc->host[0] = '\0';
     enc->host[sizeof enc->host - 1] = '\0';
@@ -146,7 +146,8 @@ static int encode_lifecycle(wm_encoder *enc, wm_record *r, wm_buf *out) {
         return -1;
 
     char id[37], when[32];
-    wm_uuid4(&enc->rng, id);
+    if (wm_uuid7(&enc->ids, wm_realtime_ns(), id))
+        return -1;
     wm_format_time(r->time_ns, when);
     if (wm_buf_printf(out, "{\"event_id\":\"%s\",\"kind\":\"%s\",\"time\":\"%s\",%s", id,
                       KIND_NAMES[r->kind], when, e->head_json))

@@ -57,8 +57,19 @@ typedef struct wm_rng {
 void wm_rng_seed(wm_rng *r);
 uint64_t wm_rng_next(wm_rng *r);
 double wm_rng_uniform(wm_rng *r); /* [0, 1) */
-/* A UUID version 4 as lower-case text (36 characters + NUL). */
-void wm_uuid4(wm_rng *r, char out[37]);
+/* Event and entity ids: UUID version 7 (RFC 9562) as lower-case text (36 characters + NUL):
+ * 48 bits of Unix milliseconds (time-ordered: index locality in the stores), then 74 bits
+ * from getrandom(), the kernel's CSPRNG, so ids cannot be guessed or pre-empted. Random bytes
+ * are read 240 at a time; a forked child (another pid) reads fresh ones, never the parent's.
+ * Not thread-safe on its own. */
+typedef struct wm_idgen {
+    uint8_t pool[240];
+    size_t pos;
+    long pid;
+} wm_idgen;
+void wm_idgen_init(wm_idgen *g);
+/* 0, or -1 when the kernel gives no random bytes (out is then left empty). */
+int wm_uuid7(wm_idgen *g, int64_t now_ns, char out[37]);
 
 /* "30", "500ms", "30s", "5m", "1h", "2d" -> seconds. 0 ok, -1 not a duration. */
 int wm_parse_duration(const char *text, double *seconds);
@@ -177,7 +188,7 @@ const char *wm_client_site_id(const wafermon_client *c);
 /* ---- encode.c ------------------------------------------------------------------------- */
 
 typedef struct wm_encoder {
-    wm_rng rng;
+    wm_idgen ids;
     char host[257];
     long pid;
     uint64_t metadata_truncated;

@@ -126,6 +126,11 @@ static wafermon_status start(wafermon_client *c, wafermon_job *parent,
         wm_copy_text(e->id, sizeof e->id, o->entity_id);
     else
         wm_client_new_id(c, e->id);
+    if (!e->id[0]) { /* the kernel gave no random bytes for the id */
+        free(job);
+        free(e);
+        return WAFERMON_ERR_INTERNAL;
+    }
     e->site_id = dup_or_null(site_id, &failed);
     e->app_name = dup_or_null(o->app->name, &failed);
     e->app_version = dup_or_null(o->app->version, &failed);

@@ -5,12 +5,14 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 int wm_buf_reserve(wm_buf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap)
@@ -281,14 +283,44 @@ uint64_t wm_rng_next(wm_rng *r) {
 
 double wm_rng_uniform(wm_rng *r) { return (double)(wm_rng_next(r) >> 11) * 0x1.0p-53; }
 
-void wm_uuid4(wm_rng *r, char out[37]) {
+void wm_idgen_init(wm_idgen *g) {
+    g->pos = sizeof g->pool; /* empty: the first id reads the kernel */
+    g->pid = 0;
+}
+
+static int fill(uint8_t *p, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(p + got, n - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int wm_uuid7(wm_idgen *g, int64_t now_ns, char out[37]) {
     static const char hex[] = "0123456789abcdef";
+    long pid = (long)getpid();
+    if (g->pid != pid || g->pos + 10 > sizeof g->pool) {
+        if (fill(g->pool, sizeof g->pool)) {
+            out[0] = '\0';
+            return -1;
+        }
+        g->pos = 0;
+        g->pid = pid;
+    }
     uint8_t b[16];
-    uint64_t a = wm_rng_next(r), c = wm_rng_next(r);
-    memcpy(b, &a, 8);
-    memcpy(b + 8, &c, 8);
-    b[6] = (uint8_t)((b[6] & 0x0F) | 0x40); /* version 4 */
-    b[8] = (uint8_t)((b[8] & 0x3F) | 0x80); /* RFC 4122 variant */
+    uint64_t ms = (uint64_t)(now_ns / 1000000);
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    memcpy(b + 6, g->pool + g->pos, 10);
+    memset(g->pool + g->pos, 0, 10); /* used bytes do not linger */
+    g->pos += 10;
+    b[6] = (uint8_t)((b[6] & 0x0F) | 0x70); /* version 7 */
+    b[8] = (uint8_t)((b[8] & 0x3F) | 0x80); /* RFC 9562 variant */
     char *o = out;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
@@ -297,6 +329,7 @@ void wm_uuid4(wm_rng *r, char out[37]) {
         *o++ = hex[b[i] & 15];
     }
     *o = '\0';
+    return 0;
 }
 
 /* "<number><unit>" with optional spaces; the unit looked up case-insensitively. */

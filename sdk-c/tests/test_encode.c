@@ -52,7 +52,8 @@ static cJSON *encode(wm_encoder *enc, wm_record *r) {
         CHECK(known);
     }
     CHECK(jnum(doc, "schema_version") == 1);
-    CHECK(matches("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+    /* UUID version 7: time-ordered, random bits from getrandom() */
+    CHECK(matches("^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
                   jstr(doc, "event_id")));
     CHECK(matches("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?Z$",
                   jstr(doc, "time")));

@@ -3,6 +3,10 @@
 #include "../src/internal.h"
 #include "testing.h"
 
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 static void sha_hex(const char *data, size_t len, char out[65]) {
     uint8_t d[32];
     wm_sha256(data, len, d);
@@ -71,13 +75,42 @@ static void test_quantities(void) {
 static void test_ids_and_time(void) {
     wm_rng r;
     wm_rng_seed(&r);
+    wm_idgen g;
+    wm_idgen_init(&g);
     char a[37], b[37];
-    wm_uuid4(&r, a);
-    wm_uuid4(&r, b);
+    int64_t now = 1764322200123456789LL; /* 2025-11-28T09:30:00.123Z: ms 0x019ac9cc4a3b */
+    CHECK(wm_uuid7(&g, now, a) == 0);
+    CHECK(wm_uuid7(&g, now, b) == 0);
     CHECK(wm_valid_uuid(a));
     CHECK(strcmp(a, b) != 0);
-    CHECK(a[14] == '4');
+    CHECK(a[14] == '7'); /* version 7 */
     CHECK(strchr("89ab", a[19]) != NULL);
+    CHECK(strncmp(a, "019ac9cc-4a3b-", 14) == 0); /* the time, in the first 48 bits */
+    /* Time-ordered and unique over more ids than one pool read holds. */
+    char prev[37] = "", id[37];
+    for (int i = 0; i < 1000; i++) {
+        CHECK(wm_uuid7(&g, now + (int64_t)i * 1000000, id) == 0);
+        CHECK(strcmp(prev, id) < 0);
+        memcpy(prev, id, sizeof id);
+    }
+    /* A forked child reads its own random bytes: never the parent's next id. */
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        char c[37];
+        wm_uuid7(&g, now, c);
+        ssize_t w = write(fds[1], c, 37);
+        _exit(w == 37 ? 0 : 1);
+    }
+    char from_child[37] = "", mine[37];
+    CHECK(read(fds[0], from_child, 37) == 37);
+    waitpid(child, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+    wm_uuid7(&g, now, mine);
+    CHECK(wm_valid_uuid(from_child));
+    CHECK(strcmp(from_child + 14, mine + 14) != 0);
     CHECK(!wm_valid_uuid("6F9619FF-8B86-D011-B42D-00C04FC964FF"));
     char t[32];
     wm_format_time(1764322200123456789LL, t); /* 2025-11-28T09:30:00.123456789Z */
