@@ -342,7 +342,10 @@ sub _wait_for_spool {
         }
         # Closing while the replayer is already failing: do not wait out its backoff (at exit
         # too); the spool keeps the events for the next start.
-        return 0 if $closing && $state && $state->{status} =~ /\A(?:retrying|exhausted)\z/;
+        if ($closing && $state && $state->{status} =~ /\A(?:retrying|exhausted)\z/) {
+            my ($holder) = $self->{spool}->replayer;    # the state must be the running one's
+            return 0 if $holder && ($state->{pid} // 0) == $holder;
+        }
         my $now = Time::HiRes::time();
         return 0 if $now - $t0 >= $timeout;
         if ($now - $spawned > $self->{settings}{replay_interval}) {    # one that exited is restarted
