@@ -3,9 +3,10 @@
 While a sink (the sidecar, a backend) is unreachable, batches go to a durable Spool under
 ``spool_dir``, with one acknowledged position per sink, and are replayed in order once the sink
 answers again. Each process writes its own sub-directory, ``<host>-<pid>-<random>``, holding
-an flock on ``.sdk.lock`` while it lives. A directory whose lock is free belongs to a process
-that is gone: the next SDK process using the same ``spool_dir`` adopts it, replays it and
-deletes it, so events spooled by a process that died still arrive.
+an flock on ``.sdk.lock`` while it lives; folders are 0700 and files 0600 whatever the umask.
+A directory whose lock is free belongs to a process that is gone: the next SDK process using
+the same ``spool_dir`` adopts it, replays it and deletes it, so events spooled by a process
+that died still arrive.
 This module never deletes a directory that holds a record some sink has not acknowledged.
 """
 
@@ -27,6 +28,10 @@ from wafermon.spool import Spool
 log = logging.getLogger("wafermon_sdk")
 
 LOCK_FILE = ".sdk.lock"
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 class SpoolDir:
@@ -59,8 +64,21 @@ class SpoolDir:
             self.lock.close()  # the parent's descriptor keeps its lock
 
 
+def private_root(root: Path) -> None:
+    """Create ``root`` private (0700); one we own that others can enter is made private too.
+
+    Spooled events may carry business data; a root owned by someone else is left alone (its
+    process folders and files are private anyway: 0700 and 0600).
+    """
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = root.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        log.info("wafermon-sdk: spool folder %s was open to others; made it 0700", root)
+        os.chmod(root, 0o700)
+
+
 def _try_lock(path: Path) -> TextIO | None:
-    lock = (path / LOCK_FILE).open("a+")
+    lock = open(path / LOCK_FILE, "a+", opener=_private)  # noqa: SIM115 - kept open: the lock
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -73,8 +91,9 @@ def open_own(root: Path, sinks: Sequence[str], max_bytes: int) -> SpoolDir:
     """A new spool directory for this process under ``root``."""
     name = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     # Locked under a hidden name first, so no other process can adopt it before we hold it.
+    private_root(root)
     hidden = root / f".{name}"
-    hidden.mkdir(parents=True, exist_ok=False)
+    hidden.mkdir(mode=0o700)
     lock = _try_lock(hidden)
     assert lock is not None  # nobody else knows this new directory
     path = root / name
