@@ -120,6 +120,29 @@ def test_ec2_job_direct_to_cloudwatch_with_instance_dimensions(moto, monkeypatch
     assert "aws_secret" not in site_config.read_text()
 
 
+def test_ecs_task_chosen_by_the_environment_with_cluster_dimensions(moto, monkeypatch):
+    with stand_in() as url:
+        monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", f"{url}/v4/container")
+        get_aws_metadata(refresh=True)
+    monkeypatch.delenv("ECS_CONTAINER_METADATA_URI_V4")
+    monkeypatch.setenv("WAFERMON_AWS_BACKEND", "cloudwatch")  # no code change: the env chooses
+    emitter = create_aws_emitter(site_id="fab3", cloudwatch=moto)
+    with emitter.monitored(app=APP, business_key="ecs-task"):
+        pass
+    assert emitter.flush(30)
+    emitter.close()
+    get_aws_metadata(refresh=True)
+    events, metrics, _ = asyncio.run(_read(moto, "fab3"))
+    assert [e.kind for e in events] == ["started", "finished"]
+    ecs = {
+        ("Platform", "ecs"),
+        ("ClusterName", "fab1-cluster"),
+        ("TaskFamily", "wafer-worker"),
+        ("Site", "fab3"),
+    }
+    assert frozenset(ecs) in _dimension_sets(metrics)
+
+
 def test_the_helper_refuses_keys_and_unknown_backends(moto):
     with pytest.raises(ValueError, match="secret_access_key not accepted"):
         create_aws_emitter(backend="cloudwatch", cloudwatch={"secret_access_key": "x"})
