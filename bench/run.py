@@ -166,6 +166,7 @@ def main() -> None:
     if not args.skip_gateway and not args.skip_sidecar:
         suites.insert(1, "sidecar_bench")
         suites.append("c_sdk_bench")  # needs cmake and the C SDK's build dependencies
+        suites.append("java_sdk_bench")  # needs a JDK 17 and Maven (sdk-java/)
         suites.append("sdk_r_bench")  # needs R and the Debian r-cran-* packages (scripts/test)
         suites.append("sdk_perl_bench")  # needs perl (sdk-perl/bench/bench.pl)
     for suite in suites:

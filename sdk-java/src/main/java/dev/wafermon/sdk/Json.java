@@ -114,55 +114,52 @@ public final class Json {
         /** A JSON string: quotes, escapes, UTF-8; a lone surrogate becomes U+FFFD. */
         Out string(String s) {
             int n = s.length();
-            ensure(n + 2);
-            buf[len++] = '"';
+            ensure(6 * n + 2); // the worst case (six bytes per char), so no check per char
+            byte[] b = buf;
+            int at = len;
+            b[at++] = '"';
             for (int i = 0; i < n; i++) {
                 char c = s.charAt(i);
                 if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-                    ensure(1);
-                    buf[len++] = (byte) c;
+                    b[at++] = (byte) c;
                 } else if (c < 0x80) {
-                    ensure(6);
-                    buf[len++] = '\\';
+                    b[at++] = '\\';
                     switch (c) {
-                        case '"': buf[len++] = '"'; break;
-                        case '\\': buf[len++] = '\\'; break;
-                        case '\n': buf[len++] = 'n'; break;
-                        case '\r': buf[len++] = 'r'; break;
-                        case '\t': buf[len++] = 't'; break;
-                        case '\b': buf[len++] = 'b'; break;
-                        case '\f': buf[len++] = 'f'; break;
+                        case '"': b[at++] = '"'; break;
+                        case '\\': b[at++] = '\\'; break;
+                        case '\n': b[at++] = 'n'; break;
+                        case '\r': b[at++] = 'r'; break;
+                        case '\t': b[at++] = 't'; break;
+                        case '\b': b[at++] = 'b'; break;
+                        case '\f': b[at++] = 'f'; break;
                         default:
-                            buf[len++] = 'u';
-                            buf[len++] = '0';
-                            buf[len++] = '0';
-                            buf[len++] = HEX[c >> 4];
-                            buf[len++] = HEX[c & 15];
+                            b[at++] = 'u';
+                            b[at++] = '0';
+                            b[at++] = '0';
+                            b[at++] = HEX[c >> 4];
+                            b[at++] = HEX[c & 15];
                     }
                 } else if (c < 0x800) {
-                    ensure(2);
-                    buf[len++] = (byte) (0xc0 | (c >> 6));
-                    buf[len++] = (byte) (0x80 | (c & 0x3f));
+                    b[at++] = (byte) (0xc0 | (c >> 6));
+                    b[at++] = (byte) (0x80 | (c & 0x3f));
                 } else if (Character.isHighSurrogate(c) && i + 1 < n
                         && Character.isLowSurrogate(s.charAt(i + 1))) {
                     int cp = Character.toCodePoint(c, s.charAt(++i));
-                    ensure(4);
-                    buf[len++] = (byte) (0xf0 | (cp >> 18));
-                    buf[len++] = (byte) (0x80 | ((cp >> 12) & 0x3f));
-                    buf[len++] = (byte) (0x80 | ((cp >> 6) & 0x3f));
-                    buf[len++] = (byte) (0x80 | (cp & 0x3f));
+                    b[at++] = (byte) (0xf0 | (cp >> 18));
+                    b[at++] = (byte) (0x80 | ((cp >> 12) & 0x3f));
+                    b[at++] = (byte) (0x80 | ((cp >> 6) & 0x3f));
+                    b[at++] = (byte) (0x80 | (cp & 0x3f));
                 } else {
                     if (Character.isSurrogate(c)) {
                         c = '\ufffd';
                     }
-                    ensure(3);
-                    buf[len++] = (byte) (0xe0 | (c >> 12));
-                    buf[len++] = (byte) (0x80 | ((c >> 6) & 0x3f));
-                    buf[len++] = (byte) (0x80 | (c & 0x3f));
+                    b[at++] = (byte) (0xe0 | (c >> 12));
+                    b[at++] = (byte) (0x80 | ((c >> 6) & 0x3f));
+                    b[at++] = (byte) (0x80 | (c & 0x3f));
                 }
             }
-            ensure(1);
-            buf[len++] = '"';
+            b[at++] = '"';
+            len = at;
             return this;
         }
 

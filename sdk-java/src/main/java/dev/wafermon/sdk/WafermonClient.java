@@ -3,8 +3,6 @@ package dev.wafermon.sdk;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.OffsetDateTime;
-import java.time.format.DateTimeParseException;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -166,7 +164,7 @@ public final class WafermonClient implements AutoCloseable {
             throw new IllegalArgumentException("event: must not be null");
         }
         Object id = e.get("event_id");
-        if (!(id instanceof String) || !Wire.UUID.matcher((String) id).matches()) {
+        if (!(id instanceof String) || !isUuid((String) id)) {
             throw new IllegalArgumentException("event_id: expected a lower-case UUID, got " + show(id));
         }
         Object kind = e.get("kind");
@@ -175,13 +173,12 @@ public final class WafermonClient implements AutoCloseable {
                     + show(kind));
         }
         Object time = e.get("time");
-        String day;
-        try {
-            day = OffsetDateTime.parse((String) time).withOffsetSameInstant(java.time.ZoneOffset.UTC)
-                    .toLocalDate().toString();
-        } catch (ClassCastException | NullPointerException | DateTimeParseException ex) {
+        if (!(time instanceof String) || !isRfc3339((String) time)) {
             throw new IllegalArgumentException("time: expected an RFC 3339 time with an offset, got " + show(time));
         }
+        // The UTC date places the event in direct mode; with an offset other than Z a file
+        // sink works it out on the sender thread.
+        String day = ((String) time).endsWith("Z") ? ((String) time).substring(0, 10) : null;
         Object site = e.get("site_id");
         if (!(site instanceof String) || !Settings.SITE_ID.matcher((String) site).matches()) {
             throw new IllegalArgumentException("site_id: must be 1-64 letters, digits, '.', '_' or '-' "
@@ -200,6 +197,60 @@ public final class WafermonClient implements AutoCloseable {
         out.value(e, 0);
         out.raw((byte) '\n');
         return new Wire.Encoded(new Wire.Line(out.toBytes(), (String) site, day), "progress".equals(kind));
+    }
+
+    private static boolean isUuid(String s) {
+        if (s.length() != 36) {
+            return false;
+        }
+        for (int i = 0; i < 36; i++) {
+            char c = s.charAt(i);
+            boolean dash = i == 8 || i == 13 || i == 18 || i == 23;
+            if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), checked by hand (no parse on the caller's thread). */
+    static boolean isRfc3339(String s) {
+        int n = s.length();
+        if (n < 20) {
+            return false;
+        }
+        String shape = "dddd-dd-ddTdd:dd:dd";
+        for (int i = 0; i < shape.length(); i++) {
+            char want = shape.charAt(i);
+            char c = s.charAt(i);
+            if (want == 'd' ? (c < '0' || c > '9') : (Character.toUpperCase(c) != want)) {
+                return false;
+            }
+        }
+        int month = (s.charAt(5) - '0') * 10 + (s.charAt(6) - '0');
+        int dayOfMonth = (s.charAt(8) - '0') * 10 + (s.charAt(9) - '0');
+        int hour = (s.charAt(11) - '0') * 10 + (s.charAt(12) - '0');
+        int minute = (s.charAt(14) - '0') * 10 + (s.charAt(15) - '0');
+        int second = (s.charAt(17) - '0') * 10 + (s.charAt(18) - '0');
+        if (month < 1 || month > 12 || dayOfMonth < 1 || dayOfMonth > 31 || hour > 23 || minute > 59 || second > 60) {
+            return false;
+        }
+        int i = 19;
+        if (s.charAt(i) == '.') {
+            int start = ++i;
+            while (i < n && s.charAt(i) >= '0' && s.charAt(i) <= '9') {
+                i++;
+            }
+            if (i == start) {
+                return false;
+            }
+        }
+        if (i == n - 1) {
+            return Character.toUpperCase(s.charAt(i)) == 'Z';
+        }
+        return i == n - 6 && (s.charAt(i) == '+' || s.charAt(i) == '-') && s.charAt(i + 3) == ':'
+                && Character.isDigit(s.charAt(i + 1)) && Character.isDigit(s.charAt(i + 2))
+                && Character.isDigit(s.charAt(i + 4)) && Character.isDigit(s.charAt(i + 5));
     }
 
     private static String show(Object v) {

@@ -9,7 +9,6 @@ import java.time.ZoneOffset;
 import java.time.format.DateTimeParseException;
 import java.util.Map;
 import java.util.Set;
-import java.util.regex.Pattern;
 
 /**
  * The wire form of events (schema/event.v1.schema.json): queue items, and their encoding into
@@ -27,7 +26,6 @@ final class Wire {
     static final int ERROR_MESSAGE_MAX = 8192;
     static final int ERROR_STACK_MAX = 65536;
     static final Set<String> KINDS = Set.of("started", "progress", "finished", "failed");
-    static final Pattern UUID = Pattern.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}");
 
     /** One encoded event: its NDJSON line (with the newline) and where a file sink puts it. */
     static final class Line {

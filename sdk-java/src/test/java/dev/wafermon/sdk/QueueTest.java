@@ -120,4 +120,16 @@ class QueueTest {
         assertFalse(client.flush(Duration.ofMillis(100)));
         client.close(Duration.ofSeconds(5));
     }
+
+    @Test
+    void wireTimesAreCheckedWithoutParsing() {
+        for (String ok : List.of("2026-11-28T08:00:00Z", "2026-11-28T08:00:00.5Z", "2026-11-28t08:00:00.123456789z",
+                "2026-11-27T23:30:00-02:00", "2026-11-27T23:30:00.1+05:30")) {
+            assertTrue(WafermonClient.isRfc3339(ok), ok);
+        }
+        for (String bad : List.of("2026-11-28 08:00:00Z", "2026-11-28T08:00:00", "2026-13-28T08:00:00Z",
+                "2026-11-28T08:00:00.Z", "2026-11-28T08:00:00+0200", "yesterday", "2026-11-28T25:00:00Z")) {
+            assertFalse(WafermonClient.isRfc3339(bad), bad);
+        }
+    }
 }
