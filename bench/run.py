@@ -163,6 +163,8 @@ def main() -> None:
     # Host-level benchmarks: need the hosts, backends, SDK and dashboard installed, PostgreSQL
     # (scripts/test -s bench starts it) and, for the sidecar, wrk.
     suites = [] if args.skip_gateway else ["gateway_bench", "sdk_bench", "central_bench"]
+    if not args.skip_gateway:
+        suites.append("cloudwatch_webhook_bench")  # needs moto (scripts/services start moto)
     if not args.skip_gateway and not args.skip_sidecar:
         suites.insert(1, "sidecar_bench")
         suites.append("c_sdk_bench")  # needs cmake and the C SDK's build dependencies

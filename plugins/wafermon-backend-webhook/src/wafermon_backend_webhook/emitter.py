@@ -217,10 +217,10 @@ class WebhookEmitter(Emitter):
                     "POST", settings.url.reveal(), content=body, headers=headers
                 ) as response:
                     status = response.status_code
+                    answer = await _answer(response)  # read, so the connection is reused
                     if 200 <= status < 300:
                         self._last_error = ""
                         return
-                    answer = await _answer(response)
                     hinted = _retry_after(response.headers.get("Retry-After"))
             except httpx.HTTPError as exc:
                 # The URL may hold a credential (chat hooks): name the backend, not the URL.
@@ -251,12 +251,13 @@ def _batch_id(event_ids: Any) -> str:
 
 
 async def _answer(response: httpx.Response) -> str:
-    """The start of the receiver's answer, for the dead-letter reason; bounded, one line."""
+    """The start of the receiver's answer, for the dead-letter reason; bounded, one line.
+    Reading a short body to its end lets httpx return the connection to its pool."""
     data = b""
     async for chunk in response.aiter_raw():
         data += chunk
         if len(data) >= ANSWER_BYTES:
-            break
+            break  # a long answer is cut here; that connection is closed, not reused
     text = " ".join(data[:ANSWER_BYTES].decode("utf-8", "replace").split())
     return (text[:ANSWER_CHARS] + "…") if len(text) > ANSWER_CHARS else (text or "(no body)")
 
