@@ -57,6 +57,30 @@ async def prefix(es: AsyncElasticsearch):
 
 
 @pytest.fixture
+async def zabbix_host():
+    """A fresh Zabbix host name ``wafermon-<site>`` for the round trip; deleted afterwards."""
+    from wafermon_backend_zabbix import ApiSettings, ZabbixApi
+
+    from wafermon import Secret
+
+    host = f"wafermon-rt{uuid.uuid4().hex[:10]}"
+    yield host
+    api = ZabbixApi(
+        ApiSettings(
+            url=os.environ["WAFERMON_TEST_ZABBIX_API_URL"],
+            user=os.environ["WAFERMON_TEST_ZABBIX_USER"],
+            password=Secret(os.environ["WAFERMON_TEST_ZABBIX_PASSWORD"]),
+        )
+    )
+    try:
+        found = await api.call("host.get", filter={"host": [host]}, output=["hostid"])
+        if found:
+            await api.call("host.delete", *[h["hostid"] for h in found])
+    finally:
+        await api.close()
+
+
+@pytest.fixture
 def emitter_settings(es_url: str, prefix: str):
     def make(**overrides: Any) -> EmitterSettings:
         return EmitterSettings(

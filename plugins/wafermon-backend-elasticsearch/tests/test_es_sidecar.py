@@ -1,8 +1,8 @@
-"""Real processes: a ``wafermon sidecar`` routes to Elasticsearch (and a gateway), and the
-gateway's unified view reads ES back; ES is stopped mid-run and started again.
+"""Real processes: a ``wafermon sidecar`` routes to Elasticsearch, Zabbix and a gateway, and
+the gateway's unified view reads ES and Zabbix back; ES is stopped mid-run and started again.
 
-The ES node is the one scripts/services started; the outage test stops it with SIGTERM and
-starts it again with ``scripts/services start es`` (same port, same data), about 15 s.
+The ES node and Zabbix server are the ones scripts/services started; the outage test stops ES
+with SIGTERM and starts it again with ``scripts/services start es`` (same port and data, ~15 s).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ NDJSON = {"content-type": "application/x-ndjson"}
 GW_TOKEN = "gw-ingest-token"
 READ_TOKEN = "gw-read-token"
 READ = {"authorization": f"Bearer {READ_TOKEN}"}
+HOST_PREFIX = "wafermon-"
 
 
 def es_backend(es_url: str, prefix: str) -> dict:
@@ -29,24 +30,24 @@ def es_backend(es_url: str, prefix: str) -> dict:
     return {"name": "elk", "type": "elasticsearch", "config": config}
 
 
-def sidecar(tmp_path, backends: list[dict]) -> Proc:
+def sidecar(tmp_path, backends: list[dict], site_id: str = "fab1") -> Proc:
     config = write_yaml(
         tmp_path / "sidecar.yaml",
         {
-            "site_id": "fab1",
+            "site_id": site_id,
             "sidecar": {"spool": {"dir": str(tmp_path / "spool")}, "retry": FAST_RETRY},
             "backends": backends,
         },
     )
-    env = {"WAFERMON_LOAD_PLUGINS": "hosts,gateway,elasticsearch"}
+    env = {"WAFERMON_LOAD_PLUGINS": "hosts,gateway,elasticsearch,zabbix"}
     return Proc("sidecar", config, log_dir=tmp_path, env=env)
 
 
-def gateway(tmp_path, sources: list[dict]) -> Proc:
+def gateway(tmp_path, sources: list[dict], site_id: str = "fab1") -> Proc:
     config = write_yaml(
         tmp_path / "gateway.yaml",
         {
-            "site_id": "fab1",
+            "site_id": site_id,
             "gateway": {"tokens": {"ingest": GW_TOKEN, "read": READ_TOKEN}},
             "backends": [
                 {
@@ -88,11 +89,36 @@ async def unified(gw_url: str, **params) -> tuple[list[str], dict]:
                 return found, page["sources"]
 
 
-async def test_sidecar_to_es_and_back_through_the_gateways_unified_view(
-    tmp_path, es, es_url, prefix
+def zabbix_api() -> dict:
+    return {
+        "url": os.environ["WAFERMON_TEST_ZABBIX_API_URL"],
+        "user": os.environ["WAFERMON_TEST_ZABBIX_USER"],
+        "password": os.environ["WAFERMON_TEST_ZABBIX_PASSWORD"],
+    }
+
+
+def reload_zabbix_cache() -> None:
+    """New items count after the server's next config sync (5 s here): ask for it now."""
+    conf = os.environ["WAFERMON_TEST_ZABBIX_SERVER_CONF"]
+    subprocess.run(
+        ["zabbix_server", "-c", conf, "-R", "config_cache_reload"], check=True, capture_output=True
+    )
+
+
+async def test_sidecar_to_es_and_zabbix_and_back_through_the_gateways_unified_view(
+    tmp_path, es, es_url, prefix, zabbix_host
 ):
-    body = ndjson_batch(300, prefix="rt")
+    if not os.environ.get("WAFERMON_TEST_ZABBIX_API_URL"):
+        raise AssertionError(
+            'WAFERMON_TEST_ZABBIX_* not set: eval "$(scripts/services start zabbix)"'
+        )
+    trapper_host, trapper_port = os.environ["WAFERMON_TEST_ZABBIX_TRAPPER"].rsplit(":", 1)
+    site = zabbix_host.removeprefix(HOST_PREFIX)
+    body = ndjson_batch(300, prefix="rt").replace(
+        b'"site_id":"fab1"', f'"site_id":"{site}"'.encode()
+    )
     sent = event_ids(body)
+    zbx_source = {"host_prefix": HOST_PREFIX, "api": zabbix_api()}
     with processes() as procs:
         gw = gateway(
             tmp_path,
@@ -101,8 +127,10 @@ async def test_sidecar_to_es_and_back_through_the_gateways_unified_view(
                     "name": "elk",
                     "type": "elasticsearch",
                     "config": {"hosts": [es_url], "index_prefix": prefix},
-                }
+                },
+                {"name": "zbx", "type": "zabbix", "config": zbx_source},
             ],
+            site_id=site,
         )
         procs.append(gw.start())
         managed = {
@@ -110,30 +138,66 @@ async def test_sidecar_to_es_and_back_through_the_gateways_unified_view(
             "type": "gateway",
             "config": {"url": gw.url, "token": GW_TOKEN},
         }
-        sc = sidecar(tmp_path, [managed, es_backend(es_url, prefix)])
+        zbx_backend = {
+            "name": "zbx",
+            "type": "zabbix",
+            "config": {
+                "server": trapper_host,
+                "port": int(trapper_port),
+                "provision": True,
+                "chunk_size": 100,
+                **zbx_source,
+            },
+        }
+        sc = sidecar(tmp_path, [managed, es_backend(es_url, prefix), zbx_backend], site_id=site)
         procs.append(sc.start())
         async with httpx.AsyncClient() as client:
             for start in range(0, 300, 100):
                 chunk = b"\n".join(body.splitlines()[start : start + 100]) + b"\n"
                 r = await client.post(f"{sc.url}/v1/ingest/events", content=chunk, headers=NDJSON)
                 assert r.status_code == 202, r.text
-        await drained(sc.url, ["managed-gw", "elk"])
+        # Zabbix refuses values until the provisioned LLD rule, then the discovered items,
+        # are in its config cache; the sidecar retries meanwhile.
+        deadline = time.monotonic() + 120
+        while True:
+            backends = await drained(sc.url, [], timeout=10)
+            if all(backends[n]["lag"] == 0 for n in ("managed-gw", "elk", "zbx")):
+                break
+            assert time.monotonic() < deadline, f"not drained: {backends}"
+            await asyncio.to_thread(reload_zabbix_cache)
+            await asyncio.sleep(1.0)
+        assert backends["zbx"].get("dead_lettered_events", 0) == 0, backends["zbx"]
         assert sorted(await stored_ids(es, prefix)) == sorted(sent)
-        # Each event is in both the managed store and ES: the view has it once.
-        found, sources = await unified(gw.url)
+        # Each event is in the managed store, ES and Zabbix: the view has it once.
+        deadline = time.monotonic() + 20
+        while True:  # Zabbix shows values 0.4-1 s after it took them
+            found, sources = await unified(gw.url, sources="zbx", site=site)
+            if len(found) == len(sent) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
         assert sorted(found) == sorted(sent)
-        assert sources["elk"]["status"] == "ok"
-        assert sources["managed"]["status"] == "ok"
-        # And the one source alone, through POST /v1/query/external.
+        # Other tests' hosts may hold events too: this site's only.
+        found, sources = await unified(gw.url, site=site)
+        assert sorted(found) == sorted(sent)
+        assert {name: s["status"] for name, s in sources.items()} == {
+            "managed": "ok",
+            "elk": "ok",
+            "zbx": "ok",
+        }
+        # And one source alone, through POST /v1/query/external.
         async with httpx.AsyncClient(base_url=gw.url, timeout=30, headers=READ) as client:
-            page = (
-                await client.post(
+            for source in ("elk", "zbx"):
+                r = await client.post(
                     "/v1/query/external",
-                    json={"source": "elk", "query": {"limit": 10, "business_key": "LOT-12345"}},
+                    json={
+                        "source": source,
+                        "query": {"limit": 10, "business_key": "LOT-12345", "site_id": site},
+                    },
                 )
-            ).json()
-        assert len(page["events"]) == 10
-        assert {e["event_id"] for e in page["events"]} <= set(sent)
+                assert r.status_code == 200, r.text
+                page = r.json()
+                assert len(page["events"]) == 10
+                assert {e["event_id"] for e in page["events"]} <= set(sent)
 
 
 def _stop_es() -> int:
