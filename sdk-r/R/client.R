@@ -223,21 +223,27 @@ print.wafermon_client <- function(x, ...) {
 #' @export
 wafermon_flush <- function(timeout = NULL, client = wafermon_client()) {
   if (isTRUE(client$closed)) return(FALSE)
+  .flush(client, timeout, retrying = TRUE)
+}
+
+# retrying = FALSE (close): one attempt, no waiting for backoffs or a busy replayer; what is
+# not delivered goes to the spool at once.
+.flush <- function(client, timeout, retrying) {
   .check_fork(client)
   started <- .now()
   deadline <- started + (timeout %||% client$settings$flush_timeout)
   batch <- .take_all(client)
   client$attempts <- 0L
   repeat {
-    state <- .spool_replay(client, deadline, retrying = TRUE)
+    state <- .spool_replay(client, deadline, retrying = retrying)
     if (state == "empty") break
-    if (state == "failed" || .now() >= deadline || .replayer_failed_since(client, started)) {
+    if (state == "failed" || !retrying || .now() >= deadline || .replayer_failed_since(client, started)) {
       .to_spool(client, batch$lines)
       return(FALSE)
     }
     Sys.sleep(0.02) # the replayer process is at it: wait for it to finish
   }
-  rest <- .send_retrying(client, batch$lines, deadline, batch$sites, batch$dates)
+  rest <- .send_retrying(client, batch$lines, deadline, batch$sites, batch$dates, retrying = retrying)
   if (length(rest)) {
     .to_spool(client, rest)
     return(FALSE)
@@ -255,16 +261,17 @@ wafermon_flush <- function(timeout = NULL, client = wafermon_client()) {
 
 #' Flush and close a client
 #'
-#' Flushes (see [wafermon_flush()]); what cannot be delivered in `timeout` stays in the disk
-#' spool for the replayer process or the next client. Later events to this client are
-#' dropped (counted). Clients are also closed when R exits.
+#' Sends what is left with one attempt each (no waiting out retries, so closing, and R's
+#' exit, stay quick while the sidecar is down); what is not delivered goes to the disk spool
+#' for the replayer process or the next client. Later events to this client are dropped
+#' (counted). Clients are also closed when R exits.
 #'
 #' @inheritParams wafermon_flush
 #' @return `TRUE` when everything was delivered (invisibly).
 #' @export
 wafermon_close <- function(timeout = NULL, client = .state$client) {
   if (is.null(client) || isTRUE(client$closed)) return(invisible(TRUE))
-  delivered <- wafermon_flush(timeout, client)
+  delivered <- .flush(client, timeout, retrying = FALSE)
   client$closed <- TRUE
   if (identical(client, .state$client)) .state$stack <- list()
   invisible(delivered)

@@ -170,7 +170,7 @@
 
 # Retry within `deadline` (absolute, seconds since the epoch) up to max_retries times,
 # honouring Retry-After. Returns the lines not delivered.
-.send_retrying <- function(ctx, lines, deadline, sites = NULL, dates = NULL) {
+.send_retrying <- function(ctx, lines, deadline, sites = NULL, dates = NULL, retrying = TRUE) {
   if (length(lines) == 0L) return(character())
   settings <- ctx$settings
   attempt <- 0L
@@ -178,7 +178,7 @@
     wait_until <- .not_before(ctx)
     now <- .now()
     if (wait_until > now) {
-      if (wait_until > deadline) return(lines)
+      if (!retrying || wait_until > deadline) return(lines)
       Sys.sleep(wait_until - now)
     }
     result <- .send_once(ctx, lines, sites, dates)
@@ -187,7 +187,7 @@
     lines <- result$rest
     attempt <- attempt + 1L
     ctx$counters$retries <- ctx$counters$retries + 1L
-    if (!settings$enable_retries || attempt > settings$max_retries) return(lines)
+    if (!retrying || !settings$enable_retries || attempt > settings$max_retries) return(lines)
     server <- !is.na(result$wait)
     delay <- if (server) min(result$wait, settings$retry_max_delay) else .backoff(settings, attempt)
     .set_not_before(ctx, .now() + delay, server)
