@@ -16,6 +16,10 @@ public final class KillChild {
     private KillChild() {}
 
     public static void main(String[] args) throws Exception {
+        if (args[0].equals("--exit-without-close")) {
+            exitWithoutClose(args[1], Path.of(args[2]));
+            return;
+        }
         Path spool = Path.of(args[0]);
         String url = args[1];
         Path ready = Path.of(args[2]);
@@ -44,5 +48,15 @@ public final class KillChild {
             }
             Thread.sleep(5);
         }
+    }
+
+    /** Runs a job and leaves main without close(): the shutdown hook must deliver it. */
+    static void exitWithoutClose(String url, Path spool) {
+        WafermonClient client = WafermonClient.builder().environment(Map.of()).sidecarUrl(url)
+                .siteId("fab1").spoolDir(spool).flushInterval(Duration.ofSeconds(30)).build();
+        Monitored job = client.startJob(SidecarTest.APP, "LOT-HOOK");
+        job.progress(0.5);
+        job.finish();
+        System.out.println(job.id());
     }
 }

@@ -286,6 +286,22 @@ class SidecarTest {
         }
     }
 
+    /** A JVM that leaves main without close(): its shutdown hook flushes what was queued. */
+    @Test
+    void theShutdownHookDeliversWhatWasQueued(@TempDir Path tmp) throws Exception {
+        try (RealSidecar sc = new RealSidecar(tmp, 0).start()) {
+            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+            Process child = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
+                    KillChild.class.getName(), "--exit-without-close", sc.url(), tmp.resolve("spool").toString())
+                    .redirectError(tmp.resolve("child.log").toFile()).start();
+            String id = new String(child.getInputStream().readAllBytes()).trim();
+            assertTrue(child.waitFor(60, TimeUnit.SECONDS));
+            assertEquals(0, child.exitValue(), Files.readString(tmp.resolve("child.log")));
+            // A 30 s flush interval: only the hook's flush can have sent them by now.
+            assertEquals(3, sc.await(e -> e.at("/entity/id").asText().equals(id), 3, 5).size());
+        }
+    }
+
     @Test
     void aClosedClientRefusesNewEvents(@TempDir Path tmp) {
         WafermonClient client = client("http://127.0.0.1:" + RealSidecar.freePort(), tmp).maxRetries(0).build();
