@@ -2,11 +2,10 @@
 # The Perl SDK's benchmark program, run by bench/sdk_perl_bench.py against a real sidecar
 # (WAFERMON_SIDECAR_URL etc. in the environment). Prints one JSON object on stdout.
 #
-#   caller cost: ns per event of $job->tick and of emit_event, batches sent synchronously
-#     included (the SDK has no sender thread: the caller pays for its own POSTs, amortized
-#     over batch_size events), as ratios to the baseline measured in the same run: appending
-#     the same JSON line to a local file (syswrite on an O_APPEND file, and print through
-#     PerlIO's buffer).
+#   caller cost: ns per event of $job->tick and of emit_event (wall and CPU time; a batch is
+#     one append to the spool, the replayer process sends it), as ratios to the baseline
+#     measured in the same run: appending the same JSON line to a local file (syswrite on an
+#     O_APPEND file, and print through PerlIO's buffer).
 #   throughput: events/s from the first tick until close returned true, i.e. until the
 #     sidecar acknowledged every event.
 use strict;
@@ -25,6 +24,20 @@ my $meta = { tool => 'etch-07', recipe => 'POLY-ETCH-3', customer => 'ACME' };
 
 sub median { my @s = sort { $a <=> $b } @_; $s[$#s / 2] }
 
+# Runs $code $calls times; records ns per call in wall time and in this process's CPU time
+# (user + system): on a shared, loaded machine the CPU figure is the steadier one.
+my (%ns, %cpu);
+sub measure {
+    my ($name, $code) = @_;
+    my @c0 = times;
+    my $t0 = time;
+    $code->();
+    my $wall = time - $t0;
+    my @c1 = times;
+    push @{ $ns{$name} }, $wall / $calls * 1e9;
+    push @{ $cpu{$name} }, ($c1[0] - $c0[0] + $c1[1] - $c0[1]) / $calls * 1e9;
+}
+
 # A representative line: what the SDK itself sends for one progress tick.
 my $sample;
 {
@@ -37,37 +50,28 @@ my $sample;
     ($sample) = grep { /"progress"/ } do { open my $fh, '<', (glob "$dir/fab1/*/events.jsonl")[0] or die; <$fh> };
 }
 
-my (%ns);
 for my $round (1 .. $rounds) {
     my $tmp = File::Temp->new;
     open my $raw, '>>:raw', $tmp->filename or die;
-    my $t0 = time;
-    syswrite $raw, $sample for 1 .. $calls;
-    push @{ $ns{file_syswrite} }, (time - $t0) / $calls * 1e9;
+    measure(file_syswrite => sub { syswrite $raw, $sample for 1 .. $calls });
     close $raw;
     open my $buf, '>>:raw', $tmp->filename or die;
-    $t0 = time;
-    print {$buf} $sample for 1 .. $calls;
-    close $buf;
-    push @{ $ns{file_print} }, (time - $t0) / $calls * 1e9;
+    measure(file_print => sub { print {$buf} $sample for 1 .. $calls; close $buf });
 
     my $wm = WaferMon->new;
     my $job = $wm->job(app => { name => 'wafer-process', version => '2.1.0' }, business_key => 'LOT-12345', metadata => $meta);
-    $t0 = time;
-    $job->tick(($_ % 100) / 100) for 1 .. $calls;
-    push @{ $ns{tick} }, (time - $t0) / $calls * 1e9;
+    measure(tick => sub { $job->tick(($_ % 100) / 100) for 1 .. $calls });
     $job->finish;
     my @wire = map {
         my $e = JSON::PP::decode_json($sample);
         $e->{event_id} = WaferMon::Wire::new_id();
         $e;
     } 1 .. 1000;
-    $t0 = time;
-    $wm->emit_event($wire[$_ % 1000]) for 1 .. $calls;
-    push @{ $ns{emit_event} }, (time - $t0) / $calls * 1e9;
-    $wm->close or die "bench: not delivered: " . ($wm->stats->{last_error} // '?');
+    measure(emit_event => sub { $wm->emit_event($wire[$_ % 1000]) for 1 .. $calls });
+    $wm->close(300) or die "bench: not delivered: " . ($wm->stats->{last_error} // '?');
 }
 my %median = map { $_ => median(@{ $ns{$_} }) } keys %ns;
+my %median_cpu = map { $_ => median(@{ $cpu{$_} }) } keys %cpu;
 
 my $wm = WaferMon->new;
 my $t0 = time;
@@ -86,6 +90,11 @@ print JSON::PP->new->canonical->encode({
         tick_vs_file_syswrite         => sprintf('%.2f', $median{tick} / $median{file_syswrite}) + 0,
         tick_vs_file_print            => sprintf('%.2f', $median{tick} / $median{file_print}) + 0,
         emit_event_vs_file_syswrite   => sprintf('%.2f', $median{emit_event} / $median{file_syswrite}) + 0,
+        tick_cpu_ns                   => sprintf('%.0f', $median_cpu{tick}) + 0,
+        emit_event_cpu_ns             => sprintf('%.0f', $median_cpu{emit_event}) + 0,
+        baseline_file_syswrite_cpu_ns => sprintf('%.0f', $median_cpu{file_syswrite}) + 0,
+        tick_vs_file_syswrite_cpu     => sprintf('%.2f', $median_cpu{tick} / $median_cpu{file_syswrite}) + 0,
+        emit_event_vs_file_syswrite_cpu => sprintf('%.2f', $median_cpu{emit_event} / $median_cpu{file_syswrite}) + 0,
         line_bytes                    => length $sample,
         calls                         => $calls,
         rounds                        => $rounds,
