@@ -17,6 +17,8 @@ the gateway's span joins the trace. Without OpenTelemetry nothing is added.
 
 from __future__ import annotations
 
+import logging
+import ssl
 from collections.abc import Sequence
 
 import attrs
@@ -34,6 +36,7 @@ from wafermon import (
 )
 
 INGEST_PATH = "/v1/ingest/managed"
+log = logging.getLogger(__name__)
 
 try:
     from opentelemetry.propagate import inject as _inject_trace_context
@@ -50,8 +53,10 @@ class GatewaySettings:
     url: str
     token: Secret | None = None
     timeout: Seconds = Seconds(30.0)
-    verify_tls: bool = True
+    verify_tls: bool = True  # false: warned at start (anyone in between reads the token)
     ca_file: str | None = None  # a CA bundle for a gateway with a private certificate
+    client_cert: str | None = None  # this sidecar's certificate, for a gateway asking mTLS
+    client_key: str | None = None
 
 
 class GatewayEmitter(Emitter):
@@ -66,13 +71,28 @@ class GatewayEmitter(Emitter):
         headers = {"Content-Type": "application/x-ndjson"}
         if self.settings.token:
             headers["Authorization"] = f"Bearer {self.settings.token.reveal()}"
-        verify: bool | str = self.settings.ca_file or self.settings.verify_tls
         self._client = httpx.AsyncClient(
             base_url=self.settings.url.rstrip("/"),
             headers=headers,
-            verify=verify,
+            verify=self._verify(),
             timeout=self.settings.timeout,
         )
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        """Checks the gateway's certificate (``ca_file``) and presents ours (mutual TLS)."""
+        s = self.settings
+        if not s.verify_tls:
+            log.warning(
+                "backend %r: verify_tls is false: the gateway's certificate is not checked",
+                self.name,
+            )
+            return False
+        if s.ca_file is None and s.client_cert is None:
+            return True
+        context = ssl.create_default_context(cafile=s.ca_file)
+        if s.client_cert is not None:
+            context.load_cert_chain(s.client_cert, s.client_key)
+        return context
 
     async def close(self) -> None:
         if self._client is not None:
