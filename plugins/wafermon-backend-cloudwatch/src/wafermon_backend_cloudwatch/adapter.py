@@ -38,7 +38,7 @@ from wafermon import (
 from wafermon.interfaces import STATUSES
 
 from . import metrics
-from .aws import AwsSettings, Clients, delivery_error, log_group_name, log_stream_name
+from .aws import AwsSettings, Clients, delivery_error, log_group_name, log_stream_name, logs_health
 
 log = logging.getLogger(__name__)
 #: Values pushed down into a filter pattern; anything else is filtered here only.
@@ -97,12 +97,7 @@ class CloudWatchQueryAdapter(QueryAdapter):
         await self._clients.close()
 
     async def health(self) -> Health:
-        try:
-            client = await self._clients.get("logs")
-            await client.describe_log_groups(limit=1)
-        except (ClientError, BotoCoreError) as exc:
-            return Health(False, str(delivery_error("DescribeLogGroups", exc)))
-        return Health(True)
+        return await logs_health(self._clients)
 
     async def query(self, query: Query) -> QueryResult:
         after = query.after_cursor()

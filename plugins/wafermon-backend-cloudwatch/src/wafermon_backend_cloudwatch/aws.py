@@ -19,7 +19,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from wafermon import FieldValueError, PermanentError, RetryableError, Seconds, Secret
+from wafermon import FieldValueError, Health, PermanentError, RetryableError, Seconds, Secret
 
 PLACEHOLDERS = frozenset({"site_id", "app"})
 #: Error codes that mean "try later" (after botocore's own retries) or an operator's fix
@@ -154,3 +154,13 @@ def delivery_error(what: str, exc: Exception) -> Exception:
     if isinstance(exc, BotoCoreError):
         return RetryableError(f"{what}: {type(exc).__name__}: {exc}")
     return exc
+
+
+async def logs_health(clients: Clients) -> Health:
+    """One cheap CloudWatch Logs call: reachable, and these credentials may use it."""
+    try:
+        client = await clients.get("logs")
+        await client.describe_log_groups(limit=1)
+    except (ClientError, BotoCoreError) as exc:
+        return Health(False, str(delivery_error("DescribeLogGroups", exc)))
+    return Health(True)

@@ -23,7 +23,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from wafermon import Emitter, Event, Health, PermanentError, encode_event
 
 from . import logs, metrics, xray
-from .aws import AwsSettings, Clients, delivery_error, error_code, log_group_name, log_stream_name
+from .aws import (
+    AwsSettings,
+    Clients,
+    delivery_error,
+    error_code,
+    log_group_name,
+    log_stream_name,
+    logs_health,
+)
 
 log = logging.getLogger(__name__)
 REMEMBERED = 100_000  # event ids whose metrics / trace documents this process has sent
@@ -83,12 +91,7 @@ class CloudWatchEmitter(Emitter):
         return dict(self._stats)
 
     async def health(self) -> Health:
-        try:
-            client = await self._clients.get("logs")
-            await client.describe_log_groups(limit=1)
-        except (ClientError, BotoCoreError) as exc:
-            return Health(False, str(delivery_error("DescribeLogGroups", exc)))
-        return Health(True)
+        return await logs_health(self._clients)
 
     async def emit(self, batch: Sequence[Event]) -> None:
         events = list(batch)
