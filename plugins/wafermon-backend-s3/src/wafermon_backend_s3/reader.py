@@ -159,7 +159,9 @@ async def object_events(
     )
     table = await parquet_table(bucket, obj, low, query and query.end, stats, cache=cache)
     if query is not None:
-        table = formats.filter_table(table, query, after)
+        # Objects are sorted by (time, event_id): past the first ``limit`` matches nothing
+        # of this object can make the page, so only those are decoded.
+        table = formats.filter_table(table, query, after).slice(0, query.limit + 1)
     return await asyncio.to_thread(decode_bodies, table.column("body").to_pylist(), obj.key, stats)
 
 
