@@ -164,6 +164,8 @@ def main() -> None:
     # (scripts/test -s bench starts it) and, for the sidecar, wrk.
     suites = [] if args.skip_gateway else ["gateway_bench", "sdk_bench", "central_bench"]
     if not args.skip_gateway:
+        suites.append("s3_bench")  # needs SeaweedFS and PostgreSQL (scripts/services start s3 pg)
+    if not args.skip_gateway:
         suites.append("cloudwatch_webhook_bench")  # needs moto (scripts/services start moto)
     if not args.skip_gateway and not args.skip_sidecar:
         suites.insert(1, "sidecar_bench")
