@@ -244,3 +244,13 @@ async def test_health_reports_an_unreachable_endpoint(aws):
     assert "DescribeLogGroups" in health.detail
     assert "testing" not in health.detail
     await asyncio.sleep(0)
+
+
+async def test_created_groups_get_the_configured_retention(aws, make_event):
+    await emit(aws, [make_event()], metrics=False, retention_days=30)
+    async with client(aws, "logs") as logs:
+        prefix = aws["log_group"].format(site_id="")
+        groups = (await logs.describe_log_groups(logGroupNamePrefix=prefix))["logGroups"]
+    assert [g.get("retentionInDays") for g in groups] == [30]
+    with pytest.raises(ValueError, match="retention_days: CloudWatch accepts only 1, 3"):
+        CloudWatchSettings(retention_days=10)

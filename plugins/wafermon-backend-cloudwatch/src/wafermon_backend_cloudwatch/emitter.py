@@ -20,7 +20,7 @@ from uuid import UUID
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from wafermon import Emitter, Event, Health, PermanentError, encode_event
+from wafermon import Emitter, Event, FieldValueError, Health, PermanentError, encode_event
 
 from . import logs, metrics, xray
 from .aws import (
@@ -45,7 +45,40 @@ class CloudWatchSettings(AwsSettings):
     metrics: bool = True
     xray: bool = False
     xray_origin: str | None = None  # e.g. AWS::EC2::Instance, AWS::ECS::Container
-    retention_days: int | None = None  # set on log groups this backend creates
+    retention_days: int | None = attrs.field(default=None, validator=lambda *a: _retention(*a))
+
+
+#: The values CloudWatch Logs accepts for a log group's retention (PutRetentionPolicy).
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+def _retention(_inst: object, attribute: attrs.Attribute, value: int | None) -> None:
+    if value is not None and value not in RETENTION_DAYS:
+        allowed = ", ".join(map(str, RETENTION_DAYS))
+        raise FieldValueError(attribute.name, f"CloudWatch accepts only {allowed}; got {value}")
 
 
 class _Remembered:
