@@ -142,6 +142,15 @@ def test_xray_ids_derive_from_the_job(make_event):
     assert xray.document(make_event("progress")) is None
 
 
+def test_a_late_started_never_reopens_a_finished_segment(make_event):
+    started = make_event("started", entity_id="lot-8")
+    finished = make_event("finished", entity_id="lot-8", duration_s=1)
+    [done] = xray.documents([finished])
+    [segment] = xray.completed_ids([done])
+    assert xray.documents([started], completed={segment}) == []
+    assert len(xray.documents([started])) == 1
+
+
 def test_filter_pattern_pushes_down_only_plain_values():
     pattern = filter_pattern(Query(site_id="fab1", app="etch", status="running"))
     assert pattern == (

@@ -108,6 +108,7 @@ class CloudWatchEmitter(Emitter):
         self._streams: set[tuple[str, str]] = set()  # known to exist
         self._metered = _Remembered(REMEMBERED)
         self._traced = _Remembered(REMEMBERED)
+        self._completed: OrderedDict[str, None] = OrderedDict()  # finished segment ids
         self._stats = {
             "log_calls": 0.0,
             "log_events": 0.0,
@@ -230,7 +231,7 @@ class CloudWatchEmitter(Emitter):
     # -- X-Ray -----------------------------------------------------------------------------------
 
     async def _put_traces(self, events: list[Event]) -> None:
-        docs = xray.documents(events, self.settings.xray_origin)
+        docs = xray.documents(events, self.settings.xray_origin, self._completed)
         if docs:
             client = await self._clients.get("xray")
             for chunk in xray.chunks(docs):
@@ -254,6 +255,10 @@ class CloudWatchEmitter(Emitter):
                         ),
                     )
                 self._stats["trace_documents"] += len(chunk)
+                for segment in xray.completed_ids(chunk):
+                    self._completed[segment] = None
+                while len(self._completed) > REMEMBERED:
+                    self._completed.popitem(last=False)
         self._traced.add(events)
 
 

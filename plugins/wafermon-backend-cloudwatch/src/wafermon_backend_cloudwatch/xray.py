@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 import orjson
@@ -93,15 +93,27 @@ def document(event: Event, origin: str | None = None) -> dict[str, Any] | None:
     return doc
 
 
-def documents(events: list[Event], origin: str | None = None) -> list[str]:
+def documents(
+    events: list[Event], origin: str | None = None, completed: Container[str] = ()
+) -> list[str]:
     """Segment documents for a batch as JSON strings; a later event of the same entity in the
-    batch wins (X-Ray keeps the last document per id)."""
+    batch wins (X-Ray keeps the last document per id). An in-progress document for an id in
+    ``completed`` is left out: a late resend of a ``started`` event must not turn a finished
+    job back into a running one."""
     by_id: dict[str, dict[str, Any]] = {}
     for event in sorted(events, key=lambda e: e.sort_key):
         doc = document(event, origin)
-        if doc is not None:
-            by_id[doc["id"]] = doc
+        if doc is None or (doc.get("in_progress") and doc["id"] in completed):
+            continue
+        if doc.get("in_progress") and "end_time" in by_id.get(doc["id"], {}):
+            continue  # same batch, finished first (equal times): keep the complete one
+        by_id[doc["id"]] = doc
     return [orjson.dumps(doc).decode() for doc in by_id.values()]
+
+
+def completed_ids(docs: list[str]) -> list[str]:
+    """The ids of the complete (not in-progress) documents among ``docs``."""
+    return [d["id"] for d in map(orjson.loads, docs) if "end_time" in d]
 
 
 def chunks(docs: list[str]) -> Iterator[list[str]]:
