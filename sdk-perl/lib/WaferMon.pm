@@ -5,6 +5,7 @@ use strict;
 use warnings;
 
 use Carp ();
+use Config ();
 use Exporter 'import';
 use File::Basename ();
 use File::Path ();
@@ -249,8 +250,9 @@ sub _send_buffer {
         return $self->_to_spool($lines, undef);
     }
     # One attempt, bounded by inline_timeout; retries are the replayer's, never the caller's.
-    $self->{stats}{requests}++;
+    my $before = $self->{sink}{requests} // 0;
     my $res = eval { $self->{sink}->deliver($lines) } // { ok => 0, error => "send failed: $@" };
+    $self->{stats}{requests} += ($self->{sink}{requests} // 1) - $before;
     if ($res->{ok}) {
         $self->_count_sent($lines, $res->{refused});
         return;
@@ -388,7 +390,9 @@ sub _ensure_replayer {
                 # Its warnings go to a private log that never outgrows 1 MiB by much.
                 open STDERR, ((-s $log // 0) > 2**20 ? '>' : '>>'), $log if -w $spool->dir;
                 chmod 0600, $log;
-                { exec $^X, "-I$lib", '-MWaferMon::Replayer', '-e', 'WaferMon::Replayer::main()'; }
+                # $^X is the running perl, unless perl is embedded (mod_perl: httpd).
+                my $perl = $^X =~ m{perl[\d.]*\z} ? $^X : $Config::Config{perlpath};
+                { exec $perl, "-I$lib", '-MWaferMon::Replayer', '-e', 'WaferMon::Replayer::main()'; }
                 POSIX::_exit(127);
             }
             syswrite $pid_w, ($grandchild // 0) . "\n";

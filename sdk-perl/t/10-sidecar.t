@@ -91,6 +91,21 @@ subtest 'sidecar down: spooled, not lost, not twice; delivered once it is back' 
     ok($wm->close);
 };
 
+subtest 'a batch above the sidecar\'s max_batch_events (422) is split until it fits' => sub {
+    my $small = start_sidecar(tempdir(), undef, 'max_batch_events: 3');
+    my $wm = client(sidecar_url => $small->{url}, batch_size => 10, flush_interval => '1h');
+    my $job = $wm->job(app => 'split', business_key => 'lot-split');
+    $job->tick($_ / 10) for 1 .. 9;    # with the start: 10 events in one batch
+    $job->finish;
+    ok($wm->flush(20), 'delivered');
+    my $n = wait_for(sub { my @e = grep { ($_->{entity}{business_key} // '') eq 'lot-split' } read_events($small->{events_root}); @e >= 11 ? scalar @e : 0 }, 30);
+    is($n, 11, 'all eleven stored, none twice');
+    ok($wm->stats->{requests} > 2, 'in more requests than batches: ' . $wm->stats->{requests});
+    is($wm->stats->{refused}, 0, 'nothing refused');
+    $wm->close;
+    stop_sidecar($small);
+};
+
 subtest 'fork: the child never sends the parent\'s buffered events' => sub {
     my $wm = client(flush_interval => '1h', batch_size => 100);
     my $job = $wm->job(app => 'fork', business_key => 'lot-fork');

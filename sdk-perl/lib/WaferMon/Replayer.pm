@@ -123,8 +123,9 @@ sub replay_file {
             return 0 if $stop || !_owner_alive($owner);
             my $wait = $spool->not_before - Time::HiRes::time();
             if ($wait > 0) { _nap($wait, $owner) or return 0; next }
-            $count{requests}++;
+            my $before = $sink->{requests} // 0;
             my $res = $sink->deliver(\@lines);
+            $count{requests} += ($sink->{requests} // 1) - $before;
             if ($res->{ok}) {
                 $offset += $bytes;
                 $spool->ack($claimed, $offset);

@@ -68,8 +68,9 @@ sub _free_port {
 
 # A real `wafermon sidecar` on 127.0.0.1 whose backend is the filesystem backend under
 # {workdir}/events; returns {pid, url, port, events_root, log}. Dies with its log on failure.
+# $extra: more sidecar settings, as YAML flow text ("max_batch_events: 3").
 sub start_sidecar {
-    my ($workdir, $port) = @_;
+    my ($workdir, $port, $extra) = @_;
     my $exe = wafermon_bin();
     $port ||= _free_port();
     my %sc = (port => $port, url => "http://127.0.0.1:$port", events_root => "$workdir/events",
@@ -77,7 +78,8 @@ sub start_sidecar {
     my $config = "$workdir/site-$port.yaml";
     open my $fh, '>', $config or die "$config: $!";
     print {$fh} "site_id: fab1\n",
-        "sidecar: {listen: \"127.0.0.1:$port\", spool: {dir: \"$workdir/sidecar-spool\"}}\n",
+        "sidecar: {listen: \"127.0.0.1:$port\", spool: {dir: \"$workdir/sidecar-spool-$port\"}"
+        . ($extra ? ", $extra" : '') . "}\n",
         "backends:\n",
         "  - {name: archive, type: filesystem, config: {root: \"$workdir/events\", fsync: true}}\n";
     close $fh;

@@ -49,6 +49,7 @@ sub _http {
 # (the refused events are refused for good), or {ok => 0, error => text, retry_after => s}.
 sub deliver {
     my ($self, $lines) = @_;
+    $self->{requests}++;    # every HTTP request, the halves of a split batch too
     my $res = $self->_http->request('POST', $self->{url},
         { headers => $self->{headers}, content => join('', @$lines) });
     my $status = $res->{status};
