@@ -146,3 +146,39 @@ async def test_kill_9_at_each_step_then_a_rerun_leaves_every_event_exactly_once(
     assert report.recovered == (0 if step in ("uploaded", "done") else 1)
     await assert_exactly_once(store, bucket, written)
     assert not [o for o in await bucket.list_objects("wafermon/_wafermon/")]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_archived_days_past_retention_are_deleted_manifests_first(store, bucket):
+    written = five_days()
+    await store.ingest(written)
+    settings = ArchiveSettings(**SETTINGS, retention=4.5 * 86400)  # DAYS[0] (5 days ago) expires
+    report = await Archiver(store, bucket, "wafermon", settings, now=NOW).run()
+    assert report.expired_days == 1
+    cold = await cold_ids(bucket)
+    assert set(cold) == {
+        e.event_id for e in written if DAYS[1].date() <= e.time.date() < DAYS[3].date()
+    }
+    assert not await bucket.list_objects(layout.date_prefix("wafermon", "fab1", DAYS[0].date()))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_an_object_damaged_after_its_manifest_is_quarantined_not_a_stall(store, bucket):
+    written = five_days()
+    await store.ingest(written)
+
+    def crash(step: str) -> None:
+        if step == "manifest":
+            raise ConnectionError("simulated crash after the manifest")
+
+    with pytest.raises(ConnectionError):
+        await Archiver(
+            store, bucket, "wafermon", ArchiveSettings(**SETTINGS), now=NOW, on_step=crash
+        ).run()
+    (committed,) = reader.committed(await bucket.list_objects("wafermon/site="))
+    await bucket.put(committed.key, b"bit rot", "application/octet-stream", multipart_above=1 << 30)
+
+    report = await Archiver(store, bucket, "wafermon", ArchiveSettings(**SETTINGS), now=NOW).run()
+    assert report.quarantined == [committed.key]
+    await assert_exactly_once(store, bucket, written)  # its rows were still hot: archived anew
+    assert await bucket.list_objects(layout.quarantine_key("wafermon", committed.key))

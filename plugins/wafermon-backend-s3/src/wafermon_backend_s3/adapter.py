@@ -48,11 +48,7 @@ class S3QueryAdapter(QueryAdapter):
         await self.bucket.close()
 
     async def health(self) -> Health:
-        try:
-            await self.bucket.head_bucket()
-        except Exception as exc:  # noqa: BLE001 - health must not raise
-            return Health(False, str(exc))
-        return Health(True)
+        return await self.bucket.health()
 
     def stats(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.counters.items()}
@@ -75,13 +71,14 @@ class S3QueryAdapter(QueryAdapter):
                 else:
                     self.counters["partitions_skipped"] += 1
         found: list[Any] = []
-        for index, (day, site_id) in enumerate(sorted(partitions)):
+        partitions.sort()
+        for index, (day, site_id) in enumerate(partitions):
             self.counters["partitions_read"] += 1
             events = await reader.partition_events(
                 self.bucket, prefix, site_id, day, query, after, self.counters, self.cache
             )
             found = heapq.nsmallest(query.limit + 1, [*found, *events], key=lambda e: e.sort_key)
-            following = sorted(partitions)[index + 1 : index + 2]
+            following = partitions[index + 1 : index + 2]
             if len(found) > query.limit and (not following or following[0][0] > day):
                 break  # a full page, and every later partition holds only later events
         page = found[: query.limit]

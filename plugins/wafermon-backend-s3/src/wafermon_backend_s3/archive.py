@@ -251,10 +251,15 @@ class Archiver:
                 await self.bucket.delete([key])  # never counted; its rows are all still hot
                 log.warning("archive: removed uncommitted %s left by an interrupted run", key)
             else:
-                data = await self.bucket.get(key)
-                table = check_object(data, orjson.loads(manifest), key)
-                await self._delete_hot(table_keys(table))
-                log.warning("archive: finished moving %s after an interrupted run", key)
+                try:
+                    table = check_object(await self.bucket.get(key), orjson.loads(manifest), key)
+                except VerifyError as exc:
+                    # Damaged after it was verified: its rows still in the store are archived
+                    # again by this pass; the copy keeps the rest for a person to look at.
+                    await quarantine(self.bucket, self.prefix, key, str(exc), self.report)
+                else:
+                    await self._delete_hot(table_keys(table))
+                    log.warning("archive: finished moving %s after an interrupted run", key)
             await self.bucket.delete([obj.key])
             self.report.recovered += 1
 
@@ -275,6 +280,30 @@ class Archiver:
                 )
                 await self.bucket.delete(keys)
                 self.report.expired_days += 1
+
+
+async def remove_objects(bucket: Bucket, keys: list[str]) -> None:
+    """Remove objects, their manifests first: an object without manifest no longer counts."""
+    await bucket.delete([layout.manifest_key(k) for k in keys if layout.is_archive(k)])
+    await bucket.delete(keys)
+
+
+async def quarantine(
+    bucket: Bucket, prefix: str, key: str, why: str, report: ArchiveReport
+) -> None:
+    """Move a damaged object (and its manifest) under ``_wafermon/quarantine/`` with the reason,
+    for a person to look at; it no longer counts, and nothing waits on it."""
+    target = layout.quarantine_key(prefix, key)
+    await bucket.copy(key, target)
+    reason = orjson.dumps({"object": key, "reason": why})
+    await bucket.put(target + ".reason.json", reason, "application/json", multipart_above=1 << 62)
+    if layout.is_archive(key):
+        manifest = layout.manifest_key(key)
+        if await bucket.get_or_none(manifest) is not None:
+            await bucket.copy(manifest, layout.quarantine_key(prefix, manifest))
+    await remove_objects(bucket, [key])
+    report.quarantined.append(key)
+    log.error("quarantined %s: %s", key, why)
 
 
 def _cell(name: str, value: Any) -> Any:

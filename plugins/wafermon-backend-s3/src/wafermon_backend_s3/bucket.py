@@ -20,7 +20,7 @@ from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from wafermon import ByteSize, RetryableError, Seconds, Secret
+from wafermon import ByteSize, Health, RetryableError, Seconds, Secret
 from wafermon.errors import FieldValueError
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,14 @@ class Bucket:
         if self._client is None:
             raise RetryableError("S3 client is not started")
         return self._client
+
+    async def health(self) -> Health:
+        """Whether the bucket answers (a HEAD); never raises."""
+        try:
+            await self.head_bucket()
+        except Exception as exc:  # noqa: BLE001 - health must not raise
+            return Health(False, str(exc))
+        return Health(True)
 
     async def head_bucket(self) -> None:
         with s3_errors(f"head bucket {self.settings.bucket}"):

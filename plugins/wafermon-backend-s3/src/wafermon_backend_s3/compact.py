@@ -38,6 +38,8 @@ from .archive import (
     VerifyError,
     check_object,
     manifest_for,
+    quarantine,
+    remove_objects,
 )
 from .bucket import Bucket, ObjectInfo
 
@@ -134,9 +136,7 @@ class Compactor:
         self.report.compacted_outputs += 1
 
     async def _remove(self, keys: list[str]) -> None:
-        manifests = [layout.manifest_key(k) for k in keys if layout.is_archive(k)]
-        await self.bucket.delete(manifests)  # first: an object without manifest no longer counts
-        await self.bucket.delete(keys)
+        await remove_objects(self.bucket, keys)
 
     async def _read(self, obj: ObjectInfo) -> pa.Table | None:
         """An input as a table in the archive schema; None (quarantined) if it is damaged."""
@@ -159,25 +159,8 @@ class Compactor:
             OSError,
             ValueError,
         ) as exc:
-            await self.quarantine(obj.key, str(exc))
+            await quarantine(self.bucket, self.prefix, obj.key, str(exc), self.report)
             return None
-
-    async def quarantine(self, key: str, why: str) -> None:
-        target = layout.quarantine_key(self.prefix, key)
-        await self.bucket.copy(key, target)
-        await self.bucket.put(
-            target + ".reason.json",
-            orjson.dumps({"object": key, "reason": why}),
-            "application/json",
-            multipart_above=1 << 62,
-        )
-        if layout.is_archive(key):
-            manifest = layout.manifest_key(key)
-            if await self.bucket.get_or_none(manifest) is not None:
-                await self.bucket.copy(manifest, layout.quarantine_key(self.prefix, manifest))
-        await self._remove([key])
-        self.report.quarantined.append(key)
-        log.error("quarantined %s: %s", key, why)
 
     async def recover(self) -> None:
         for obj in await self.bucket.list_objects(f"{self.prefix}/{layout.CONTROL}/compact/"):

@@ -82,11 +82,7 @@ class S3Emitter(Emitter):
         await self.bucket.close()
 
     async def health(self) -> Health:
-        try:
-            await self.bucket.head_bucket()
-        except Exception as exc:  # noqa: BLE001 - health must not raise
-            return Health(False, str(exc))
-        return Health(True)
+        return await self.bucket.health()
 
     def stats(self) -> dict[str, float]:
         return {"objects_written": float(self.objects_written)}
