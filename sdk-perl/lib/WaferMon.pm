@@ -39,6 +39,7 @@ sub new {
         pid      => $$,
         buf      => [],
         buf_since => undef,
+        last_handoff => 0,
         max_buf  => ($settings->{batch_size} < $settings->{queue_size} ? $settings->{batch_size} : $settings->{queue_size}),
         spool    => WaferMon::Spool->new(dir => $settings->{spool_dir}, max_bytes => $settings->{spool_max_bytes}),
         stats    => { queued => 0, sent => 0, spooled => 0, dropped => 0, rejected => 0, refused => 0,
@@ -222,8 +223,10 @@ sub _lifecycle {
     return 1;
 }
 
-# The buffer goes out when it holds batch_size events, when its oldest event is older than
-# flush_interval (checked here: there is no timer), and at a top-level job's start and end.
+# The buffer goes out when it holds batch_size events, when the last hand-off is at least
+# flush_interval ago (checked here: there is no timer), and at a top-level job's start and
+# end. So a sparse event (a tick after a quiet spell) goes out at once, and a burst is
+# batched; what a burst leaves in the buffer goes with the next call, flush or close.
 sub _add {
     my ($self, $line, $send_now) = @_;
     my $buf = $self->{buf};
@@ -231,7 +234,7 @@ sub _add {
     $self->{stats}{queued}++;
     my $now = Time::HiRes::time();
     $self->{buf_since} //= $now;
-    if ($send_now || @$buf >= $self->{max_buf} || $now - $self->{buf_since} >= $self->{settings}{flush_interval}) {
+    if ($send_now || @$buf >= $self->{max_buf} || $now - $self->{last_handoff} >= $self->{settings}{flush_interval}) {
         $self->_send_buffer;
     }
 }
@@ -242,6 +245,7 @@ sub _send_buffer {
     return unless @$lines;
     $self->{buf} = [];
     $self->{buf_since} = undef;
+    $self->{last_handoff} = Time::HiRes::time();
     # Background delivery: the batch goes to the local spool (one append) and the replayer
     # process sends it; the caller never waits for the network.
     return $self->_to_spool($lines, undef) if $self->{background};

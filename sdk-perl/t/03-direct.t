@@ -121,6 +121,19 @@ subtest 'batching: nothing is written before the batch is full, a top-level job 
     $wm->close;
 };
 
+subtest 'a sparse event goes out at once, a burst is batched (flush_interval)' => sub {
+    my $wm = client(flush_interval => '1s');
+    my $job = $wm->job(app => 'sparse');
+    my $count = sub { scalar grep { $_->{entity}{id} eq $job->entity_id } read_events($root) };
+    $job->tick(0.1) for 1 .. 3;
+    is($count->(), 1, 'a burst right after the start waits');
+    select undef, undef, undef, 1.1;
+    $job->tick(0.2);
+    is($count->(), 5, 'the first call after a quiet spell hands everything on');
+    $job->finish;
+    $wm->close;
+};
+
 subtest 'errors of the caller are croaked, naming the field' => sub {
     my $wm = client();
     like(eval { $wm->job(app => 'x', entity_type => 'task') } // $@, qr/entity_type: must be/);
