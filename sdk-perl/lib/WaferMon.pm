@@ -499,8 +499,8 @@ filesystem backend's layout. The wire format, settings and C<WAFERMON_*> variabl
 the ones every wafermon SDK shares (F<conformance/PROTOCOL.md>, F<docs/sdk-perl.md>).
 
 The caller never waits for the network. In sidecar mode a batch (C<batch_size> events,
-or what is older than C<flush_interval> at the next call, or a top-level job's start or
-end) is appended to the spool folder, and a small replayer process (started by the SDK
+what a call finds buffered once C<flush_interval> has passed since the last hand-off, or a
+top-level job's start or end) is appended to the spool folder, and a small replayer process (started by the SDK
 with fork and exec, one per spool folder) sends it, retries with backoff, honours
 C<Retry-After>, splits on 413, and keeps everything on disk while the sidecar is down.
 No thread, no timer, no event loop: the replayer is a separate process.
