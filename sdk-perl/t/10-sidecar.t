@@ -73,13 +73,13 @@ subtest 'sidecar down: spooled, not lost, not twice; delivered once it is back' 
     ok(!$wm->flush(5), 'flush: not delivered while the sidecar is down');
     like($wm->stats->{last_error}, qr/unreachable/);
     is($wm->stats->{spooled}, 3);
-    # Another process spools and exits while the sidecar is down: the next start replays it.
+    # Another process spools while the sidecar is down and is killed (kill -9, no close, no
+    # END): what it had handed to the spool still arrives.
     my $pid = fork // die;
     if (!$pid) {
         my $c = client();
         $c->job(app => 'outage', business_key => 'lot-down-child')->finish;
-        $c->close(0.5);
-        POSIX::_exit(0);
+        kill 'KILL', $$;
     }
     waitpid $pid, 0;
     $sc = start_sidecar($tmp, $port);
