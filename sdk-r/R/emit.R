@@ -17,10 +17,10 @@
   if (!is.character(event$kind) || !event$kind %in% .kinds) {
     return(paste0("kind: must be one of ", paste(.kinds, collapse = ", "), ", got ", .show(event$kind)))
   }
-  if (!is.character(event$site_id) || !grepl(.site_id_pattern, event$site_id)) {
+  if (!is.character(event$site_id) || !grepl(.site_id_pattern, event$site_id, perl = TRUE)) {
     return(paste0("site_id: not a valid site id: ", .show(event$site_id)))
   }
-  if (!is.character(event$time) || !grepl(.time_pattern, event$time)) {
+  if (!is.character(event$time) || !grepl(.time_pattern, event$time, perl = TRUE)) {
     return(paste0("time: expected RFC 3339 UTC with Z, got ", .show(event$time)))
   }
   event

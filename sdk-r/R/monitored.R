@@ -95,7 +95,7 @@ job_start <- function(app = NULL, business_key = NULL, entity_type = "job", sub_
   client <- client %||% (if (!is.null(parent)) parent$client) %||% wafermon_client()
   site_id <- site_id %||% client$settings$site_id
   if (is.null(site_id)) .usage_error("site_id: the client has none (set WAFERMON_SITE_ID)")
-  if (!grepl(.site_id_pattern, site_id)) .usage_error(paste0("site_id: not a valid site id: ", .show(site_id)))
+  if (!grepl(.site_id_pattern, site_id, perl = TRUE)) .usage_error(paste0("site_id: not a valid site id: ", .show(site_id)))
   job <- new.env(parent = emptyenv())
   class(job) <- "wafermon_job"
   job$client <- client

@@ -106,7 +106,7 @@
     sites <- vapply(parsed, function(e) as.character(e$site_id %||% ""), "")
     dates <- vapply(parsed, function(e) substr(as.character(e$time %||% ""), 1, 10), "")
   }
-  ok <- grepl(.site_id_pattern, sites) & grepl("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", dates)
+  ok <- grepl(.site_id_pattern, sites, perl = TRUE) & grepl("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", dates, perl = TRUE)
   if (!all(ok)) {
     ctx$counters$rejected <- ctx$counters$rejected + sum(!ok)
     .note_error(ctx, sprintf("%d events without a valid site_id or time refused", sum(!ok)))

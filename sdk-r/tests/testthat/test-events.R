@@ -30,3 +30,19 @@ test_that("metadata at the 16384-byte cap is kept, one byte more is replaced", {
   expect_match(capped$wafermon_sdk_truncated, "metadata of 16385 bytes was above the 16384-byte cap")
   expect_equal(client$counters$metadata_truncated, 1)
 })
+
+test_that("the JSON writer agrees with jsonlite on what events hold", {
+  value <- list(
+    s = "plain", q = "quote \" backslash \\ newline \n tab \t", u = "Zo\u00eb \u30a8\u30c3\u30c1 \U0001F9EA",
+    n = 0.125, big = 9007199254740991, i = 42L, neg = -42, e = 1e-07, t = TRUE, f = FALSE,
+    na = NA, nul = NULL, v = c(1, 2.5), sv = c("a", "b"), empty = setNames(list(), character()), arr = list(),
+    nested = list(list(gas = "CF\u2084"), list(TRUE, FALSE), 1L), inf = Inf, date = as.Date("2026-11-28")
+  )
+  ours <- wafermon:::.to_json(value)
+  theirs <- as.character(jsonlite::toJSON(value, auto_unbox = TRUE, null = "null", na = "null", digits = NA))
+  expect_equal(jsonlite::fromJSON(ours, simplifyVector = FALSE), jsonlite::fromJSON(theirs, simplifyVector = FALSE))
+  expect_match(ours, '"empty":{},"arr":[]', fixed = TRUE)
+  expect_match(ours, '"na":null,"nul":null', fixed = TRUE)
+  expect_match(ours, '"date":"2026-11-28"', fixed = TRUE)
+  expect_match(ours, '"inf":null', fixed = TRUE)
+})
