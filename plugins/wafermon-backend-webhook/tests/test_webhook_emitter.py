@@ -7,7 +7,14 @@ import wafermon_backend_webhook.plugin
 from wafermon_backend_webhook.emitter import WebhookEmitter, WebhookSettings
 from webhook_receiver import SECRET, running_receiver
 
-from wafermon import PermanentError, RetryableError, Secret, to_json_dict
+from wafermon import (
+    EventBatch,
+    PermanentError,
+    RetryableError,
+    Secret,
+    encode_ndjson,
+    to_json_dict,
+)
 from wafermon.config import load_config
 from wafermon.errors import ConfigError
 from wafermon.plugins import Plugins
@@ -39,6 +46,17 @@ async def test_batch_is_posted_signed_with_custom_headers(receiver, make_events)
     assert body["count"] == 3
     assert body["events"] == [to_json_dict(e) for e in events]
     assert request["headers"]["x-wafermon-batch-id"] == body["batch_id"]
+
+
+async def test_a_spooled_batch_is_posted_without_decoding_it(receiver, make_events):
+    events = make_events(4)
+    batch = EventBatch.from_ndjson(encode_ndjson(events))
+    hook = await started(receiver.url)
+    await hook.emit(batch)
+    await hook.close()
+    assert not batch.decoded  # the NDJSON lines went out as they were
+    [request] = receiver.accepted
+    assert request["body"]["events"] == [to_json_dict(e) for e in events]
 
 
 async def test_throttled_then_recovers_honouring_retry_after(receiver, make_events):

@@ -11,9 +11,10 @@ Answers and what they mean for the emitter contract:
   PermanentError whose message carries the receiver's answer, so the dead-letter file says
   why.
 
-Delivery is at-least-once. The generic body carries a ``batch_id`` derived from its event ids
-(the same on every retry) for receivers that deduplicate; chat messages already posted are
-remembered (bounded) so a retried batch does not post them twice from this process.
+The generic body is built from the batch's NDJSON lines as the sidecar spooled them (no event
+is decoded or encoded). Delivery is at-least-once: the body carries a ``batch_id`` derived from
+those lines (the same on every retry) for receivers that deduplicate; chat messages already
+posted are remembered (bounded) so a retried batch does not post them twice from this process.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import attrs
 import httpx
@@ -41,7 +41,7 @@ from wafermon import (
     RetryableError,
     Seconds,
     Secret,
-    encode_array,
+    ndjson_of,
 )
 
 from .presets import PRESETS
@@ -132,40 +132,44 @@ class WebhookEmitter(Emitter):
         return dict(self._stats)
 
     async def emit(self, batch: Sequence[Event]) -> None:
-        events = list(batch)
         if self.settings.preset == "generic":
-            await self._emit_generic(events)
+            await self._emit_generic(batch)
         else:
-            await self._emit_chat(events)
+            await self._emit_chat(list(batch))
 
     # -- generic: the batch itself, as JSON ---------------------------------------------------
 
-    async def _emit_generic(self, events: list[Event]) -> None:
+    async def _emit_generic(self, batch: Sequence[Event]) -> None:
+        # The batch's own NDJSON lines (what the sidecar spooled): no event is decoded or
+        # encoded on the way unless the receiver refuses some, to name them.
+        lines = ndjson_of(batch).split(b"\n")[:-1]
         size = self.settings.max_batch_events
-        refused: list[tuple[list[Event], str]] = []
-        for i in range(0, len(events), size):
-            refused += await self._post_events(events[i : i + size])
+        refused: list[tuple[range, str]] = []
+        for i in range(0, len(lines), size):
+            refused += await self._post_lines(lines, range(i, min(i + size, len(lines))))
         if refused:
-            ids = [e.event_id for chunk, _ in refused for e in chunk]
-            reason = refused[0][1]
-            raise PermanentError(reason, None if len(ids) == len(events) else ids)
+            indexes = [i for span, _ in refused for i in span]
+            ids = None if len(indexes) == len(lines) else [batch[i].event_id for i in indexes]
+            raise PermanentError(refused[0][1], ids)
 
-    async def _post_events(self, events: list[Event]) -> list[tuple[list[Event], str]]:
-        """Post one body; returns the (events, reason) the receiver refused for good."""
-        if not events:
+    async def _post_lines(self, lines: list[bytes], span: range) -> list[tuple[range, str]]:
+        """Post ``lines[span]`` as one body; returns the (span, reason) refused for good."""
+        if not span:
             return []
-        batch_id = _batch_id(e.event_id for e in events)
-        head = orjson.dumps({"batch_id": batch_id, "count": len(events)})
-        body = head[:-1] + b',"events":' + encode_array(events) + b"}"
+        part = lines[span.start : span.stop]
+        batch_id = _batch_id(part)
+        head = orjson.dumps({"batch_id": batch_id, "count": len(part)})
+        body = head[:-1] + b',"events":[' + b",".join(part) + b"]}"
         try:
             await self._post(body, {BATCH_ID_HEADER: batch_id})
         except _Refused as exc:
-            return [(events, str(exc))]
+            return [(span, str(exc))]
         except _TooLarge:
-            if len(events) == 1:
-                return [(events, f"{self.name}: the webhook answered 413 for a single event")]
-            half = len(events) // 2
-            return await self._post_events(events[:half]) + await self._post_events(events[half:])
+            if len(span) == 1:
+                return [(span, f"{self.name}: the webhook answered 413 for a single event")]
+            half = span.start + len(span) // 2
+            first = await self._post_lines(lines, range(span.start, half))
+            return first + await self._post_lines(lines, range(half, span.stop))
         return []
 
     # -- chat presets: a message per failure, or a digest ------------------------------------
@@ -244,9 +248,9 @@ class WebhookEmitter(Emitter):
             await asyncio.sleep(wait)
 
 
-def _batch_id(event_ids: Any) -> str:
-    """The same UUID for the same set of events, so a retried body is recognisably the same."""
-    digest = hashlib.sha256(b"".join(sorted(i.bytes for i in event_ids))).hexdigest()
+def _batch_id(lines: Sequence[bytes]) -> str:
+    """The same UUID for the same events, so a retried body is recognisably the same."""
+    digest = hashlib.sha256(b"\n".join(lines)).hexdigest()
     return str(uuid.uuid5(BATCH_NAMESPACE, digest))
 
 
