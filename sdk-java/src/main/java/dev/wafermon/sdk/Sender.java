@@ -83,7 +83,8 @@ final class Sender {
             targets.add(new Target(new Sinks.Sidecar(s), new Spool(s.spoolDir, "sidecar", s.spoolMaxBytes, s.spoolMaxAge)));
         }
         if (s.usesDirect()) {
-            targets.add(new Target(new Sinks.FileTree(s.fileRoot), new Spool(s.spoolDir, "direct", s.spoolMaxBytes, s.spoolMaxAge)));
+            Sinks.Sink direct = s.fileRoot != null ? new Sinks.FileTree(s.fileRoot) : S3Support.sink(s);
+            targets.add(new Target(direct, new Spool(s.spoolDir, "direct", s.spoolMaxBytes, s.spoolMaxAge)));
         }
         thread = new Thread(this::loop, "wafermon-sender");
         thread.setDaemon(true);

@@ -64,6 +64,9 @@ public final class Settings {
     final Duration replayInterval;
     final Duration flushTimeout;
     final boolean shutdownHook;
+    final String awsAccessKeyId; // from AWS_* in the environment map; else the AWS default chain
+    final String awsSecretAccessKey; // never logged
+    final String awsSessionToken;
 
     private Settings(Map<String, Object> v) {
         mode = (Mode) v.getOrDefault("mode", Mode.SIDECAR);
@@ -88,6 +91,9 @@ public final class Settings {
         shutdownHook = (Boolean) v.getOrDefault("shutdown_hook", Boolean.TRUE);
         s3Region = (String) v.getOrDefault("s3_region", "us-east-1");
         s3Endpoint = (String) v.get("s3_endpoint");
+        awsAccessKeyId = (String) v.get(AWS_KEY);
+        awsSecretAccessKey = (String) v.get(AWS_SECRET);
+        awsSessionToken = (String) v.get(AWS_SESSION);
         if (directUrl != null && directUrl.startsWith("file:")) {
             fileRoot = Paths.get(URI.create(directUrl));
             s3Bucket = null;
@@ -177,6 +183,10 @@ public final class Settings {
         PARSERS.put("s3_region", v -> v.toString().trim());
     }
 
+    private static final String AWS_KEY = "AWS_ACCESS_KEY_ID";
+    private static final String AWS_SECRET = "AWS_SECRET_ACCESS_KEY";
+    private static final String AWS_SESSION = "AWS_SESSION_TOKEN";
+
     /** {@code WAFERMON_} + the name in capitals. */
     static String envName(String setting) {
         return "WAFERMON_" + setting.toUpperCase(Locale.ROOT);
@@ -217,6 +227,20 @@ public final class Settings {
                 && ((Duration) values.get("retry_max_delay")).compareTo(
                         (Duration) values.getOrDefault("retry_base_delay", Duration.ofMillis(200))) < 0) {
             problems.add(givenAs.get("retry_max_delay") + ": must not be less than retry_base_delay");
+        }
+        String direct = (String) values.get("direct_url");
+        if (direct != null && direct.startsWith("s3:") && mode != Mode.SIDECAR) {
+            for (String name : new String[] {AWS_KEY, AWS_SECRET, AWS_SESSION}) {
+                String value = env.get(name);
+                if (value != null && !value.isBlank()) {
+                    values.put(name, value.trim());
+                }
+            }
+            if (values.containsKey(AWS_KEY) != values.containsKey(AWS_SECRET)) {
+                problems.add((values.containsKey(AWS_KEY) ? AWS_SECRET : AWS_KEY)
+                        + ": required with " + (values.containsKey(AWS_KEY) ? AWS_KEY : AWS_SECRET)
+                        + " for an s3:// WAFERMON_DIRECT_URL");
+            }
         }
         if (!problems.isEmpty()) {
             throw new WafermonConfigException(problems);
@@ -320,8 +344,12 @@ public final class Settings {
                         + " with a valid bucket name (3-63 lower-case letters, digits, '.', '-'), got "
                         + quote(v));
             }
-            throw new IllegalArgumentException("s3:// direct mode is not implemented in the Java "
-                    + "SDK yet (use file:///absolute/path or the sidecar), got " + quote(v));
+            if (!S3Support.available()) {
+                throw new IllegalArgumentException("s3:// needs the AWS SDK v2 module "
+                        + "software.amazon.awssdk:s3 (and url-connection-client) on the classpath, "
+                        + "an optional dependency of wafermon-sdk; got " + quote(v));
+            }
+            return text;
         }
         throw new IllegalArgumentException(DIRECT_HINT + ", got " + quote(v));
     }

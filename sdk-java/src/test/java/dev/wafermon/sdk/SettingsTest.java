@@ -55,16 +55,24 @@ class SettingsTest {
     }
 
     @Test
-    void directModeNeedsATargetAndS3IsRefusedForNow() {
+    void directModeNeedsATargetAndS3NeedsBothKeys() {
         WafermonConfigException e = assertThrows(WafermonConfigException.class,
                 () -> load(Map.of("WAFERMON_MODE", "direct")));
         assertTrue(e.getMessage().startsWith("WAFERMON_DIRECT_URL: required"), e.getMessage());
         e = assertThrows(WafermonConfigException.class,
                 () -> load(Map.of("WAFERMON_MODE", "direct", "WAFERMON_DIRECT_URL", "file:///a/../b")));
         assertTrue(e.getMessage().contains("without '..'"), e.getMessage());
+        e = assertThrows(WafermonConfigException.class, () -> load(Map.of("WAFERMON_MODE", "both",
+                "WAFERMON_DIRECT_URL", "s3://bucket/p", "AWS_ACCESS_KEY_ID", "AKIA")));
+        assertEquals("AWS_SECRET_ACCESS_KEY: required with AWS_ACCESS_KEY_ID for an s3:// WAFERMON_DIRECT_URL", e.getMessage());
         e = assertThrows(WafermonConfigException.class,
-                () -> load(Map.of("WAFERMON_MODE", "both", "WAFERMON_DIRECT_URL", "s3://bucket/p")));
-        assertTrue(e.getMessage().contains("not implemented"), e.getMessage());
+                () -> load(Map.of("WAFERMON_MODE", "direct", "WAFERMON_DIRECT_URL", "s3://B_ad/p")));
+        assertTrue(e.getMessage().contains("valid bucket name"), e.getMessage());
+        Settings s3 = load(Map.of("WAFERMON_MODE", "direct", "WAFERMON_DIRECT_URL", "s3://lots/raw/fab/",
+                "AWS_ACCESS_KEY_ID", "AKIA", "AWS_SECRET_ACCESS_KEY", "very-secret"));
+        assertEquals("lots", s3.s3Bucket);
+        assertEquals("raw/fab", s3.s3Prefix);
+        assertFalse(s3.toString().contains("very-secret"));
         Settings s = load(Map.of("WAFERMON_MODE", "Both", "WAFERMON_DIRECT_URL", "file:///tmp/x"));
         assertEquals(Path.of("/tmp/x"), s.fileRoot);
         assertTrue(s.usesSidecar() && s.usesDirect());
