@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from wafermon import Secret
 from wafermon_dashboard.client import CENTRAL, Api, ApiError, Sidecar
 from wafermon_dashboard.demo import DemoFeeder
 
@@ -54,7 +55,7 @@ def test_the_read_token_is_sent_as_a_bearer_token():
         seen.append(request.headers.get("authorization"))
         return httpx.Response(200, json={"items": [], "next_cursor": None})
 
-    Api("http://gw", token="s3cret", transport=httpx.MockTransport(handler)).jobs(limit=1)
+    Api("http://gw", token=Secret("s3cret"), transport=httpx.MockTransport(handler)).jobs(limit=1)
     assert seen == ["Bearer s3cret"]
 
 

@@ -39,6 +39,7 @@ class Context:
     sidecar: Sidecar | None = None
     refresh_s: float = 5.0
     count_cap: int = 1000
+    login: bool = False  # pages need a signed-in session (``login``)
     _sites: tuple[float, list[str]] | None = None
 
     def sites(self) -> list[str]:
@@ -60,8 +61,9 @@ def _header(ctx: Context) -> html.Header:
     return html.Header(
         [
             html.Div([html.Span("wafermon", className="brand"),
-                      html.Span(f"{mode} {ctx.api.url}", className="target")]),
-            html.Nav(links),
+                      html.Span(f"{mode} {ctx.api.shown_url}", className="target")]),
+            html.Nav(links + ([html.A("Sign out", href="/logout", className="nav-link",
+                                      id="nav-signout")] if ctx.login else [])),
         ],
         className="header",
     )  # fmt: skip

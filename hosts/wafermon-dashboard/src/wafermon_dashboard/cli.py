@@ -23,6 +23,34 @@ LISTEN = "127.0.0.1:8050"
     envvar="WAFERMON_READ_TOKEN",
     help="Read token of the gateway or central (env WAFERMON_READ_TOKEN).",
 )
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Read the token from this file instead (its trailing newline is dropped).",
+)
+@click.option(
+    "--sidecar-token",
+    envvar="WAFERMON_SIDECAR_READ_TOKEN",
+    help="Read token of the sidecar, for its health details (env WAFERMON_SIDECAR_READ_TOKEN).",
+)
+@click.option(
+    "--login/--no-login",
+    default=None,
+    help="Pages need a sign-in with a read token of the gateway or central "
+    "(default: on when a token is given).",
+)
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="Serve HTTPS.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="CA bundle of a gateway or central with a private certificate.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow a non-loopback --listen without sign-in (warned at every start).",
+)
 @click.option("--listen", default=LISTEN, show_default=True, metavar="HOST:PORT")
 @click.option(
     "--refresh",
@@ -50,12 +78,27 @@ def dashboard(
     central: str | None,
     sidecar: str | None,
     token: str | None,
+    token_file: str | None,
+    sidecar_token: str | None,
+    login: bool | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    ca_file: str | None,
+    insecure: bool,
     listen: str,
     refresh_s: float,
     count_cap: int,
     log_level: str,
 ) -> None:
-    """Serve the Dash dashboards for a gateway (one site) or a central host (all sites)."""
+    """Serve the Dash dashboards for a gateway (one site) or a central host (all sites).
+
+    Read-only by design. Listening on anything but loopback needs the sign-in (a read token of
+    the gateway or central, see docs/security.md) unless --insecure says otherwise.
+    """
+    from pathlib import Path
+
+    from wafermon import Secret, strip_credentials
+    from wafermon_hosts.common.auth import is_loopback
     from wafermon_hosts.common.logs import configure_logging, get_logger
     from wafermon_hosts.common.serve import parse_listen
 
@@ -64,22 +107,62 @@ def dashboard(
     if (gateway is None) == (central is None):
         raise click.UsageError("give exactly one of --gateway URL or --central URL")
     try:
-        parse_listen(listen)
+        host, _port = parse_listen(listen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
+    if token_file is not None:
+        token = Path(token_file).read_text(encoding="utf-8").rstrip("\r\n")
+        if not token.strip():
+            raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
+    for name, value in (("--token", token), ("--sidecar-token", sidecar_token)):
+        if value is not None and not value.strip():
+            raise click.BadParameter(
+                "must not be empty or whitespace (an unset or empty variable?)", param_hint=name
+            )
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give --tls-cert and --tls-key together")
+    login = bool(token) if login is None else login
+    exposed = not is_loopback(host)
+    if exposed and not login and not insecure:
+        raise click.UsageError(
+            f"--listen {listen} is not loopback and the dashboard would show the site's data to "
+            "anyone: give --token (or --token-file) so pages need a sign-in, listen on "
+            "127.0.0.1, or pass --insecure to accept that on purpose"
+        )
     configure_logging(log_level.upper())
     log = get_logger("wafermon_dashboard")
     app = build(
         gateway=gateway,
         central=central,
         sidecar=sidecar,
-        token=token,
+        token=Secret(token) if token else None,
+        sidecar_token=Secret(sidecar_token) if sidecar_token else None,
         refresh_s=refresh_s,
         count_cap=count_cap,
+        login=login,
+        secure_cookie=tls_cert is not None,
+        ca_file=Path(ca_file) if ca_file else None,
     )
-    log.info("dashboard starting", listen=listen, gateway=gateway, central=central)
-    click.echo(f"wafermon dashboard on http://{listen}/", err=True)
-    serve(app, listen)
+    scheme = "https" if tls_cert else "http"
+    log.info(
+        "dashboard starting",
+        listen=listen,
+        scheme=scheme,
+        login=login,
+        gateway=strip_credentials(gateway or ""),
+        central=strip_credentials(central or ""),
+    )
+    if exposed and not login:
+        log.warning(f"dashboard: --insecure: pages on {listen} need no sign-in")
+    if exposed and login and tls_cert is None:
+        log.warning("dashboard: sign-in over plain HTTP on a non-loopback address: use TLS")
+    click.echo(f"wafermon dashboard on {scheme}://{listen}/", err=True)
+    serve(
+        app,
+        listen,
+        certfile=Path(tls_cert) if tls_cert else None,
+        keyfile=Path(tls_key) if tls_key else None,
+    )
     log.info("dashboard exited")
 
 

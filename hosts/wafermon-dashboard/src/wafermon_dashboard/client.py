@@ -1,14 +1,15 @@
 """The dashboard's only way to the data: HTTP to a gateway or a central host (and a sidecar).
 
-Every call is a plain GET with the read token; nothing is loaded in bulk. Lists are read one
-page at a time with the server's filters, and the few figures that need counting (the live
-view's counts) read at most ``cap`` items, sorted so the newest come first, and say when they
-stopped early. Failures raise ``ApiError`` with a sentence a person can read; views show it
-instead of a chart.
+Every call is a plain GET with the read token (a ``Secret``); nothing is loaded in bulk.
+Lists are read one page at a time with the server's filters, and the few figures that need
+counting (the live view's counts) read at most ``cap`` items, sorted so the newest come
+first, and say when they stopped early. Failures raise ``ApiError`` with a sentence a person
+can read; views show it instead of a chart.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,8 @@ from urllib.parse import quote
 
 import attrs
 import httpx
+
+from wafermon import Secret, strip_credentials
 
 GATEWAY = "gateway"
 CENTRAL = "central"
@@ -54,26 +57,42 @@ class Api:
         url: str,
         *,
         mode: str = GATEWAY,
-        token: str | None = None,
+        token: Secret | None = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.url = url.rstrip("/")
         self.mode = mode
         headers = {"Accept": "application/json", "User-Agent": "wafermon-dashboard"}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"Bearer {token.reveal()}"
         self._client = httpx.Client(
             base_url=self.url,
             headers=headers,
             timeout=timeout,
             transport=transport,
             trust_env=False,
+            verify=verify,
         )
 
     @property
     def central(self) -> bool:
         return self.mode == CENTRAL
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as pages show it: credentials stripped."""
+        return strip_credentials(self.url)
+
+    def grants_read(self, token: str) -> bool:
+        """Whether ``token`` holds the read scope here: health answers details only then."""
+        try:
+            response = self._client.get("/v1/healthz", headers={"Authorization": f"Bearer {token}"})
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return response.status_code in (200, 503) and isinstance(body, dict) and len(body) > 1
 
     def close(self) -> None:
         self._client.close()
@@ -85,15 +104,15 @@ class Api:
         try:
             response = self._client.get(path, params=query)
         except httpx.TimeoutException:
-            raise ApiError(f"{self.url}{path}: no answer in time") from None
+            raise ApiError(f"{self.shown_url}{path}: no answer in time") from None
         except httpx.HTTPError as exc:
-            raise ApiError(f"cannot reach {self.url}: {exc}") from None
+            raise ApiError(strip_credentials(f"cannot reach {self.url}: {exc}")) from None
         if response.status_code not in ok:
             try:
                 message = response.json().get("error") or response.text
             except ValueError:
                 message = response.text[:200]
-            raise ApiError(f"{path}: HTTP {response.status_code}: {message}")
+            raise ApiError(strip_credentials(f"{path}: HTTP {response.status_code}: {message}"))
         if path == "/metrics":
             return response.text
         try:
@@ -178,15 +197,20 @@ class Api:
 class Sidecar:
     """A sidecar's health report (``--sidecar URL``): backends, breakers, spool lag."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self.url = url.rstrip("/")
-        self._client = httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)
+    def __init__(self, url: str, *, token: Secret | None = None, timeout: float = 5.0) -> None:
+        self.url = strip_credentials(url.rstrip("/"))
+        # Without the sidecar's read token, its health answer is the status only.
+        headers = {"Authorization": f"Bearer {token.reveal()}"} if token else {}
+        self._client = httpx.Client(
+            base_url=url.rstrip("/"), headers=headers, timeout=timeout, trust_env=False
+        )
 
     def health(self) -> dict[str, Any]:
         try:
             response = self._client.get("/v1/healthz")
         except httpx.HTTPError as exc:
-            raise ApiError(f"cannot reach the sidecar at {self.url}: {exc}") from None
+            reason = strip_credentials(f"cannot reach the sidecar at {self.url}: {exc}")
+            raise ApiError(reason) from None
         try:
             return response.json()
         except ValueError:

@@ -6,9 +6,12 @@ up the others; SIGTERM / SIGINT stop it gracefully (``wafermon_hosts.common.serv
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
+from wafermon import Secret
 from wafermon_hosts.common.serve import run
 
 
@@ -17,32 +20,61 @@ def build(
     gateway: str | None,
     central: str | None,
     sidecar: str | None = None,
-    token: str | None = None,
+    token: Secret | None = None,
+    sidecar_token: Secret | None = None,
     refresh_s: float = 5.0,
     count_cap: int = 1000,
     timeout_s: float = 10.0,
+    login: bool = False,
+    secure_cookie: bool = False,
+    ca_file: Path | None = None,
 ) -> Any:
-    """The Dash app for a gateway or a central host (exactly one of them)."""
+    """The Dash app for a gateway or a central host (exactly one of them).
+
+    ``login``: every page needs a session, opened with a read token of that gateway or
+    central (``login.install_login``).
+    """
     from .app import Context, create_app
     from .client import CENTRAL, GATEWAY, Api, Sidecar
+    from .login import install_login
 
     if (gateway is None) == (central is None):
         raise ValueError("give exactly one of --gateway URL or --central URL")
+    verify: ssl.SSLContext | bool = True
+    if ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(ca_file))
     api = Api(
-        gateway or central, mode=GATEWAY if gateway else CENTRAL, token=token, timeout=timeout_s
+        gateway or central,
+        mode=GATEWAY if gateway else CENTRAL,
+        token=token,
+        timeout=timeout_s,
+        verify=verify,
     )
     ctx = Context(
         api,
-        sidecar=Sidecar(sidecar) if sidecar else None,
+        sidecar=Sidecar(sidecar, token=sidecar_token) if sidecar else None,
         refresh_s=refresh_s,
         count_cap=count_cap,
+        login=login,
     )
-    return create_app(ctx)
+    app = create_app(ctx)
+    if login:
+        mode = "central" if central else "gateway"
+        install_login(
+            app.server,
+            api.grants_read,
+            target=f"{mode} {api.shown_url}",
+            secure_cookie=secure_cookie,
+        )
+    return app
 
 
-def serve(app: Any, listen: str) -> None:
-    """Serve the Dash app's Flask server on ``listen`` until SIGTERM / SIGINT."""
-    run(wsgi_app(app), listen=listen)
+def serve(
+    app: Any, listen: str, *, certfile: Path | None = None, keyfile: Path | None = None
+) -> None:
+    """Serve the Dash app's Flask server on ``listen`` (HTTPS with a cert and key) until
+    SIGTERM / SIGINT."""
+    run(wsgi_app(app), listen=listen, certfile=certfile, keyfile=keyfile)
 
 
 def wsgi_app(app: Any) -> Callable[..., Iterable[bytes]]:

@@ -28,7 +28,7 @@ def layout(ctx: Any, query: dict[str, str]) -> html.Div:
     return html.Div(
         [
             html.H2("Health"),
-            html.H3(f"{target} {ctx.api.url}"),
+            html.H3(f"{target} {ctx.api.shown_url}"),
             html.Div(id="health-target"),
             html.H3("Sidecar" + (f" {ctx.sidecar.url}" if ctx.sidecar else "")),
             html.Div(id="health-sidecar"),
