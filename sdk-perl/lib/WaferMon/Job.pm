@@ -47,12 +47,25 @@ sub _new {
         status   => 'running',
         dollar_at => "$@",    # a stale $@ from before the job is no failure of the job
     }, $class;
-    $self->{meta_json} = (WaferMon::Wire::metadata_json(\%metadata))[0];
+    $self->_set_metadata(\%metadata);
     $self->_head;
     $self->{t0} = Time::HiRes::time();
     $self->{cpu0} = [ (times)[0, 1] ];
     $client->_lifecycle($self, 'started', $self->{t0}, undef, undef, $type eq 'job');
     return $self;
+}
+
+# The metadata every later event carries, encoded once; above the cap it is replaced by a
+# note (counted in the client's stats and warned about, so the cut is never silent).
+sub _set_metadata {
+    my ($self, $metadata) = @_;
+    my ($json, $cut) = WaferMon::Wire::metadata_json($metadata);
+    $self->{meta_json} = $json;
+    if ($cut) {
+        $self->{client}{stats}{metadata_truncated}++;
+        Carp::carp("wafermon: the metadata of job $self->{entity}{id} is above "
+            . "$WaferMon::Wire::METADATA_MAX_BYTES bytes of JSON and is replaced by a note");
+    }
 }
 
 sub _head {
@@ -91,7 +104,7 @@ sub tick {
     if ($meta && %$meta) {
         Carp::croak('metadata: expected a hash ref') unless ref $meta eq 'HASH';
         $self->{metadata} = { %{ $self->{metadata} }, %$meta };
-        $self->{meta_json} = (WaferMon::Wire::metadata_json($self->{metadata}))[0];
+        $self->_set_metadata($self->{metadata});
     }
     $self->{client}->_lifecycle($self, 'progress', $now, \%metrics);
     return $self;
