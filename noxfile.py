@@ -293,7 +293,8 @@ def sdk_java(session: nox.Session) -> None:
 
     verify compiles with -Xlint, runs the JUnit 5 tests (settings, JSON against Jackson, the
     queue's bounds, direct mode, and SidecarTest against a real ``wafermon sidecar`` from this
-    venv, passed as -Dwafermon.bin: missing is a failure, never a skip) and builds the jar,
+    venv, passed as -Dwafermon.bin; S3Test against the SeaweedFS of scripts/services,
+    WAFERMON_TEST_S3_ENDPOINT: missing servers are failures, never skips) and builds the jar,
     sources and javadoc jars. Maven's cache is ~/.m2 (outside the repository): the first run
     downloads what it needs; once a run with this pom.xml passed, a marker in the cache makes
     later runs offline (-o). Needs Debian's openjdk-17-jdk-headless and maven (scripts/test).
