@@ -10,7 +10,7 @@ reads the same records. Third-party emitters written against ``Sequence[Event]``
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import overload
+from typing import Any, overload
 
 from .codec import encode_ndjson
 from .events import Event
@@ -23,7 +23,7 @@ class EventBatch(Sequence[Event]):
     such bytes) or from events (``from_events``); ``concat`` joins batches without decoding.
     """
 
-    __slots__ = ("_count", "_events", "_ndjson", "_parts")
+    __slots__ = ("_count", "_events", "_ndjson", "_parts", "_wire")
 
     def __init__(
         self,
@@ -32,10 +32,13 @@ class EventBatch(Sequence[Event]):
         events: list[Event] | None = None,
         count: int | None = None,
         parts: Sequence[EventBatch] = (),
+        wire: Sequence[Any] | None = None,
     ) -> None:
+        """``wire``: the ``wafermon.wire.WireEvent`` of each line, when the caller has them."""
         self._ndjson = ndjson
         self._events = events
         self._parts = tuple(parts)
+        self._wire = wire
         if count is None:
             if events is not None:
                 count = len(events)
@@ -82,6 +85,9 @@ class EventBatch(Sequence[Event]):
         if self._events is None:
             if self._parts:
                 self._events = [e for p in self._parts for e in p.events()]
+            elif self._wire is not None:
+                self._events = [w.to_event() for w in self._wire]
+                self._wire = None
             else:
                 from .wire import read_batch  # wire imports codec; codec must not import wire
 

@@ -229,6 +229,11 @@ class Plugins:
 
     # -- running hooks --------------------------------------------------------------------------
 
+    @property
+    def transforms_events(self) -> bool:
+        """Whether any plugin implements transform_events (else ingest needs no Event objects)."""
+        return bool(self.pm.hook.transform_events.get_hookimpls())
+
     def transform_events(self, events: list[Any], *, host: str, site_id: str) -> list[Any]:
         """Run every transform_events implementation in turn, each on the previous output."""
         kwargs: dict[str, Any] = {"host": host, "site_id": site_id}

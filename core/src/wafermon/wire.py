@@ -19,6 +19,7 @@ callers that ask for objects.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -426,8 +427,14 @@ class TooManyEvents(Exception):
 
 #: Bytes of body decoded per step; between steps a host lets other requests run.
 SLICE_BYTES = 128 * 1024
+#: The longest JSON text one event may have. The schema's own caps (a 64 Ki-character stack,
+#: 16 KiB of metadata, ...) keep a real event far below this even fully escaped; a longer item
+#: is refused unread, so no single item costs more than this much parsing.
+MAX_EVENT_BYTES = 2**20
+TOO_LONG = f"the event's JSON text is longer than {MAX_EVENT_BYTES} bytes"
 #: A pretty-printed single event larger than this is read as NDJSON (and rejected line by line).
 MAX_PRETTY_BYTES = 4 * SLICE_BYTES
+_LEADING_SPACE = re.compile(rb"[ \t\r\n]*")
 _NDJSON_LINE = re.compile(rb"^[ \t\r]*+([^ \t\r\n][^\n]*)", re.MULTILINE)
 
 
@@ -454,7 +461,7 @@ class BatchReader:
 
     def steps(self) -> Iterator[None]:
         body = self.body
-        start = len(body) - len(body.lstrip())
+        start = _LEADING_SPACE.match(body).end()
         first = body[start : start + 1]
         if not first:
             raise BatchDecodeError(
@@ -462,7 +469,7 @@ class BatchReader:
             )
         if first == b"[":
             yield from self._array(start)
-        elif first == b"{" and body.find(b"\n", start, len(body.rstrip())) != -1:
+        elif first == b"{" and body.find(b"\n", start, _content_end(body)) != -1:
             yield from self._maybe_pretty(start)
         else:
             yield from self._ndjson()
@@ -487,8 +494,14 @@ class BatchReader:
         body, end = self.body, len(self.body)
         pos = 0  # '^' matches only at line starts: begin at one
         while pos < end:
+            if end - pos > MAX_EVENT_BYTES and body.find(b"\n", pos, pos + MAX_EVENT_BYTES) == -1:
+                pos = self._too_long_line(pos)
+                yield
+                continue
             cut = body.find(b"\n", min(pos + self.SLICE_BYTES, end))
             cut = end if cut == -1 else cut + 1
+            if cut - pos > self.SLICE_BYTES + MAX_EVENT_BYTES:  # a long line ends this slice
+                cut = body.rfind(b"\n", pos, pos + self.SLICE_BYTES) + 1
             chunk = body[pos:cut]
             pos = cut
             lines = chunk.split(b"\n")
@@ -501,6 +514,16 @@ class BatchReader:
             self._items(lines, chunk)
             yield
 
+    def _too_long_line(self, pos: int) -> int:
+        """Refuse the line at ``pos`` (longer than any event) unread; where the next begins."""
+        body = self.body
+        cut = body.find(b"\n", pos)
+        cut = len(body) if cut == -1 else cut
+        if not body[pos:cut].isspace():
+            self._count(1)
+            self.batch.rejected.append(RejectedEvent(self.batch.total, [Problem("$", TOO_LONG)]))
+        return cut + 1
+
     def _array(self, start: int) -> Iterator[None]:
         """Split the array at top-level commas into slices, each parsed as an array of its own.
 
@@ -508,7 +531,7 @@ class BatchReader:
         parse; the slice then grows (doubling) to a later comma, or to the end of the array.
         """
         body = self.body
-        end = len(body.rstrip())
+        end = _content_end(body)
         if body[end - 1 : end] != b"]" or end - start < 2:
             raise BatchDecodeError([Problem("$", "not valid JSON: the array is not closed")])
         end -= 1  # the closing bracket
@@ -551,16 +574,20 @@ class BatchReader:
             return
         batch = self.batch
         index = batch.total
-        try:  # the common case: every item is valid
-            events = _decode_lines(b"\n".join(texts) if joined is None else joined)
-        except Exception:  # noqa: BLE001 - sorted out one by one below
-            events = None
+        events = None
+        if joined is not None or max(map(len, texts)) <= MAX_EVENT_BYTES:
+            # The common case: every item is valid. Any fault is sorted out one by one below.
+            with contextlib.suppress(Exception):
+                events = _decode_lines(b"\n".join(texts) if joined is None else joined)
         if events is not None and len(events) == len(texts) and _passes(events):
             batch.events += events
             batch.lines += texts
             batch.indexes += range(index, index + len(texts))
             return
         for offset, text in enumerate(texts):
+            if len(text) > MAX_EVENT_BYTES:
+                batch.rejected.append(RejectedEvent(index + offset, [Problem("$", TOO_LONG)]))
+                continue
             event = check(text)
             if event is None:
                 verdict = explain(index + offset, text)
@@ -571,6 +598,16 @@ class BatchReader:
             batch.events.append(event)
             batch.lines.append(text)
             batch.indexes.append(index + offset)
+
+
+def _content_end(body: bytes) -> int:
+    """Where the body ends without its trailing JSON whitespace (without copying it, usually)."""
+    end = len(body)
+    for _ in range(64):
+        if not end or body[end - 1] not in b" \t\r\n":
+            return end
+        end -= 1
+    return len(body.rstrip(b" \t\r\n"))
 
 
 def _untidy(chunk: bytes) -> bool:

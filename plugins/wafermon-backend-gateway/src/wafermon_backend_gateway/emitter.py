@@ -27,12 +27,12 @@ import httpx
 from wafermon import (
     Emitter,
     Event,
+    EventBatch,
     Health,
     PermanentError,
     RetryableError,
     Seconds,
     Secret,
-    encode_ndjson,
 )
 
 INGEST_PATH = "/v1/ingest/managed"
@@ -107,7 +107,8 @@ class GatewayEmitter(Emitter):
         return Health(response.status_code == 200, f"gateway answered {response.status_code}")
 
     async def emit(self, batch: Sequence[Event]) -> None:
-        rejected = await self._post(list(batch))
+        # The spooled bytes go out as they are: a sidecar forwards without decoding.
+        rejected = await self._post(EventBatch.from_events(batch))
         if rejected:
             ids = [event_id for event_id, _ in rejected]
             reasons = "; ".join(f"{event_id}: {why}" for event_id, why in rejected[:5])
@@ -119,16 +120,14 @@ class GatewayEmitter(Emitter):
             raise RetryableError(f"backend {self.name!r} is not started")
         return self._client
 
-    async def _post(self, events: list[Event]) -> list[tuple[str, str]]:
+    async def _post(self, events: EventBatch) -> list[tuple[str, str]]:
         """Send events; returns (event_id, reason) of each event the gateway rejected."""
         if not events:
             return []
         try:
             headers: dict[str, str] = {}
             _inject_trace_context(headers)
-            response = await self._http.post(
-                INGEST_PATH, content=encode_ndjson(events), headers=headers
-            )
+            response = await self._http.post(INGEST_PATH, content=events.ndjson, headers=headers)
         except httpx.HTTPError as exc:
             raise RetryableError(f"{self.settings.url}: {type(exc).__name__}: {exc}") from exc
         status = response.status_code
@@ -141,8 +140,8 @@ class GatewayEmitter(Emitter):
         if status in (413, 422):
             if len(events) == 1:
                 return [(str(events[0].event_id), f"gateway answered {status}: too large")]
-            half = len(events) // 2
-            return await self._post(events[:half]) + await self._post(events[half:])
+            first, second = events.split()
+            return await self._post(first) + await self._post(second)
         detail = response.text[:300]
         if status in (400, 415):
             raise PermanentError(f"gateway answered {status}: {detail}")

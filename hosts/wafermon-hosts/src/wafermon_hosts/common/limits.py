@@ -1,16 +1,87 @@
-"""Request bodies are read with a hard cap, so no client can make a host hold unbounded input.
+"""Request bodies are read with hard caps, so no client can make a host hold unbounded input
+or hold up other clients.
 
-The declared Content-Length is checked before reading anything; a chunked body (no length) is
-counted while it streams and refused the moment it passes the cap.
+- Bytes: the declared Content-Length is checked before reading anything; a chunked body (no
+  length) is counted while it streams and refused the moment it passes the cap. A host-wide
+  ``ByteBudget`` bounds the body bytes held by all requests at once.
+- Work: an ingest body is decoded one slice at a time (``wafermon.wire.BatchReader``), the
+  event loop running other requests between slices, and items are counted as they are read, so
+  a body over the event cap is refused after at most one slice past the cap, never decoded whole.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from starlette.requests import Request
 
-from wafermon import BatchDecodeError, DecodedBatch, Problem, decode_batch
+from wafermon import BatchDecodeError, Problem
+from wafermon.wire import BatchReader, TooManyEvents, WireBatch
 
 from .errors import ApiError
+
+#: Seconds a request waits for room in the host's byte budget before it is answered 503.
+BUDGET_WAIT_S = 10.0
+RETRY_AFTER_S = 5
+
+
+class ByteBudget:
+    """Body bytes that all requests of a host may hold at once.
+
+    A request takes bytes as it reads its body and gives them back when it has been answered.
+    One request may always proceed alone (a body up to the size cap), so the budget only ever
+    makes concurrent requests wait, and a request that waits too long gets 503 + Retry-After.
+    """
+
+    def __init__(self, limit: int, *, wait_s: float = BUDGET_WAIT_S) -> None:
+        self.limit = limit
+        self.wait_s = wait_s
+        self.used = 0
+        self._room = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def claim(self) -> AsyncIterator[Claim]:
+        claim = Claim(self)
+        try:
+            yield claim
+        finally:
+            await claim.release()
+
+
+class Claim:
+    """One request's share of a ByteBudget."""
+
+    def __init__(self, budget: ByteBudget) -> None:
+        self.budget = budget
+        self.held = 0
+
+    async def take(self, size: int) -> None:
+        budget = self.budget
+        async with budget._room:
+            try:
+                async with asyncio.timeout(budget.wait_s):
+                    await budget._room.wait_for(
+                        lambda: budget.used + size <= budget.limit or budget.used == self.held
+                    )
+            except TimeoutError:
+                raise ApiError(
+                    503,
+                    "the host is busy reading other requests' bodies; retry later",
+                    headers={"Retry-After": str(RETRY_AFTER_S)},
+                ) from None
+            budget.used += size
+            self.held += size
+
+    async def release(self) -> None:
+        if self.held:
+            budget = self.budget
+            async with budget._room:
+                budget.used -= self.held
+                self.held = 0
+                budget._room.notify_all()
+
 
 #: Content types the ingest endpoints read; a missing Content-Type is read the same way.
 EVENT_CONTENT_TYPES = ("application/json", "application/x-ndjson", "application/ndjson")
@@ -20,20 +91,27 @@ def too_large(limit: int) -> ApiError:
     return ApiError(413, f"request body is larger than the limit of {limit} bytes")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or ApiError 413 as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request: Request, limit: int, claim: Claim | None = None) -> bytes:
+    """The whole body, or ApiError 413 as soon as it is known to exceed ``limit`` bytes.
+
+    With a ``claim``, the body's bytes are taken from the host's budget before they are read.
+    """
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise ApiError(400, f"invalid Content-Length header: {declared!r}")
         if int(declared) > limit:
             raise too_large(limit)
+        if claim is not None:
+            await claim.take(int(declared))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise too_large(limit)
+        if claim is not None and declared is None:
+            await claim.take(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -43,27 +121,31 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_event_batch(request: Request, *, max_bytes: int, max_events: int) -> DecodedBatch:
-    """An ingest request's body decoded into good and rejected events.
+async def read_event_batch(
+    request: Request, *, max_bytes: int, max_events: int, claim: Claim | None = None
+) -> WireBatch:
+    """An ingest request's body, validated: accepted events with their JSON, rejected ones.
 
     ApiError 415 for another Content-Type, 413 above ``max_bytes``, 400 when the body is not an
-    event, a JSON array or NDJSON, 422 when it holds more than ``max_events`` events.
+    event, a JSON array or NDJSON, 422 as soon as it is seen to hold more than ``max_events``.
     """
     kind = media_type(request)
     if kind and kind not in EVENT_CONTENT_TYPES:
         send = " or ".join(EVENT_CONTENT_TYPES)
         raise ApiError(415, f"unsupported Content-Type {kind!r}; send {send}")
-    body = await read_body(request, max_bytes)
+    body = await read_body(request, max_bytes, claim)
+    reader = BatchReader(body, max_events)
     try:
-        batch = decode_batch(body)
+        for _ in reader.steps():
+            await asyncio.sleep(0)  # let other requests run between slices
     except BatchDecodeError as exc:
         raise ApiError(
             400, "the body is not an event, a JSON array or NDJSON", exc.problems
         ) from None
-    except RecursionError:  # defensive: orjson caps nesting itself, this is a last resort
-        raise ApiError(400, "the body is nested too deeply", [Problem("$", "too deep")]) from None
-    total = len(batch.events) + len(batch.rejected)
-    if total > max_events:
-        message = f"the body holds {total} events, more than the limit of {max_events}; split it"
-        raise ApiError(422, message, [Problem("$", message)])
-    return batch
+    except TooManyEvents as exc:
+        message = (
+            f"the body holds more than the limit of {max_events} events "
+            f"(counted {exc.seen} before stopping); split it"
+        )
+        raise ApiError(422, message, [Problem("$", message)]) from None
+    return reader.batch

@@ -1,10 +1,13 @@
-"""POST /v1/ingest/managed: store a batch in the managed store, report on every event.
+"""POST /v1/ingest/managed: store a batch in the managed store, report what was not stored.
 
-The answer has one result per input event, in input order, so a sender (a sidecar, an SDK)
-knows exactly which events to drop, keep or dead-letter. Bad events never cost good ones:
-they are reported ``rejected`` with JSON paths while the rest are stored. Repeated events
-(at-least-once delivery) are ``duplicate``; within one batch, the first copy is the one stored.
-Only a body that is unreadable as a whole is refused outright (400).
+The answer carries the counts and one result per event that was not accepted (its index in
+the body, id, status and errors), so a sender (a sidecar, an SDK) knows exactly which events
+to drop, keep or dead-letter. Bad events never cost good ones: they are reported ``rejected``
+with JSON paths while the rest are stored. Repeated events (at-least-once delivery) are
+``duplicate``; within one batch, the first copy is the one stored. Only a body that is
+unreadable as a whole is refused outright (400).
+
+Events are validated once by the fast decoder and stored with the JSON text they arrived in.
 """
 
 from __future__ import annotations
@@ -15,12 +18,8 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 
-from wafermon import (
-    DecodedBatch,
-    Event,
-    PermanentError,
-    Problem,
-)
+from wafermon import Event, PermanentError, Problem
+from wafermon.wire import WireBatch
 
 from ..common.errors import JSONResponse
 from ..common.limits import read_event_batch
@@ -41,61 +40,61 @@ def _result(index: int, event_id: Any, status: str, errors: list[Problem] = ()) 
 
 async def ingest(request: Request) -> Response:
     gw = request.app.state.gateway
-    batch = await read_event_batch(
-        request, max_bytes=gw.settings.max_body_bytes, max_events=gw.settings.max_batch_events
-    )
-    total = len(batch.events) + len(batch.rejected)
+    async with gw.body_budget.claim() as claim:
+        batch = await read_event_batch(
+            request,
+            max_bytes=gw.settings.max_body_bytes,
+            max_events=gw.settings.max_batch_events,
+            claim=claim,
+        )
+        return await _ingest(gw, batch)
 
-    results: list[dict[str, Any]] = [{}] * total  # every slot is filled below
-    for bad in batch.rejected:
-        results[bad.index] = _result(bad.index, bad.event_id, "rejected", bad.problems)
+
+async def _ingest(gw: Any, batch: WireBatch) -> Response:
+    not_accepted = [_result(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected]
     # One copy per event_id goes on; later copies in the same batch are duplicates of it.
-    first: dict[UUID, int] = {}
+    first: dict[str, int] = {}
     unique: list[Event] = []
-    for index, event in zip(batch.indexes, batch.events, strict=True):
-        if event.event_id in first:
-            results[index] = _result(index, event.event_id, "duplicate")
-        else:
-            first[event.event_id] = index
-            unique.append(event)
-    transformed = gw.plugins.transform_events(unique, host="gateway", site_id=gw.site_id)
-    to_store = list({e.event_id: e for e in transformed}.values())
+    lines: dict[int, bytes] = {}  # id() of each decoded event -> its JSON text
+    for index, wire, line in zip(batch.indexes, batch.events, batch.lines, strict=True):
+        if wire.event_id in first:
+            not_accepted.append(_result(index, wire.event_id, "duplicate"))
+            continue
+        first[wire.event_id] = index
+        event = wire.to_event()
+        unique.append(event)
+        lines[id(event)] = line
+    to_store = unique
+    if gw.plugins.transforms_events:
+        transformed = gw.plugins.transform_events(unique, host="gateway", site_id=gw.site_id)
+        to_store = list({e.event_id: e for e in transformed}.values())
+    # An event a plugin replaced gets None: the store encodes it. Identity is sound here
+    # because every decoded event stays alive in ``unique`` meanwhile.
+    bodies = [lines.get(id(e)) for e in to_store] if gw.store_takes_bodies else None
 
-    outcome = await _store(gw, to_store, _bodies(gw, batch, to_store))
+    outcome = await _store(gw, to_store, bodies)
     dropped = ("rejected", [Problem("$", DROPPED)])
     for event_id, index in first.items():
-        status, errors = outcome.get(event_id, dropped)
-        results[index] = _result(index, event_id, status, errors)
+        status, errors = outcome.get(UUID(event_id), dropped)
+        if status != "accepted":
+            not_accepted.append(_result(index, event_id, status, errors))
     gw.stream.publish([e for e in to_store if outcome[e.event_id][0] == "accepted"])
 
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    for result in results:
+    counts = {"accepted": batch.total - len(not_accepted), "duplicate": 0, "rejected": 0}
+    for result in not_accepted:
         counts[result["status"]] += 1
     for outcome_name, n in counts.items():
         if n:
             gw.metrics.events.labels(outcome_name).inc(n)
+    not_accepted.sort(key=lambda result: result["index"])
     return JSONResponse(
         {
             "accepted": counts["accepted"],
             "duplicates": counts["duplicate"],
             "rejected": counts["rejected"],
-            "results": results,
+            "results": not_accepted,
         }
     )
-
-
-def _bodies(gw: Any, batch: DecodedBatch, events: list[Event]) -> list[bytes | None] | None:
-    """The NDJSON line each event to store was decoded from, for a store that takes them.
-
-    Only events that are the very objects decoded from the body get their line: an event a
-    transform_events plugin replaced gets None (the store encodes it). Matching by identity is
-    sound because every decoded event stays alive in ``batch`` meanwhile.
-    """
-    if batch.lines is None or not gw.store_takes_bodies:
-        return None
-    lines = batch.lines
-    line_of = {id(e): lines[i] for i, e in zip(batch.indexes, batch.events, strict=True)}
-    return [line_of.get(id(e)) for e in events]
 
 
 async def _store(

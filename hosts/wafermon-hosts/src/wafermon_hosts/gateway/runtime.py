@@ -23,6 +23,7 @@ from wafermon.plugins import Plugins
 
 from ..common.errors import ApiError, bad_parameter
 from ..common.health import CachedCheck
+from ..common.limits import ByteBudget
 from ..common.logs import get_logger
 from ..common.metrics import HostMetrics
 from ..common.tracing import Tracing
@@ -32,6 +33,8 @@ from .settings import MANAGED, GatewayParts
 from .stream import Broadcaster
 
 log = get_logger("wafermon_hosts.gateway")
+#: Request bodies held at once, in units of max_body_bytes (each request may use one unit).
+BODY_BUDGET_BODIES = 4
 
 SOURCE_RETRY_S = 30.0
 #: Seconds a client is asked to wait before retrying when the store is down.
@@ -167,6 +170,7 @@ class Gateway:
         self.plugins = plugins
         self.tracing = tracing
         self.metrics = GatewayMetrics()
+        self.body_budget = ByteBudget(BODY_BUDGET_BODIES * self.settings.max_body_bytes)
         self.stream = Broadcaster(
             on_subscribers=self.metrics.sse_subscribers.set,
             on_dropped=self.metrics.sse_dropped.inc,

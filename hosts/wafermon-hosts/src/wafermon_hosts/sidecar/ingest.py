@@ -1,11 +1,15 @@
 """POST /v1/ingest/events (and /v1/ingest/events:batch): validate, spool, then answer 202.
 
-The answer has one result per input event, in input order. Bad events never cost good ones:
-they are reported ``rejected`` with JSON paths while the rest are appended to the spool as
-one record. 202 is sent only after that record is fsynced, so every event a client saw
-``accepted`` survives kill -9 and reaches every backend. When nothing in the body is valid
-the answer is 400 with the same shape and nothing is written. A full spool is 503 with
-Retry-After: nothing of that request was acknowledged, the client sends it again later.
+Bad events never cost good ones: they are reported ``rejected`` with JSON paths while the rest
+are appended to the spool as one record, as the JSON text they arrived in (one line each). 202
+is sent only after that record is fsynced, so every event a client saw accepted survives kill
+-9 and reaches every backend. The answer carries the counts and one result per event that was
+not accepted (its index in the body, id, status, errors); an accepted event needs no result.
+When nothing in the body is valid the answer is 400 with the same shape and nothing is
+written. A full spool is 503 with Retry-After: nothing of that request was acknowledged, the
+client sends it again later.
+
+No Event object is built here unless a plugin implements ``transform_events``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from wafermon import Problem
+from wafermon import EventBatch, Problem, encode_event
+from wafermon.wire import WireBatch
 
 from ..common.errors import ApiError, JSONResponse
 from ..common.limits import read_event_batch
@@ -43,34 +48,55 @@ async def ingest(request: Request) -> Response:
             "the sidecar is shutting down; nothing was stored, retry later",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
-    batch = await read_event_batch(
-        request, max_bytes=sc.settings.max_body_bytes, max_events=sc.settings.max_batch_events
-    )
-    total = len(batch.events) + len(batch.rejected)
+    async with sc.body_budget.claim() as claim:
+        batch = await read_event_batch(
+            request,
+            max_bytes=sc.settings.max_body_bytes,
+            max_events=sc.settings.max_batch_events,
+            claim=claim,
+        )
+        return await _spool(sc, batch)
 
-    results: list[dict[str, Any]] = [{}] * total  # every slot is filled below
-    for bad in batch.rejected:
-        results[bad.index] = _result(bad.index, bad.event_id, "rejected", bad.problems)
-    events = batch.events
-    if events:
-        events = sc.plugins.transform_events(list(events), host="sidecar", site_id=sc.site_id)
-    kept = {e.event_id for e in events}
-    accepted = 0
-    for index, event in zip(batch.indexes, batch.events, strict=True):
-        if event.event_id in kept:
-            results[index] = _result(index, event.event_id, "accepted")
-            accepted += 1
-        else:
-            results[index] = _result(index, event.event_id, "rejected", [Problem("$", DROPPED)])
+
+async def _spool(sc: Any, batch: WireBatch) -> Response:
+    not_accepted = [_result(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected]
+    if sc.plugins.transforms_events:
+        record, dropped = _transformed(sc, batch)
+        not_accepted += dropped
+        not_accepted.sort(key=lambda result: result["index"])
+    else:
+        payload = batch.ndjson()
+        record = EventBatch(ndjson=payload, count=len(batch.lines), wire=batch.events)
+    accepted = len(batch.events) - (len(not_accepted) - len(batch.rejected))
     if accepted:
-        await sc.append(events)  # returns once fsynced; ApiError 503 if the spool refuses
+        await sc.append(record)  # returns once fsynced; ApiError 503 if the spool refuses
 
-    rejected = total - accepted
+    rejected = batch.total - accepted
     if accepted:
         sc.metrics.events.labels("accepted").inc(accepted)
     if rejected:
         sc.metrics.events.labels("rejected").inc(rejected)
-    body_out: dict[str, Any] = {"accepted": accepted, "rejected": rejected, "results": results}
+    body_out: dict[str, Any] = {"accepted": accepted, "rejected": rejected, "results": not_accepted}
     if not accepted:
         body_out = {"error": NOTHING_VALID, **body_out}
     return JSONResponse(body_out, status_code=202 if accepted else 400)
+
+
+def _transformed(sc: Any, batch: WireBatch) -> tuple[EventBatch, list[dict[str, Any]]]:
+    """Run the transform_events plugins: the record to spool, and the events they dropped.
+
+    An event a plugin passes on unchanged keeps the text it arrived in; a replaced one is
+    encoded anew.
+    """
+    decoded = [w.to_event() for w in batch.events]
+    out = sc.plugins.transform_events(list(decoded), host="sidecar", site_id=sc.site_id)
+    kept = {e.event_id for e in out}
+    line_of = {id(e): line for e, line in zip(decoded, batch.lines, strict=True)}
+    lines = [line_of.get(id(e)) or encode_event(e) for e in out]
+    dropped = [
+        _result(index, event.event_id, "rejected", [Problem("$", DROPPED)])
+        for index, event in zip(batch.indexes, decoded, strict=True)
+        if event.event_id not in kept
+    ]
+    record = EventBatch(ndjson=b"".join(line + b"\n" for line in lines), events=list(out))
+    return record, dropped

@@ -18,19 +18,20 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from prometheus_client import Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from wafermon import Emitter, Event, Health, RetryableError, encode_ndjson, strip_credentials
+from wafermon import Emitter, Event, EventBatch, Health, RetryableError, strip_credentials
 from wafermon.plugins import Plugins
 from wafermon.router import Breaker, Route, Router
 from wafermon.spool import Spool, SpoolFull
 
 from ..common.errors import ApiError
+from ..common.limits import ByteBudget
 from ..common.logs import get_logger
 from ..common.metrics import HostMetrics
 from ..common.tracing import Tracing
@@ -53,6 +54,8 @@ MAX_TRACED_RECORDS = 10_000
 LOOP_RETRY_S = 1.0
 #: Seconds between checks that the spool directory still exists.
 DIR_CHECK_S = 1.0
+#: Request bodies held at once, in units of max_body_bytes (each request may use one unit).
+BODY_BUDGET_BODIES = 4
 
 
 class SidecarStartError(RuntimeError):
@@ -92,7 +95,7 @@ class SupervisedEmitter(Emitter):
                 return
             self.started, self.start_error = True, None
 
-    async def emit(self, batch: list[Event]) -> None:
+    async def emit(self, batch: Sequence[Event]) -> None:
         if not self.started:
             await self.start()
             if not self.started:
@@ -127,7 +130,9 @@ class SidecarRouter(Router):
         # restart get delivery spans of their own.
         self._traces: dict[int, dict[str, str]] = {}
 
-    def remember(self, seq: int, events: list[Event], trace: dict[str, str] | None = None) -> None:
+    def remember(
+        self, seq: int, events: Sequence[Event], trace: dict[str, str] | None = None
+    ) -> None:
         """The decoded events of record ``seq``, and the trace context of the request that
         brought them (when tracing)."""
         if trace:
@@ -301,6 +306,7 @@ class Sidecar:
         self.spool_error: str | None = None  # why the last append failed, until one succeeds
         self.start_error: str | None = None  # why the spool did not open, for the CLI
         self.metrics = SidecarMetrics(self)
+        self.body_budget = ByteBudget(BODY_BUDGET_BODIES * self.settings.max_body_bytes)
         self._executor: ThreadPoolExecutor | None = None
         self._lock_file: TextIO | None = None
         self._dir_checked_until = 0.0
@@ -364,12 +370,12 @@ class Sidecar:
             log.info("sidecar stopping: new ingest requests get 503")
         self.accepting = False
 
-    async def append(self, events: list[Event]) -> int:
-        """Append the events as one record; return its seq once it is on disk (fsynced).
+    async def append(self, record: EventBatch) -> int:
+        """Append the batch's NDJSON as one record; return its seq once it is on disk (fsynced).
 
         Raises ApiError 503 (with Retry-After) when the spool refuses: nothing was stored.
         """
-        payload = encode_ndjson(events)
+        payload = record.ndjson
         assert self.spool is not None
         assert self.router is not None
         assert self._executor is not None
@@ -403,7 +409,7 @@ class Sidecar:
             ) from None
         self.spool_error = None
         self.metrics.appends.inc()
-        self.router.remember(seq, events, self.tracing.carrier() if self.tracing else None)
+        self.router.remember(seq, record, self.tracing.carrier() if self.tracing else None)
         self.router.notify()
         return seq
 
