@@ -167,6 +167,8 @@ def main() -> None:
         suites.append("s3_bench")  # needs SeaweedFS and PostgreSQL (scripts/services start s3 pg)
     if not args.skip_gateway:
         suites.append("cloudwatch_webhook_bench")  # needs moto (scripts/services start moto)
+    if not args.skip_gateway:
+        suites.append("es_zabbix_bench")  # needs scripts/services start es zabbix
     if not args.skip_gateway and not args.skip_sidecar:
         suites.insert(1, "sidecar_bench")
         suites.append("c_sdk_bench")  # needs cmake and the C SDK's build dependencies

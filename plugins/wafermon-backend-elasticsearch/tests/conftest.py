@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 from elasticsearch import AsyncElasticsearch
+
+from wafermon import App, Entity, ErrorInfo, Event, Metrics, Source
 from wafermon_backend_elasticsearch import (
     AdapterSettings,
     ElasticsearchEmitter,
     ElasticsearchQueryAdapter,
     EmitterSettings,
 )
-
-from wafermon import App, Entity, ErrorInfo, Event, Metrics, Source
 
 REPO = Path(__file__).resolve().parents[3]
 # The hosts' own test helpers start real sidecar and gateway processes; one copy of them.
@@ -59,9 +59,8 @@ async def prefix(es: AsyncElasticsearch):
 @pytest.fixture
 async def zabbix_host():
     """A fresh Zabbix host name ``wafermon-<site>`` for the round trip; deleted afterwards."""
-    from wafermon_backend_zabbix import ApiSettings, ZabbixApi
-
     from wafermon import Secret
+    from wafermon_backend_zabbix import ApiSettings, ZabbixApi
 
     host = f"wafermon-rt{uuid.uuid4().hex[:10]}"
     yield host

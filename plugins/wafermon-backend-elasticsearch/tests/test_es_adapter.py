@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 from conftest import T0, make_event
-from wafermon_backend_elasticsearch import AdapterSettings, ElasticsearchQueryAdapter
 
 from wafermon import Query
+from wafermon_backend_elasticsearch import AdapterSettings, ElasticsearchQueryAdapter
 
 
 @pytest.fixture

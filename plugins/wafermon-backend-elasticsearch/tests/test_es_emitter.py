@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import T0, make_event, stored_ids
-from wafermon_backend_elasticsearch import ElasticsearchEmitter, index_for
 
 from wafermon import PermanentError, RetryableError, encode_event
+from wafermon_backend_elasticsearch import ElasticsearchEmitter, index_for
 
 
 def deep_metadata(levels: int) -> dict:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wafermon_backend_zabbix import ApiSettings, EmitterSettings, ZabbixApi, ZabbixEmitter
 
 from wafermon import App, Entity, ErrorInfo, Event, Metrics, RetryableError, Secret
+from wafermon_backend_zabbix import ApiSettings, EmitterSettings, ZabbixApi, ZabbixEmitter
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "hosts" / "wafermon-hosts" / "tests"))

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import emit_when_ready, make_event
-from wafermon_backend_zabbix import AdapterSettings, ZabbixQueryAdapter
 
 from wafermon import Query
+from wafermon_backend_zabbix import AdapterSettings, ZabbixQueryAdapter
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 from conftest import emit_when_ready, history, make_event, reload_cache, wait_history
-from wafermon_backend_zabbix import ZabbixEmitter, provision_site
 
 from wafermon import PermanentError, RetryableError
+from wafermon_backend_zabbix import ZabbixEmitter, provision_site
 
 PROTOTYPES = {
     "wafermon.status[{#APP}]": "3",
