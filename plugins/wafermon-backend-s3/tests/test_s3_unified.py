@@ -145,11 +145,12 @@ async def test_the_gateway_archives_in_the_background_and_unifies_hot_and_cold(
         # The first pages come from the archive alone, the last from the store alone.
         assert statuses[0]["archive"]["count"] > 0
         assert statuses[-1]["managed"]["count"] > 0
-        # Archived jobs keep their state: the entity rows stay in the store.
+        # Archived jobs keep their state (the entity rows stay in the store), and their
+        # detail lists their archived events.
         job = written[0].entity.id
-        assert (
-            httpx.get(f"{url}/v1/jobs/{job}").raise_for_status().json()["job"]["entity_id"] == job
-        )
+        detail = httpx.get(f"{url}/v1/jobs/{job}").raise_for_status().json()
+        assert detail["job"]["entity_id"] == job
+        assert [e["event_id"] for e in detail["events"]] == [str(written[0].event_id)]
 
 
 async def test_wafermon_archive_runs_one_pass_and_is_idempotent(tmp_path, s3_config, bucket_name):

@@ -17,6 +17,7 @@ from wafermon.errors import FieldValueError
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT, STATUS_RANK, EntityQuery, EntityState
 
 from ..common.errors import ApiError, JSONResponse, bad_parameter
+from .archive import with_archived_events
 from .params import Params
 
 #: EntityQuery field -> query parameter, for naming the parameter in a 400.
@@ -82,6 +83,7 @@ async def job_detail(request: Request) -> Response:
     detail = await gw.call_store(gw.store.job_detail(entity_id, events_limit=limit))
     if detail is None:
         raise ApiError(404, f"no job or subjob with id {entity_id!r}")
+    detail = await with_archived_events(gw, detail, limit)
     return JSONResponse(
         {
             "job": entity_json(detail.job),
