@@ -39,6 +39,7 @@ public final class WafermonClient implements AutoCloseable {
 
     private WafermonClient(Settings settings) {
         this.settings = settings;
+        warmUp();
         try {
             this.sender = new Sender(settings);
         } catch (IOException e) {
@@ -50,6 +51,22 @@ public final class WafermonClient implements AutoCloseable {
             Runtime.getRuntime().addShutdownHook(hook);
         } else {
             hook = null;
+        }
+    }
+
+    /**
+     * Initializes the SDK's classes here, once: otherwise the first jobs started at the same
+     * time on virtual threads wait for one another's class initialization (the host name
+     * lookup in Wire's), which pins their carrier threads (JFR jdk.VirtualThreadPinned).
+     */
+    private static void warmUp() {
+        ClassLoader loader = WafermonClient.class.getClassLoader();
+        for (String name : new String[] {"dev.wafermon.sdk.Wire", "dev.wafermon.sdk.Monitored", "dev.wafermon.sdk.Ids"}) {
+            try {
+                Class.forName(name, true, loader);
+            } catch (ClassNotFoundException e) {
+                throw new IllegalStateException(e);
+            }
         }
     }
 
