@@ -5,7 +5,6 @@ import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -65,27 +64,10 @@ final class S3Sink implements Sinks.Sink {
 
     @Override
     public Sinks.Result send(List<Wire.Line> lines) {
-        Map<String, List<Wire.Line>> groups = new LinkedHashMap<>();
         List<String> refused = new ArrayList<>();
-        for (Wire.Line l : lines) {
-            if (!l.place()) {
-                refused.add(l.eventId() + ": no valid site_id and time to place it by");
-                continue;
-            }
-            groups.computeIfAbsent(l.siteId + "/" + l.day, k -> new ArrayList<>()).add(l);
-        }
         String stamp = STAMP.format(Instant.now());
-        for (Map.Entry<String, List<Wire.Line>> g : groups.entrySet()) {
-            int size = 0;
-            for (Wire.Line l : g.getValue()) {
-                size += l.bytes.length;
-            }
-            byte[] body = new byte[size];
-            int at = 0;
-            for (Wire.Line l : g.getValue()) {
-                System.arraycopy(l.bytes, 0, body, at, l.bytes.length);
-                at += l.bytes.length;
-            }
+        for (Map.Entry<String, List<Wire.Line>> g : Sinks.byPlace(lines, refused).entrySet()) {
+            byte[] body = Sinks.concat(g.getValue());
             String key = (prefix.isEmpty() ? "" : prefix + "/") + g.getKey() + "/" + stamp + "-"
                     + Ids.uuid4().substring(0, 8) + ".jsonl";
             try {

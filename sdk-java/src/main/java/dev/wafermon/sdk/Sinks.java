@@ -56,6 +56,34 @@ final class Sinks {
         Result send(List<Wire.Line> lines) throws InterruptedException;
     }
 
+    /** Lines grouped by "{site_id}/{UTC date}" for the direct sinks; unplaceable ones refused. */
+    static Map<String, List<Wire.Line>> byPlace(List<Wire.Line> lines, List<String> refused) {
+        Map<String, List<Wire.Line>> groups = new LinkedHashMap<>();
+        for (Wire.Line l : lines) {
+            if (!l.place()) {
+                refused.add(l.eventId() + ": no valid site_id and time to place it by");
+                continue;
+            }
+            groups.computeIfAbsent(l.siteId + "/" + l.day, k -> new ArrayList<>()).add(l);
+        }
+        return groups;
+    }
+
+    /** The lines as one NDJSON body. */
+    static byte[] concat(List<Wire.Line> lines) {
+        int size = 0;
+        for (Wire.Line l : lines) {
+            size += l.bytes.length;
+        }
+        byte[] body = new byte[size];
+        int at = 0;
+        for (Wire.Line l : lines) {
+            System.arraycopy(l.bytes, 0, body, at, l.bytes.length);
+            at += l.bytes.length;
+        }
+        return body;
+    }
+
     /**
      * POST {sidecar_url}/v1/ingest/events with an NDJSON body, over java.net.http. The
      * sidecar's answers, as the other SDKs read them: 202 with one result per event
@@ -86,16 +114,7 @@ final class Sinks {
 
         @Override
         public Result send(List<Wire.Line> lines) throws InterruptedException {
-            int size = 0;
-            for (Wire.Line l : lines) {
-                size += l.bytes.length;
-            }
-            byte[] body = new byte[size];
-            int at = 0;
-            for (Wire.Line l : lines) {
-                System.arraycopy(l.bytes, 0, body, at, l.bytes.length);
-                at += l.bytes.length;
-            }
+            byte[] body = concat(lines);
             HttpRequest.Builder req = HttpRequest.newBuilder(uri).timeout(timeout)
                     .header("Content-Type", "application/x-ndjson")
                     .header("User-Agent", "wafermon-sdk-java/" + Wire.SDK_VERSION)
@@ -227,16 +246,8 @@ final class Sinks {
 
         @Override
         public Result send(List<Wire.Line> lines) {
-            Map<String, List<Wire.Line>> groups = new LinkedHashMap<>();
             List<String> refused = new ArrayList<>();
-            for (Wire.Line l : lines) {
-                if (!l.place()) {
-                    refused.add(l.eventId() + ": no valid site_id and time to place it by");
-                    continue;
-                }
-                groups.computeIfAbsent(l.siteId + "/" + l.day, k -> new ArrayList<>()).add(l);
-            }
-            for (Map.Entry<String, List<Wire.Line>> g : groups.entrySet()) {
+            for (Map.Entry<String, List<Wire.Line>> g : byPlace(lines, refused).entrySet()) {
                 Path file = root.resolve(g.getKey()).resolve("events.jsonl");
                 try {
                     Files.createDirectories(file.getParent());
