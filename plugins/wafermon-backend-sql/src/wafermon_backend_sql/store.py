@@ -44,7 +44,6 @@ from wafermon import (
     Seconds,
     Secret,
     encode_cursor,
-    structure_event,
 )
 from wafermon.errors import FieldValueError
 from wafermon.interfaces import STATUSES
@@ -58,6 +57,7 @@ from wafermon.store import (
     Stamp,
     fold,
 )
+from wafermon.wire import stored_event
 
 from .dialects import EVENT_COLUMNS, Dialect, dialect_for, event_record, writing
 from .schema import SchemaTooNew, UTCDateTime, apps, entities, event_ids, events, migrate
@@ -675,8 +675,13 @@ class SqlStore(ManagedStore):
                 sa.tuple_(c.time, c.event_id)
                 > sa.tuple_(_bind(c.time, after[0]), _bind(c.event_id, after[1]))
             )
-        stmt = sa.select(c.body).where(*where).order_by(c.time, c.event_id).limit(query.limit + 1)
-        found = [structure_event(_json(row.body)) for row in await self._fetch(stmt)]
+        stmt = (
+            sa.select(_body_text(c.body))
+            .where(*where)
+            .order_by(c.time, c.event_id)
+            .limit(query.limit + 1)
+        )
+        found = [stored_event(row.body) for row in await self._fetch(stmt)]
         page = found[: query.limit]
         more = len(found) > query.limit
         return QueryResult(page, encode_cursor(page[-1]) if more else None)
@@ -735,7 +740,7 @@ class SqlStore(ManagedStore):
                     .order_by(n.start_time, n.entity_id)
                 )
                 bodies = await conn.execute(
-                    sa.select(c.body)
+                    sa.select(_body_text(c.body))
                     .where(c.entity_id == entity_id)
                     .order_by(c.time, c.event_id)
                     .limit(events_limit)
@@ -743,8 +748,13 @@ class SqlStore(ManagedStore):
                 return JobDetail(
                     job=entity_from_row(row),
                     subjobs=[entity_from_row(r) for r in subjobs],
-                    events=[structure_event(_json(r.body)) for r in bodies],
+                    events=[stored_event(r.body) for r in bodies],
                 )
+
+
+def _body_text(body: sa.Column[Any]) -> sa.Label[Any]:
+    """The stored JSON as text: the fast decoder reads it, no driver-side JSON decoding."""
+    return sa.cast(body, sa.Text).label("body")
 
 
 def _bind(column: sa.ColumnElement[Any], value: Any) -> sa.BindParameter[Any]:
