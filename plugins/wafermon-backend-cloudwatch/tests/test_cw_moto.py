@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 import wafermon_backend_cloudwatch.plugin
 from aiobotocore.session import get_session
@@ -16,7 +17,7 @@ from wafermon_backend_cloudwatch.adapter import (
 )
 from wafermon_backend_cloudwatch.emitter import CloudWatchEmitter, CloudWatchSettings
 
-from wafermon import PermanentError, Query, Secret, encode_event
+from wafermon import EventBatch, PermanentError, Query, Secret, encode_event, to_json_dict
 from wafermon.config import load_config
 from wafermon.plugins import Plugins
 
@@ -254,3 +255,20 @@ async def test_created_groups_get_the_configured_retention(aws, make_event):
     assert [g.get("retentionInDays") for g in groups] == [30]
     with pytest.raises(ValueError, match="retention_days: CloudWatch accepts only 1, 3"):
         CloudWatchSettings(retention_days=10)
+
+
+async def test_a_spooled_line_is_the_log_message_as_received(aws, make_event):
+    events = [make_event(), make_event()]
+    # As a client may have sent them: other key order, spaces. Stored exactly so.
+    lines = [orjson.dumps(to_json_dict(e), option=orjson.OPT_SORT_KEYS) for e in events]
+    lines = [line.replace(b'":', b'": ') for line in lines]
+    await emit(aws, EventBatch.from_ndjson(b"\n".join(lines) + b"\n"), metrics=False)
+    async with client(aws, "logs") as logs:
+        got = await logs.get_log_events(
+            logGroupName=aws["log_group"].format(site_id="fab1"),
+            logStreamName="etch",
+            startFromHead=True,
+        )
+    assert [g["message"].encode() for g in got["events"]] == lines
+    read = await adapter(aws).query(Query(site_id="fab1"))
+    assert read.events == events

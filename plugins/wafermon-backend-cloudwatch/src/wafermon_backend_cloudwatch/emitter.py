@@ -20,7 +20,7 @@ from uuid import UUID
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from wafermon import Emitter, Event, FieldValueError, Health, PermanentError, encode_event
+from wafermon import Emitter, Event, FieldValueError, Health, PermanentError, ndjson_of
 
 from . import logs, metrics, xray
 from .aws import (
@@ -131,7 +131,7 @@ class CloudWatchEmitter(Emitter):
         events = list(batch)
         refused: dict[UUID, str] = {}
         if self.settings.logs:
-            refused = await self._put_logs(events)
+            refused = await self._put_logs(events, ndjson_of(batch).split(b"\n")[:-1])
         kept = [e for e in events if e.event_id not in refused]
         if self.settings.metrics:
             await self._put_metrics(self._metered.new(kept))
@@ -146,22 +146,27 @@ class CloudWatchEmitter(Emitter):
 
     # -- logs -----------------------------------------------------------------------------------
 
-    async def _put_logs(self, events: list[Event]) -> dict[UUID, str]:
+    async def _put_logs(self, events: list[Event], lines: list[bytes]) -> dict[UUID, str]:
+        """Each event's line as the sidecar spooled it is its log message (not re-encoded)."""
         s = self.settings
         now_ms = int(datetime.now(UTC).timestamp() * 1000)
         streams: dict[tuple[str, str], list[logs.LogItem]] = defaultdict(list)
         refused: dict[UUID, str] = {}
-        for event in events:
-            entry = logs.item(
-                int(event.time.timestamp() * 1000), encode_event(event), event.event_id
-            )
+        known: dict[tuple[str, str], tuple[str, str]] = {}  # (site, app) -> (group, stream)
+        for event, line in zip(events, lines, strict=True):
+            entry = logs.item(int(event.time.timestamp() * 1000), line, event.event_id)
             why = logs.refusal(entry, now_ms)
             if why:
                 refused[event.event_id] = why
                 continue
-            group = log_group_name(s.log_group, event.site_id, event.app.name)
-            stream = log_stream_name(s.log_stream, event.site_id, event.app.name)
-            streams[(group, stream)].append(entry)
+            key = (event.site_id, event.app.name)
+            names = known.get(key)
+            if names is None:
+                names = known[key] = (
+                    log_group_name(s.log_group, *key),
+                    log_stream_name(s.log_stream, *key),
+                )
+            streams[names].append(entry)
         client = await self._clients.get("logs")
         for (group, stream), items in streams.items():
             for chunk in logs.batches(items):
