@@ -60,6 +60,14 @@ def make_client(settings: ConnectionSettings) -> AsyncElasticsearch:
         auth["api_key"] = settings.api_key.reveal()
     elif settings.username is not None and settings.password is not None:
         auth["basic_auth"] = (settings.username, settings.password.reveal())
+    try:
+        return _client(settings, auth)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        where = "$.ca_certs" if settings.ca_certs else "$.hosts"
+        raise ConfigError([Problem(where, f"cannot set up the client: {exc}")]) from None
+
+
+def _client(settings: ConnectionSettings, auth: dict) -> AsyncElasticsearch:
     return AsyncElasticsearch(
         settings.hosts,
         ca_certs=str(settings.ca_certs) if settings.ca_certs else None,
