@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(quick: bool) -> dict[str, object]:
-    calls, rounds, events = (2_000, 3, 5_000) if quick else (20_000, 5, 50_000)
+    calls, rounds, events = (2_000, 3, 5_000) if quick else (10_000, 5, 20_000)
     with tempfile.TemporaryDirectory(prefix="wafermon-bench-r-") as tmp:
         work = Path(tmp)
         lib = work / "rlib"
