@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 import yaml
+from gw_helpers import FUZZ_TOKENS, call_with_token
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
@@ -78,6 +79,7 @@ def fuzz_app():
             "max_body_bytes": "256KiB",
             "spool": {"dir": str(root / "spool")},
             "drain_timeout": "100ms",
+            "tokens": FUZZ_TOKENS,
         },
         "backends": [
             {"name": "archive", "type": "filesystem", "config": {"root": str(root / "events")}},
@@ -114,4 +116,4 @@ def stop_fuzz_app():
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_fuzzed_requests_never_get_a_server_error(case):
-    case.call_and_validate(checks=[not_a_server_error])
+    call_with_token(case, not_a_server_error)
