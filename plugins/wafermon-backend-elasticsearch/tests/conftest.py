@@ -90,11 +90,25 @@ def emitter_settings(es_url: str, prefix: str):
 
 
 @pytest.fixture
-async def emitter(emitter_settings):
-    em = ElasticsearchEmitter("es", emitter_settings())
-    await em.start()
-    yield em
-    await em.close()
+async def make_emitter(emitter_settings):
+    """``await make_emitter(start=True, **setting_overrides)``: emitters closed after the test."""
+    made: list[ElasticsearchEmitter] = []
+
+    async def make(*, start: bool = True, **overrides: Any) -> ElasticsearchEmitter:
+        em = ElasticsearchEmitter(f"es{len(made)}", emitter_settings(**overrides))
+        made.append(em)
+        if start:
+            await em.start()
+        return em
+
+    yield make
+    for em in made:
+        await em.close()
+
+
+@pytest.fixture
+async def emitter(make_emitter):
+    return await make_emitter()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from conftest import T0, make_event, stored_ids
 
 from wafermon import PermanentError, RetryableError, encode_event
-from wafermon_backend_elasticsearch import ElasticsearchEmitter, index_for
+from wafermon_backend_elasticsearch import index_for
 
 
 def deep_metadata(levels: int) -> dict:
@@ -64,20 +64,16 @@ async def test_a_mapping_error_dead_letters_that_event_and_stores_the_rest(es, e
     assert emitter.stats()["bulk_requests"] == requests
 
 
-async def test_a_resent_batch_creates_no_duplicates(es, emitter, emitter_settings, prefix):
+async def test_a_resent_batch_creates_no_duplicates(es, emitter, make_emitter, prefix):
     events = [make_event() for _ in range(50)]
     await emitter.emit(events)
     await emitter.emit(events)  # the same emitter remembers: nothing is sent again
     assert emitter.stats()["stored"] == 50
     # A new process (no memory) sends them again: ES answers 409 and nothing is doubled.
-    other = ElasticsearchEmitter("es2", emitter_settings())
-    await other.start()
-    try:
-        await other.emit([*events[:30], make_event()])
-        assert other.stats()["duplicates"] == 30
-        assert other.stats()["stored"] == 1
-    finally:
-        await other.close()
+    other = await make_emitter()
+    await other.emit([*events[:30], make_event()])
+    assert other.stats()["duplicates"] == 30
+    assert other.stats()["stored"] == 1
     ids = await stored_ids(es, prefix)
     assert len(ids) == len(set(ids)) == 51
 
@@ -110,70 +106,51 @@ async def test_429_items_are_retried_alone_and_successes_never_resent(es, emitte
     assert len(ids) == len(set(ids)) == 13
 
 
-async def test_items_still_refused_after_the_tries_make_emit_retryable(
-    es, emitter_settings, prefix
-):
-    emitter = ElasticsearchEmitter("es", emitter_settings(item_attempts=2, item_backoff=0.05))
-    await emitter.start()
-    try:
-        await emitter.emit([make_event(time=T0)])
-        await _block(es, index_for(prefix, T0.date()), True)
-        stuck = [make_event(time=T0 + timedelta(seconds=i)) for i in range(3)]
-        fine = [make_event(time=T0 + timedelta(days=2)) for _ in range(4)]
-        with pytest.raises(RetryableError, match=r"did not take 3 of 7 events.*429"):
-            await emitter.emit(stuck + fine)
-        await _block(es, index_for(prefix, T0.date()), False)
-        before = emitter.stats()["bulk_requests"]
-        await emitter.emit(stuck + fine)  # the router's retry: only the 3 are sent
-        assert emitter.stats()["bulk_requests"] == before + 1
-        assert emitter.stats()["duplicates"] == 0
-        assert len(await stored_ids(es, prefix)) == 8
-    finally:
-        await emitter.close()
+async def test_items_still_refused_after_the_tries_make_emit_retryable(es, make_emitter, prefix):
+    emitter = await make_emitter(item_attempts=2, item_backoff=0.05)
+    await emitter.emit([make_event(time=T0)])
+    await _block(es, index_for(prefix, T0.date()), True)
+    stuck = [make_event(time=T0 + timedelta(seconds=i)) for i in range(3)]
+    fine = [make_event(time=T0 + timedelta(days=2)) for _ in range(4)]
+    with pytest.raises(RetryableError, match=r"did not take 3 of 7 events.*429"):
+        await emitter.emit(stuck + fine)
+    await _block(es, index_for(prefix, T0.date()), False)
+    before = emitter.stats()["bulk_requests"]
+    await emitter.emit(stuck + fine)  # the router's retry: only the 3 are sent
+    assert emitter.stats()["bulk_requests"] == before + 1
+    assert emitter.stats()["duplicates"] == 0
+    assert len(await stored_ids(es, prefix)) == 8
 
 
-async def test_an_unreachable_cluster_is_retryable(emitter_settings):
-    emitter = ElasticsearchEmitter(
-        "es", emitter_settings(hosts=["http://127.0.0.1:9"], request_timeout=2)
+async def test_an_unreachable_cluster_is_retryable(make_emitter):
+    emitter = await make_emitter(start=False, hosts=["http://127.0.0.1:9"], request_timeout=2)
+    with pytest.raises(RetryableError, match="index template"):
+        await emitter.start()
+    with pytest.raises(RetryableError, match="bulk request failed"):
+        await emitter.emit([make_event()])
+    assert not (await emitter.health()).ok
+
+
+async def test_big_batches_are_split_by_bytes(es, make_emitter, prefix):
+    emitter = await make_emitter(max_bulk_bytes=4096)
+    events = [make_event() for _ in range(40)]
+    per_event = len(encode_event(events[0])) + 90  # the document and its action line
+    await emitter.emit(events)
+    assert emitter.stats()["bulk_requests"] >= 40 * per_event // 4096
+    assert len(await stored_ids(es, prefix)) == 40
+
+
+async def test_retention_deletes_whole_old_indices_only(es, make_emitter, prefix):
+    emitter = await make_emitter(retention_days=7)
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    ages = [0, 3, 7, 8, 30]
+    await emitter.emit([make_event(time=now - timedelta(days=age)) for age in ages])
+    await es.indices.create(index=f"{prefix}-not-a-day", settings={"number_of_replicas": 0})
+    deleted = await emitter.apply_retention(now)
+    assert deleted == [index_for(prefix, (now - timedelta(days=a)).date()) for a in (30, 8)]
+    left = await es.cat.indices(index=f"{prefix}-*", h="index", format="json")
+    kept = sorted(row["index"] for row in left.body)
+    assert kept == sorted(
+        [index_for(prefix, (now - timedelta(days=a)).date()) for a in (0, 3, 7)]
+        + [f"{prefix}-not-a-day"]
     )
-    try:
-        with pytest.raises(RetryableError, match="index template"):
-            await emitter.start()
-        with pytest.raises(RetryableError, match="bulk request failed"):
-            await emitter.emit([make_event()])
-        assert not (await emitter.health()).ok
-    finally:
-        await emitter.close()
-
-
-async def test_big_batches_are_split_by_bytes(es, emitter_settings, prefix):
-    emitter = ElasticsearchEmitter("es", emitter_settings(max_bulk_bytes=4096))
-    await emitter.start()
-    try:
-        events = [make_event() for _ in range(40)]
-        per_event = len(encode_event(events[0])) + 90  # the document and its action line
-        await emitter.emit(events)
-        assert emitter.stats()["bulk_requests"] >= 40 * per_event // 4096
-        assert len(await stored_ids(es, prefix)) == 40
-    finally:
-        await emitter.close()
-
-
-async def test_retention_deletes_whole_old_indices_only(es, emitter_settings, prefix):
-    emitter = ElasticsearchEmitter("es", emitter_settings(retention_days=7))
-    await emitter.start()
-    try:
-        now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
-        ages = [0, 3, 7, 8, 30]
-        await emitter.emit([make_event(time=now - timedelta(days=age)) for age in ages])
-        await es.indices.create(index=f"{prefix}-not-a-day", settings={"number_of_replicas": 0})
-        deleted = await emitter.apply_retention(now)
-        assert deleted == [index_for(prefix, (now - timedelta(days=a)).date()) for a in (30, 8)]
-        left = await es.cat.indices(index=f"{prefix}-*", h="index", format="json")
-        kept = sorted(row["index"] for row in left.body)
-        assert kept == sorted(
-            [index_for(prefix, (now - timedelta(days=a)).date()) for a in (0, 3, 7)]
-            + [f"{prefix}-not-a-day"]
-        )
-    finally:
-        await emitter.close()
