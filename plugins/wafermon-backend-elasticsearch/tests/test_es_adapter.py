@@ -96,3 +96,13 @@ async def test_no_index_yet_is_an_empty_answer(adapter):
     result = await adapter.query(Query())
     assert result.events == []
     assert result.next_cursor is None
+
+
+async def test_a_document_that_is_not_an_event_is_skipped(stored, es, adapter, prefix):
+    await es.index(
+        index=f"{prefix}-2026.11.28",
+        id="not-an-event",
+        document={"event_id": "not-a-uuid", "kind": "started", "time": "2026-11-28T10:00:00Z"},
+        refresh=True,
+    )
+    assert (await adapter.query(Query(limit=1000))).events == stored

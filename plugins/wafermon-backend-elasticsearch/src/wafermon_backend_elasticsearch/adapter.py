@@ -11,12 +11,14 @@ the point in time has expired.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import attrs
 from elasticsearch import ApiError, NotFoundError, TransportError
 
 from wafermon import (
+    EventDecodeError,
     Query,
     QueryAdapter,
     QueryResult,
@@ -28,6 +30,7 @@ from wafermon.interfaces import STATUSES
 
 from .settings import ConnectionSettings, make_client
 
+log = logging.getLogger(__name__)
 _NANOS = "strict_date_optional_time_nanos"
 # event_id is a keyword; lower-case hex UUID strings sort like the UUIDs themselves.
 _SORT = [{"time": {"order": "asc", "format": _NANOS}}, {"event_id": {"order": "asc"}}]
@@ -119,6 +122,14 @@ class ElasticsearchQueryAdapter(QueryAdapter):
         finally:
             with contextlib.suppress(ApiError, TransportError):  # it expires after keep_alive
                 await self._client.close_point_in_time(id=pit_id)
-        events = [structure_event(source) for source in sources[: query.limit]]
-        more = len(sources) > query.limit
+        events = list(self._events(sources))
+        more = len(events) > query.limit
+        events = events[: query.limit]
         return QueryResult(events, encode_cursor(events[-1]) if more else None)
+
+    def _events(self, sources: list[dict]):
+        for source in sources:
+            try:
+                yield structure_event(source)
+            except EventDecodeError as exc:  # a document wafermon did not write
+                log.warning("%s: skipped a document that is not an event: %s", self.name, exc)
