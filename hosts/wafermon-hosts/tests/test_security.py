@@ -400,3 +400,13 @@ async def test_no_secret_reaches_logs_health_metrics_or_answers(
     for text in [logs, *seen]:
         for secret in SECRETS:
             assert secret not in text, re.findall(rf".{{0,80}}{re.escape(secret)}.{{0,40}}", text)
+
+
+def test_verify_tls_false_is_warned_at_start(tmp_path):
+    sites = {
+        "fab1": {"url": "https://127.0.0.1:1", "verify_tls": False},
+        "fab2": {"url": "https://127.0.0.1:2"},
+    }
+    settings = load_central(load_config(write_central_config(tmp_path, sites))).settings
+    (warning,) = settings.warnings()
+    assert warning.startswith("central.sites fab1: verify_tls is false")

@@ -200,7 +200,16 @@ def up(
     site_id: str,
 ) -> None:
     """Run sidecar + gateway + central + dashboard on embedded defaults (SQLite, files)."""
+    from wafermon_hosts.common.auth import is_loopback
+
     from .up import Ports, Stack
+
+    if not is_loopback(host):
+        raise click.UsageError(
+            f"--host {host} is not loopback: `wafermon up` is the zero-config developer stack "
+            "and runs without tokens, so it listens on 127.0.0.1 only; to serve a network, run "
+            "the hosts with tokens and TLS (docs/security.md)"
+        )
 
     ports = Ports(sidecar_port, gateway_port, central_port, dashboard_port)
     stack = Stack(data_dir, host=host, ports=ports, site_id=site_id)
