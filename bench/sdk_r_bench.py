@@ -1,7 +1,7 @@
 """R SDK benchmarks. ``run(quick)`` is called by bench/run.py like the other suites.
 
-Installs sdk-r into a temporary R library, starts a real ``wafermon sidecar`` (filesystem
-backend) with bench/hosts.py's ``host`` helper, and runs sdk-r/bench/bench.R against it:
+Installs sdk-r into a temporary R library and runs sdk-r/bench/bench.R against a real
+``wafermon sidecar`` (filesystem backend) with bench/hosts.py's ``run_sdk_program``:
 
 - Caller cost per event of ``job_tick()`` and ``emit_event()`` to the sidecar, and of
   ``job_tick()`` in direct mode, as ratios to appending the same JSON line to a local file
@@ -17,55 +17,31 @@ wafermon-backend-filesystem.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from hosts import host
+from hosts import run_sdk_program
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(quick: bool) -> dict[str, object]:
     calls, rounds, events = (2_000, 3, 5_000) if quick else (10_000, 5, 20_000)
-    with tempfile.TemporaryDirectory(prefix="wafermon-bench-r-") as tmp:
-        work = Path(tmp)
-        lib = work / "rlib"
-        lib.mkdir()
+    with tempfile.TemporaryDirectory(prefix="wafermon-bench-r-lib-") as lib:
         subprocess.run(
             ["R", "CMD", "INSTALL", "--no-docs", f"--library={lib}", str(ROOT / "sdk-r")],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        config = (
-            "site_id: fab1\n"
-            f"sidecar: {{spool: {{dir: '{work / 'sidecar-spool'}'}}}}\n"
-            "backends: [{name: archive, type: filesystem, config: "
-            f"{{root: '{work / 'events'}'}}}}]\n"
+        script = ROOT / "sdk-r" / "bench" / "bench.R"
+        figures = run_sdk_program(
+            ["Rscript", str(script), str(calls), str(rounds), str(events)],
+            "sdk_r",
+            env={"R_LIBS": lib},
         )
-        with host("sidecar", config, work) as sidecar:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("WAFERMON_")}
-            env["R_LIBS"] = str(lib)
-            print("bench sdk_r ...", file=sys.stderr, flush=True)
-            done = subprocess.run(
-                [
-                    "Rscript",
-                    str(ROOT / "sdk-r" / "bench" / "bench.R"),
-                    sidecar,
-                    str(work),
-                    str(calls),
-                    str(rounds),
-                    str(events),
-                ],
-                env=env,
-                check=True,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-    figures = json.loads(done.stdout)
     return {
         "r_sdk_caller_cost": figures["caller_cost"],
         "r_sdk_throughput": figures["throughput"],

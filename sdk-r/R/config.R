@@ -237,8 +237,8 @@ print.wafermon_secret <- function(x, ...) {
 #' Read and check wafermon settings
 #'
 #' Settings come from, later winning: the defaults, a settings file (YAML or flat TOML,
-#' keys at the top level or under `wafermon_sdk`), the `WAFERMON_*` environment variables
-#' and the arguments. Every fault is reported at once, each named the way it was given
+#' keys at the top level or under `wafermon_sdk`), the `WAFERMON_*` environment variables,
+#' a named list given as `config`, and the arguments. Every fault is reported at once, each named the way it was given
 #' (`WAFERMON_MODE: must be one of sidecar, direct, got 'sidcar'`). Nothing connects.
 #'
 #' @param config `NULL` (the file `WAFERMON_SDK_CONFIG` names, if any), the path of a
@@ -283,9 +283,7 @@ wafermon_settings <- function(config = NULL, ...) {
   if (is.character(config)) {
     file_values <- .read_settings_file(config)
     file_label <- config
-  } else if (is.list(config)) {
-    for (name in names(config)) take(name, config[[name]], name)
-  } else if (!is.null(config)) {
+  } else if (!is.null(config) && !is.list(config)) {
     .config_error("config: expected NULL, a settings file path or a named list")
   }
   for (name in names(file_values)) take(name, file_values[[name]], paste0(file_label, ": ", name))
@@ -293,6 +291,8 @@ wafermon_settings <- function(config = NULL, ...) {
     raw <- Sys.getenv(.env_name(name), unset = NA)
     if (!is.na(raw) && (nzchar(trimws(raw)) || name == "token")) take(name, raw, .env_name(name))
   }
+  # A list given as `config` is the program's own choice: it wins over the environment.
+  if (is.list(config)) for (name in names(config)) take(name, config[[name]], name)
   overrides <- list(...)
   for (name in names(overrides)) take(name, overrides[[name]], name)
   if (length(problems)) .config_error(paste(problems, collapse = "; "))

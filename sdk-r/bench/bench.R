@@ -1,6 +1,6 @@
 # R SDK benchmark (run by bench/sdk_r_bench.py): prints one JSON object on stdout.
 #
-#   Rscript sdk-r/bench/bench.R SIDECAR_URL WORKDIR CALLS ROUNDS THROUGHPUT_EVENTS
+#   WAFERMON_SIDECAR_URL=... Rscript sdk-r/bench/bench.R CALLS ROUNDS THROUGHPUT_EVENTS
 #
 # Caller cost per event of job_tick() and emit_event() (sidecar mode, a real sidecar; R has
 # one thread, so the amortised POSTs of full batches are part of the caller's cost) and of
@@ -9,11 +9,12 @@
 # events/s from the first emit until wafermon_flush() returned TRUE (the sidecar stored all).
 suppressPackageStartupMessages(library(wafermon))
 args <- commandArgs(TRUE)
-url <- args[1]
-work <- args[2]
-calls <- as.integer(args[3])
-rounds <- as.integer(args[4])
-throughput_events <- as.integer(args[5])
+url <- Sys.getenv("WAFERMON_SIDECAR_URL")
+work <- tempfile("wafermon-bench-r-")
+dir.create(work)
+calls <- as.integer(args[1])
+rounds <- as.integer(args[2])
+throughput_events <- as.integer(args[3])
 
 per_call_ns <- function(f) {
   f(50L) # warm up
@@ -94,3 +95,4 @@ cat(jsonlite::toJSON(list(
     ratio_to_baseline = round((throughput_events / seconds) / (1e9 / baseline), 3)
   )
 ), auto_unbox = TRUE, pretty = TRUE), "\n")
+unlink(work, recursive = TRUE)

@@ -75,6 +75,7 @@ test_that("a YAML or TOML file is read, under wafermon_sdk or at the top; env an
   expect_equal(s$site_id, "fab8")
   expect_equal(s$max_retries, 3L)
   expect_false(s$verify_tls)
+  expect_equal(wafermon_settings(list(batch_size = 9))$batch_size, 9L) # a list wins over the environment
   withr::local_envvar(WAFERMON_SDK_CONFIG = toml_file)
   expect_equal(wafermon_settings()$site_id, "fab8")
   writeLines("queue_size: lots", yaml_file)
