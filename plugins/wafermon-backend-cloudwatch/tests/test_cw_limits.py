@@ -159,3 +159,17 @@ def test_filter_pattern_pushes_down_only_plain_values():
     )
     assert filter_pattern(Query(business_key='LOT "7" }')) is None
     assert filter_pattern(Query()) is None
+
+
+def test_rejected_log_events_info_names_exactly_the_refused_events():
+    from wafermon_backend_cloudwatch.emitter import _rejected
+
+    chunk = items(6)
+    ids = [i.event_id for i in chunk]
+    # AWS: tooOld/expired end indexes are exclusive, tooNew's start index inclusive.
+    refused = _rejected({"tooOldLogEventEndIndex": 2, "tooNewLogEventStartIndex": 5}, chunk)
+    assert set(refused) == {ids[0], ids[1], ids[5]}
+    assert "too old" in refused[ids[0]]
+    assert "future" in refused[ids[5]]
+    assert set(_rejected({"expiredLogEventEndIndex": 1}, chunk)) == {ids[0]}
+    assert _rejected({}, chunk) == {}

@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import time
 
 import pytest
 from wafermon_backend_webhook import SignatureError, sign, signature_headers, verify
@@ -55,3 +56,16 @@ def test_rotation_signs_with_both_and_either_verifies():
 def test_empty_secret_is_refused():
     with pytest.raises(ValueError, match="empty"):
         sign("", 1, BODY)
+
+
+def test_retry_after_as_seconds_or_http_date():
+    from email.utils import formatdate
+
+    from wafermon_backend_webhook.emitter import _retry_after
+
+    assert _retry_after("7") == 7.0
+    assert _retry_after(None) is None
+    assert _retry_after("soon") is None
+    in_a_minute = _retry_after(formatdate(time.time() + 60, usegmt=True))
+    assert 55 <= in_a_minute <= 61
+    assert _retry_after(formatdate(0, usegmt=True)) == 0.0  # in the past: no wait
