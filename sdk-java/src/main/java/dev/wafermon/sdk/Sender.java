@@ -64,6 +64,7 @@ final class Sender {
     private long flushServed;
     private boolean flushDelivered;
     private boolean closing;
+    private volatile int waiting; // callers waiting for room: the sender skips backoffs
     private boolean closed; // no new items
     private final Thread thread;
 
@@ -129,8 +130,14 @@ final class Sender {
                 }
             }
             long wait = s.blockTimeout.toNanos();
-            while (!fits(item) && wait > 0) {
-                wait = settled.awaitNanos(wait);
+            waiting++;
+            work.signal(); // a sender in a backoff spools its batch now and takes the next one
+            try {
+                while (!fits(item) && wait > 0) {
+                    wait = settled.awaitNanos(wait);
+                }
+            } finally {
+                waiting--;
             }
             if (fits(item)) {
                 add(item);
@@ -382,7 +389,13 @@ final class Sender {
             for (int attempt = 0; ; attempt++) {
                 Sinks.Result r;
                 try {
-                    waitUntil(t.notBefore);
+                    if (!backoff(t.notBefore)) {
+                        // Callers wait for room: the disk takes this batch so the queue moves
+                        // (in order: later batches join the spool), the replay sends it.
+                        t.down = true;
+                        toSpool(t, lines);
+                        break;
+                    }
                     r = t.sink.send(lines);
                 } catch (InterruptedException e) {
                     toSpool(t, lines);
@@ -444,10 +457,20 @@ final class Sender {
         }
     }
 
-    private static void waitUntil(long deadline) throws InterruptedException {
-        long wait = deadline - System.nanoTime();
-        if (wait > 0) {
-            TimeUnit.NANOSECONDS.sleep(wait);
+    /** Waits until deadline; false (at once) when callers are waiting for room in the queue. */
+    private boolean backoff(long deadline) throws InterruptedException {
+        lock.lock();
+        try {
+            long wait;
+            while ((wait = deadline - System.nanoTime()) > 0) {
+                if (waiting > 0) {
+                    return false;
+                }
+                work.awaitNanos(wait);
+            }
+            return true;
+        } finally {
+            lock.unlock();
         }
     }
 

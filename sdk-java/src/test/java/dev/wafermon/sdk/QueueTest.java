@@ -132,4 +132,40 @@ class QueueTest {
             assertFalse(WafermonClient.isRfc3339(bad), bad);
         }
     }
+
+    /**
+     * A full queue of lifecycle events while the destination fails with long backoffs: the
+     * sender spools its batch instead of sleeping, so callers get room, and the spool holds
+     * every event in the order it was made (the caller's thread never had to spool one).
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(60) // the old sender slept through 20 s backoffs while callers waited
+    void waitingCallersMakeTheSenderSpoolInsteadOfBackingOff(@TempDir Path tmp) throws Exception {
+        WafermonClient client = WafermonClient.builder().environment(Map.of()).siteId("fab1")
+                .sidecarUrl("http://127.0.0.1:" + RealSidecar.freePort()).spoolDir(tmp.resolve("spool"))
+                .queueSize(4).batchSize(2).flushInterval(Duration.ofMillis(5)).maxRetries(10)
+                .retryDelays(Duration.ofSeconds(20), Duration.ofSeconds(60)).replayInterval(Duration.ofHours(1))
+                .set("block_timeout", "20s").shutdownHook(false).build();
+        for (int i = 0; i < 30; i++) {
+            client.startJob(App.of("q"), "LOT-" + i);
+        }
+        client.close(Duration.ofSeconds(5));
+        List<String> keys = new ArrayList<>();
+        List<Path> files;
+        try (Stream<Path> walk = Files.walk(tmp.resolve("spool"))) {
+            files = walk.filter(p -> p.toString().endsWith(".ndjson")).sorted().collect(java.util.stream.Collectors.toList());
+        }
+        for (Path f : files) {
+            for (String line : Files.readAllLines(f)) {
+                keys.add(RealSidecar.JSON.readTree(line).at("/entity/business_key").asText());
+            }
+        }
+        List<String> want = new ArrayList<>();
+        for (int i = 0; i < 30; i++) {
+            want.add("LOT-" + i);
+        }
+        assertEquals(want, keys, "every event, in order");
+        assertEquals(0, client.stats().shed());
+        assertEquals(0, client.stats().lost());
+    }
 }
