@@ -89,7 +89,7 @@ async def test_filters_agree_with_query_matches(settings, fmt):
             {"site_id": "fab2", "app": "etch"},
             {"start": NOW - timedelta(hours=25), "end": NOW - timedelta(hours=19)},
         ):
-            query = Query(**filters, limit=17)
+            query = Query(**filters, limit=40)
             got, _ = await read_all(adapter, query)
             expected = sorted((e for e in written if query.matches(e)), key=lambda e: e.sort_key)
             assert got == expected, filters
