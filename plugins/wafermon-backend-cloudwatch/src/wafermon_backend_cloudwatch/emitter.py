@@ -20,7 +20,15 @@ from uuid import UUID
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from wafermon import Emitter, Event, FieldValueError, Health, PermanentError, ndjson_of
+from wafermon import (
+    Emitter,
+    Event,
+    FieldValueError,
+    Health,
+    PermanentError,
+    encode_event,
+    ndjson_of,
+)
 
 from . import logs, metrics, xray
 from .aws import (
@@ -131,7 +139,7 @@ class CloudWatchEmitter(Emitter):
         events = list(batch)
         refused: dict[UUID, str] = {}
         if self.settings.logs:
-            refused = await self._put_logs(events, ndjson_of(batch).split(b"\n")[:-1])
+            refused = await self._put_logs(events, _lines(batch, events))
         kept = [e for e in events if e.event_id not in refused]
         if self.settings.metrics:
             await self._put_metrics(self._metered.new(kept))
@@ -265,6 +273,14 @@ class CloudWatchEmitter(Emitter):
                 while len(self._completed) > REMEMBERED:
                     self._completed.popitem(last=False)
         self._traced.add(events)
+
+
+def _lines(batch: Sequence[Event], events: list[Event]) -> list[bytes]:
+    """Each event's NDJSON line as spooled; encoded afresh if the bytes do not line up."""
+    lines = ndjson_of(batch).split(b"\n")[:-1]
+    if len(lines) != len(events):
+        lines = [encode_event(e) for e in events]
+    return lines
 
 
 def _rejected(info: dict, chunk: list[logs.LogItem]) -> dict[UUID, str]:

@@ -41,6 +41,7 @@ from wafermon import (
     RetryableError,
     Seconds,
     Secret,
+    decode_event,
     ndjson_of,
 )
 
@@ -142,14 +143,18 @@ class WebhookEmitter(Emitter):
     async def _emit_generic(self, batch: Sequence[Event]) -> None:
         # The batch's own NDJSON lines (what the sidecar spooled): no event is decoded or
         # encoded on the way unless the receiver refuses some, to name them.
-        lines = ndjson_of(batch).split(b"\n")[:-1]
+        lines = [line for line in ndjson_of(batch).split(b"\n") if line.strip()]
         size = self.settings.max_batch_events
         refused: list[tuple[range, str]] = []
         for i in range(0, len(lines), size):
             refused += await self._post_lines(lines, range(i, min(i + size, len(lines))))
         if refused:
             indexes = [i for span, _ in refused for i in span]
-            ids = None if len(indexes) == len(lines) else [batch[i].event_id for i in indexes]
+            ids = (
+                None
+                if len(indexes) == len(lines)
+                else [decode_event(lines[i]).event_id for i in indexes]
+            )
             raise PermanentError(refused[0][1], ids)
 
     async def _post_lines(self, lines: list[bytes], span: range) -> list[tuple[range, str]]:
