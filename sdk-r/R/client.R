@@ -69,7 +69,7 @@ wafermon_init <- function(config = NULL, ..., default = TRUE) {
   client <- .new_context(settings)
   class(client) <- "wafermon_client"
   client$closed <- FALSE
-  client$source_pid <- -1L
+  client$direct <- settings$mode == "direct"
   .reset_buffer(client)
   reg.finalizer(client, function(e) if (!isTRUE(e$closed)) try(wafermon_close(e), silent = TRUE),
     onexit = TRUE
@@ -116,20 +116,22 @@ print.wafermon_client <- function(x, ...) {
 
 # Add one encoded event; send when the batch is due. `urgent`: a top-level job ended.
 .enqueue <- function(client, line, site, time, urgent = FALSE) {
-  if (isTRUE(client$closed)) {
+  if (client$closed) {
     client$counters$dropped <- client$counters$dropped + 1
     .note_error(client, "event emitted after wafermon_close(): dropped")
     return(FALSE)
   }
-  .check_fork(client)
+  if (client$pid != Sys.getpid()) .check_fork(client)
   n <- client$n + 1L
   if (n > client$threshold) {
     .pump(client)
     n <- client$n + 1L
   }
   client$lines[n] <- line
-  client$sites[n] <- site
-  client$dates[n] <- substr(time, 1L, 10L)
+  if (client$direct) { # the file an event goes to; the sidecar needs no such thing
+    client$sites[n] <- site
+    client$dates[n] <- substr(time, 1L, 10L)
+  }
   client$n <- n
   client$counters$queued <- client$counters$queued + 1
   now <- .now()

@@ -158,7 +158,7 @@
 # default 600), so spooled events arrive by themselves with no event loop in the caller.
 # Settings reach it through its environment, never its command line (the token).
 .ensure_replayer <- function(ctx) {
-  if (isFALSE(getOption("wafermon.replayer", TRUE))) return(invisible(FALSE))
+  if (isFALSE(getOption("wafermon.replayer", TRUE)) || .Platform$OS.type != "unix") return(invisible(FALSE))
   if (length(.spool_files(ctx)) == 0L || .replayer_alive(ctx)) return(invisible(FALSE))
   if (.now() - ctx$replayer_started < ctx$settings$replay_interval) return(invisible(FALSE))
   ctx$replayer_started <- .now()
