@@ -380,8 +380,9 @@ final class Sender {
         return lines;
     }
 
-    private void deliver(List<Wire.Line> lines) throws InterruptedException {
+    private void deliver(List<Wire.Line> batch) throws InterruptedException {
         for (Target t : targets) {
+            List<Wire.Line> lines = batch; // what this destination still has to take
             if (t.down || !t.spool.isEmpty()) {
                 toSpool(t, lines); // keep order: replay sends these after the older files
                 continue;
@@ -404,6 +405,10 @@ final class Sender {
                 if (r.stored) {
                     accepted(lines.size(), r);
                     break;
+                }
+                if (r.done > 0) { // a split batch whose first part was stored: retry the rest
+                    accepted(r.done, r);
+                    lines = lines.subList(r.done, lines.size());
                 }
                 noteFailure(t, r);
                 if (attempt >= s.maxRetries) {

@@ -33,20 +33,29 @@ final class Sinks {
         final List<String> refusals; // "event_id: why", for the log
         final double retryAfter; // seconds, NaN when the server gave none
         final String error;
+        final int done; // unavailable after a split: this many leading lines were stored
 
-        private Result(boolean stored, List<String> refusals, double retryAfter, String error) {
+        private Result(boolean stored, List<String> refusals, double retryAfter, String error, int done) {
             this.stored = stored;
             this.refusals = refusals;
             this.retryAfter = retryAfter;
             this.error = error;
+            this.done = done;
         }
 
         static Result stored(List<String> refusals) {
-            return new Result(true, refusals, Double.NaN, null);
+            return new Result(true, refusals, Double.NaN, null, 0);
         }
 
         static Result unavailable(String error, double retryAfter) {
-            return new Result(false, List.of(), retryAfter, error);
+            return new Result(false, List.of(), retryAfter, error, 0);
+        }
+
+        /** Unavailable, after the first {@code done} lines (with these refusals) were stored. */
+        Result after(int stored, List<String> storedRefusals) {
+            List<String> all = new ArrayList<>(storedRefusals);
+            all.addAll(refusals);
+            return new Result(false, all, retryAfter, error, stored + done);
         }
     }
 
@@ -145,7 +154,7 @@ final class Sinks {
                 }
                 Result second = send(lines.subList(half, lines.size()));
                 if (!second.stored) {
-                    return second;
+                    return second.after(half, first.refusals); // only the rest is retried
                 }
                 List<String> all = new ArrayList<>(first.refusals);
                 all.addAll(second.refusals);

@@ -6,15 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.sun.net.httpserver.HttpServer;
 
-import java.io.IOException;
-import java.io.OutputStream;
-import java.net.InetSocketAddress;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -187,63 +179,55 @@ class SidecarTest {
         }
     }
 
-    /**
-     * A proxy in front of the real sidecar answers the first request with {@code status} and
-     * Retry-After: 1 (the real sidecar only does so when its own spool is full, which a test
-     * cannot bring about quickly), and forwards every later one.
-     */
+    /** The first request is refused with 429 or 503 and Retry-After: 1 (by {@link RefusingProxy}). */
     @ParameterizedTest
     @ValueSource(ints = {429, 503})
     void retryAfterIsHonoured(int status, @TempDir Path tmp) throws Exception {
-        try (RealSidecar sc = new RealSidecar(tmp, 0).start()) {
-            HttpServer proxy = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-            HttpClient forward = HttpClient.newHttpClient();
-            List<Long> arrivals = Collections.synchronizedList(new ArrayList<>());
-            List<Long> answered = Collections.synchronizedList(new ArrayList<>());
-            proxy.createContext("/", ex -> {
-                arrivals.add(System.nanoTime());
-                byte[] body = ex.getRequestBody().readAllBytes();
-                int code;
-                byte[] out;
-                if (arrivals.size() == 1) {
-                    code = status;
-                    out = "{\"error\": \"busy\"}".getBytes();
-                    ex.getResponseHeaders().add("Retry-After", "1");
-                } else {
-                    try {
-                        HttpResponse<byte[]> r = forward.send(HttpRequest.newBuilder(URI.create(sc.url() + ex.getRequestURI()))
-                                .header("Content-Type", ex.getRequestHeaders().getFirst("Content-Type"))
-                                .POST(HttpRequest.BodyPublishers.ofByteArray(body)).build(), HttpResponse.BodyHandlers.ofByteArray());
-                        code = r.statusCode();
-                        out = r.body();
-                    } catch (InterruptedException e) {
-                        throw new IOException(e);
-                    }
-                }
-                ex.getResponseHeaders().add("Content-Type", "application/json");
-                ex.sendResponseHeaders(code, out.length);
-                try (OutputStream os = ex.getResponseBody()) {
-                    os.write(out);
-                }
-                answered.add(System.nanoTime());
-            });
-            proxy.start();
-            try (WafermonClient client = client("http://127.0.0.1:" + proxy.getAddress().getPort(), tmp.resolve("spool"))
-                    .retryDelays(Duration.ofMillis(20), Duration.ofSeconds(5)).build()) {
-                String id;
-                try (Monitored job = client.startJob(APP, "LOT-BUSY")) {
-                    id = job.id();
-                    job.finish();
-                }
-                assertTrue(client.flush(Duration.ofSeconds(15)));
-                assertTrue(arrivals.size() >= 2);
-                long gap = arrivals.get(1) - answered.get(0);
-                assertTrue(gap >= TimeUnit.MILLISECONDS.toNanos(1000), "second request " + gap / 1e6 + " ms after the answer");
-                assertEquals(2, sc.await(e -> e.at("/entity/id").asText().equals(id), 2, 20).size());
-                assertTrue(client.stats().retries() >= 1);
-            } finally {
-                proxy.stop(0);
+        try (RealSidecar sc = new RealSidecar(tmp, 0).start();
+             RefusingProxy proxy = new RefusingProxy(sc.url(), n -> n == 0 ? status : 0);
+             WafermonClient client = client(proxy.url(), tmp.resolve("spool"))
+                     .retryDelays(Duration.ofMillis(20), Duration.ofSeconds(5)).build()) {
+            String id;
+            try (Monitored job = client.startJob(APP, "LOT-BUSY")) {
+                id = job.id();
+                job.finish();
             }
+            assertTrue(client.flush(Duration.ofSeconds(15)));
+            assertTrue(proxy.arrivals.size() >= 2);
+            long gap = proxy.arrivals.get(1) - proxy.answered.get(0);
+            assertTrue(gap >= TimeUnit.MILLISECONDS.toNanos(1000), "second request " + gap / 1e6 + " ms after the answer");
+            assertEquals(2, sc.await(e -> e.at("/entity/id").asText().equals(id), 2, 20).size());
+            assertTrue(client.stats().retries() >= 1);
+        }
+    }
+
+    /**
+     * 413 to a batch of four, then the second half is refused with 503: only that half is
+     * sent again, so no event reaches the sidecar twice.
+     */
+    @Test
+    void aSplitBatchRetriesOnlyWhatWasNotStored(@TempDir Path tmp) throws Exception {
+        try (RealSidecar sc = new RealSidecar(tmp, 0).start();
+             RefusingProxy proxy = new RefusingProxy(sc.url(), n -> n == 0 ? 413 : n == 2 ? 503 : 0);
+             WafermonClient client = client(proxy.url(), tmp.resolve("spool")).flushInterval(Duration.ofMillis(300))
+                     .retryDelays(Duration.ofMillis(20), Duration.ofSeconds(5)).build()) {
+            String id;
+            try (Monitored job = client.startJob(APP, "LOT-SPLIT")) {
+                id = job.id();
+                job.progress(0.3);
+                job.progress(0.6);
+                job.finish();
+            }
+            assertTrue(client.flush(Duration.ofSeconds(15)));
+            assertEquals(4, proxy.bodies.get(0).split("\n").length, "one batch of four first");
+            long forwarded = 0;
+            for (int i = 1; i < proxy.bodies.size(); i++) {
+                if (i != 2) {
+                    forwarded += proxy.bodies.get(i).split("\n").length;
+                }
+            }
+            assertEquals(4, forwarded, "each event forwarded once: " + proxy.bodies);
+            assertEquals(4, sc.await(e -> e.at("/entity/id").asText().equals(id), 4, 20).size());
         }
     }
 
