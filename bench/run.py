@@ -94,6 +94,37 @@ def bench_decode(seconds: float, rounds: int) -> dict[str, object]:
     }
 
 
+def bench_wire_decode(seconds: float, rounds: int) -> dict[str, object]:
+    """The ingest hot path's decoder against orjson building plain dicts of the same events."""
+    from wafermon.wire import read_batch
+
+    events = sample_events(BATCH)
+    ndjson, array = encode_ndjson(events), encode_array(events)
+    assert len(read_batch(ndjson).events) == BATCH
+    figures: dict[str, float] = {}
+    for _ in range(rounds):  # interleaved, so both see the same machine
+        for name, work in (
+            ("wire_ndjson", lambda: read_batch(ndjson)),
+            ("wire_array", lambda: read_batch(array)),
+            ("orjson_array", lambda: orjson.loads(array)),
+            ("codec_ndjson", lambda: decode_batch(ndjson)),
+        ):
+            figures.setdefault(name, 0.0)
+            figures[name] = max(figures[name], rate(work, BATCH, seconds, 1))
+    return {
+        "what": f"fast validating decode (wafermon.wire) of batches of {BATCH} events, keeping "
+        "each event's bytes; best of the rounds, interleaved",
+        "events_per_s_ndjson": round(figures["wire_ndjson"]),
+        "events_per_s_array": round(figures["wire_array"]),
+        "baseline_orjson_loads_to_dicts_events_per_s": round(figures["orjson_array"]),
+        "ratio_ndjson_to_orjson_loads": round(figures["wire_ndjson"] / figures["orjson_array"], 3),
+        "ratio_array_to_orjson_loads": round(figures["wire_array"] / figures["orjson_array"], 3),
+        "detailed_codec_events_per_s": round(figures["codec_ndjson"]),
+        "speedup_over_detailed_codec": round(figures["wire_ndjson"] / figures["codec_ndjson"], 2),
+        "target": ">= 1.0x orjson.loads (issue 11)",
+    }
+
+
 def bench_filesystem(seconds: float, rounds: int) -> dict[str, object]:
     from wafermon_backend_filesystem import FilesystemEmitter
     from wafermon_backend_filesystem.emitter import EmitterSettings
@@ -154,7 +185,11 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
         "method": f"median of {rounds} rounds of ~{seconds}s; one process, one core",
     }
-    for name, bench in (("decode", bench_decode), ("filesystem_emit", bench_filesystem)):
+    for name, bench in (
+        ("decode", bench_decode),
+        ("wire_decode", bench_wire_decode),
+        ("filesystem_emit", bench_filesystem),
+    ):
         if only is not None and name not in only:
             continue
         print(f"bench {name} ...", file=sys.stderr, flush=True)
