@@ -272,3 +272,23 @@ async def test_a_spooled_line_is_the_log_message_as_received(aws, make_event):
     assert [g["message"].encode() for g in got["events"]] == lines
     read = await adapter(aws).query(Query(site_id="fab1"))
     assert read.events == events
+
+
+async def test_a_site_that_never_wrote_has_no_events_and_a_deleted_stream_is_recreated(
+    aws, make_event
+):
+    source = adapter(aws)
+    assert (await source.query(Query(site_id="fab9"))).events == []
+    first, second = make_event(), make_event()
+    em = emitter(aws, metrics=False)
+    await em.start()
+    await em.emit([first])
+    async with client(aws, "logs") as logs:  # someone deletes the stream while we run
+        await logs.delete_log_stream(
+            logGroupName=aws["log_group"].format(site_id="fab1"), logStreamName="etch"
+        )
+    await em.emit([second])
+    await em.close()
+    got = await source.query(Query(site_id="fab1"))
+    assert [e.event_id for e in got.events] == [second.event_id]
+    await source.close()

@@ -18,6 +18,7 @@ import math
 import re
 import string
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -38,7 +39,15 @@ from wafermon import (
 from wafermon.interfaces import STATUSES
 
 from . import metrics
-from .aws import AwsSettings, Clients, delivery_error, log_group_name, log_stream_name, logs_health
+from .aws import (
+    AwsSettings,
+    Clients,
+    delivery_error,
+    error_code,
+    log_group_name,
+    log_stream_name,
+    logs_health,
+)
 
 log = logging.getLogger(__name__)
 #: Values pushed down into a filter pattern; anything else is filtered here only.
@@ -122,28 +131,26 @@ class CloudWatchQueryAdapter(QueryAdapter):
                 request = dict(kwargs, logGroupName=group)
                 if streams:
                     request["logStreamNames"] = streams
-                paginator = client.get_paginator("filter_log_events")
-                async for page in paginator.paginate(**request):
-                    for item in page.get("events", []):
-                        scanned += 1
-                        if scanned > self.settings.max_scan_events:
-                            raise QueryTooBroad(
-                                f"source {self.name!r}: more than {self.settings.max_scan_events}"
-                                " log events in the range; narrow the query's time range"
-                            )
-                        try:
-                            event = wafermon.decode_event(item["message"])
-                        except EventDecodeError:
-                            undecodable[group] += 1
-                            continue
-                        if event.event_id in seen or not query.matches(event):
-                            continue
-                        if after is not None and event.sort_key <= after:
-                            continue
-                        seen.add(event.event_id)
-                        kept.append((event.sort_key, event))
-                        if len(kept) > _TRIM_FACTOR * (query.limit + 1):
-                            kept = heapq.nsmallest(query.limit + 1, kept, key=lambda k: k[0])
+                async for item in _log_events(client, request):
+                    scanned += 1
+                    if scanned > self.settings.max_scan_events:
+                        raise QueryTooBroad(
+                            f"source {self.name!r}: more than {self.settings.max_scan_events}"
+                            " log events in the range; narrow the query's time range"
+                        )
+                    try:
+                        event = wafermon.decode_event(item["message"])
+                    except EventDecodeError:
+                        undecodable[group] += 1
+                        continue
+                    if event.event_id in seen or not query.matches(event):
+                        continue
+                    if after is not None and event.sort_key <= after:
+                        continue
+                    seen.add(event.event_id)
+                    kept.append((event.sort_key, event))
+                    if len(kept) > _TRIM_FACTOR * (query.limit + 1):
+                        kept = heapq.nsmallest(query.limit + 1, kept, key=lambda k: k[0])
         except (ClientError, BotoCoreError) as exc:
             raise delivery_error("FilterLogEvents", exc) from exc
         if undecodable:
@@ -221,6 +228,18 @@ class CloudWatchQueryAdapter(QueryAdapter):
         except (ClientError, BotoCoreError) as exc:
             raise delivery_error("GetMetricData", exc) from exc
         return sorted(points)
+
+
+async def _log_events(client: Any, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """Every log event FilterLogEvents returns for ``request``; a log group that does not
+    exist (a site that never wrote) has none."""
+    try:
+        async for page in client.get_paginator("filter_log_events").paginate(**request):
+            for item in page.get("events", []):
+                yield item
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
 
 
 def _fields(template: str) -> set[str]:

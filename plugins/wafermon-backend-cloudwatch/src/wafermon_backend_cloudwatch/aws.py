@@ -42,6 +42,7 @@ RETRYABLE_CODES = frozenset(
         "ExpiredTokenException",
         "InvalidClientTokenId",
         "SignatureDoesNotMatch",
+        "ResourceNotFoundException",  # a group or stream deleted while we write: recreated
     }
 )
 

@@ -113,7 +113,6 @@ class CloudWatchEmitter(Emitter):
     def __init__(self, name: str, settings: CloudWatchSettings) -> None:
         super().__init__(name, settings)
         self._clients = Clients(settings)
-        self._streams: set[tuple[str, str]] = set()  # known to exist
         self._metered = _Remembered(REMEMBERED)
         self._traced = _Remembered(REMEMBERED)
         self._completed: OrderedDict[str, None] = OrderedDict()  # finished segment ids
@@ -193,16 +192,14 @@ class CloudWatchEmitter(Emitter):
             try:
                 answer = await client.put_log_events(**request)  # type: ignore[attr-defined]
             except ClientError as exc:
-                if (
-                    error_code(exc) != "ResourceNotFoundException"
-                    or (group, stream) in self._streams
-                ):
+                if error_code(exc) != "ResourceNotFoundException":
                     raise
+                # New, or deleted behind our back: create and send once more. Still missing
+                # then is retryable (RETRYABLE_CODES): never a reason to drop events.
                 await self._create(client, group, stream)
                 answer = await client.put_log_events(**request)  # type: ignore[attr-defined]
         except (ClientError, BotoCoreError) as exc:
             raise delivery_error(f"PutLogEvents {group} {stream}", exc) from exc
-        self._streams.add((group, stream))
         self._stats["log_calls"] += 1
         self._stats["log_events"] += len(chunk)
         return _rejected(answer.get("rejectedLogEventsInfo") or {}, chunk)
