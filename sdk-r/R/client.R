@@ -71,11 +71,11 @@ wafermon_init <- function(config = NULL, ..., default = TRUE) {
   client$closed <- FALSE
   client$direct <- settings$mode == "direct"
   .reset_buffer(client)
-  reg.finalizer(client, function(e) if (!isTRUE(e$closed)) try(wafermon_close(e), silent = TRUE),
+  reg.finalizer(client, function(e) if (!isTRUE(e$closed)) try(wafermon_close(client = e), silent = TRUE),
     onexit = TRUE
   )
   if (default) {
-    if (!is.null(.state$client) && !isTRUE(.state$client$closed)) wafermon_close(.state$client)
+    if (!is.null(.state$client) && !isTRUE(.state$client$closed)) wafermon_close(client = .state$client)
     .state$client <- client
   }
   if (length(.spool_files(client))) {
@@ -224,13 +224,17 @@ print.wafermon_client <- function(x, ...) {
 #' @return `TRUE` when every event was delivered and nothing waits in the spool.
 #' @export
 wafermon_flush <- function(timeout = NULL, client = wafermon_client()) {
-  if (isTRUE(client$closed)) return(FALSE)
+  if (is.environment(client) && isTRUE(client$closed)) return(FALSE)
   .flush(client, timeout, retrying = TRUE)
 }
 
 # retrying = FALSE (close): one attempt, no waiting for backoffs or a busy replayer; what is
 # not delivered goes to the spool at once.
 .flush <- function(client, timeout, retrying) {
+  if (!inherits(client, "wafermon_client")) .usage_error("client: expected a wafermon_client")
+  if (!is.null(timeout) && !(is.numeric(timeout) && length(timeout) == 1L && !is.na(timeout))) {
+    .usage_error("timeout: expected a number of seconds or NULL")
+  }
   .check_fork(client)
   started <- .now()
   deadline <- started + (timeout %||% client$settings$flush_timeout)

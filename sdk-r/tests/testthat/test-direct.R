@@ -181,3 +181,43 @@ test_that("a forked child does not send its parent's batch", {
   ids <- vapply(events, `[[`, "", "event_id")
   expect_equal(length(unique(ids)), 4L)
 })
+
+test_that("a script that never closes its client still writes its events at exit", {
+  skip_if_not_installed("processx")
+  clean_env()
+  dir <- fresh_dir()
+  lib <- dirname(getNamespaceInfo("wafermon", "path"))
+  script <- sprintf(
+    paste(
+      "library(wafermon)",
+      "wafermon_init(list(mode = 'direct', direct_url = 'file://%s/events', site_id = 'fab1', spool_dir = '%s/spool', flush_interval = '1h'))",
+      "job <- job_start(app = 'x', business_key = 'no-close')",
+      "job_tick(job, 0.5)",
+      sep = "\n"
+    ),
+    dir, dir
+  )
+  file <- file.path(dir, "script.R")
+  writeLines(script, file)
+  out <- processx::run(file.path(R.home("bin"), "Rscript"), file,
+    env = c("current", R_LIBS = paste(c(lib, .libPaths()), collapse = ":")), error_on_status = FALSE
+  )
+  expect_equal(out$status, 0L, info = out$stderr)
+  events <- read_jsonl(file.path(dir, "events"))
+  expect_equal(vapply(events, `[[`, "", "kind"), c("started", "progress"))
+})
+
+test_that("a new default client closes the previous one, which delivers what it held", {
+  clean_env()
+  dir <- fresh_dir()
+  first <- direct_client(dir)
+  job <- job_start(app = "x", business_key = "first")
+  job_tick(job, 0.1)
+  second <- direct_client(dir)
+  expect_true(first$closed)
+  expect_identical(wafermon_client(), second)
+  expect_length(read_jsonl(file.path(dir, "events")), 2)
+  expect_error(wafermon_flush(first), "timeout: expected a number", class = "wafermon_usage_error")
+  expect_error(wafermon_flush(1, client = "x"), "client: expected a wafermon_client", class = "wafermon_usage_error")
+  wafermon_close(1)
+})
