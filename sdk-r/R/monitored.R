@@ -243,7 +243,8 @@ wafermon_current <- function() {
 #'
 #' Emits `started`, evaluates `expr`, then `finished` with its figures, or `failed` if an
 #' error (or an interrupt) leaves `expr`: the condition's class, message and call stack are
-#' recorded, and the error still propagates to you. Warnings are counted and the first ten
+#' recorded, and the error still propagates to you. Leaving `expr` by `return()` or `break`
+#' is a normal end. Warnings are counted and the first ten
 #' kept: the `finished`/`failed` event's metadata gets `warnings` (how many) and
 #' `warning_messages`; they are still shown as usual. Inside another `with_monitored()`, the
 #' block is a subjob of it (`job` is then its `sub_key`), and [tick()] reports progress of
@@ -292,11 +293,9 @@ with_monitored <- function(job, expr, app = NULL, metadata = NULL, entity_type =
       .set_metadata(handle, merged)
     }
     if (identical(handle$status, "running")) {
-      if (done) {
-        job_finish(handle)
-      } else {
-        job_fail(handle, captured %||% list(type = "interrupt", message = "the block was left early"), stack)
-      }
+      # Left by an error or an interrupt: failed. Returned normally, or left by return(),
+      # break or a restart with no condition on the way: finished.
+      if (done || is.null(captured)) job_finish(handle) else job_fail(handle, captured, stack)
     }
   })
   value <- withCallingHandlers(expr,

@@ -221,3 +221,24 @@ test_that("a new default client closes the previous one, which delivers what it 
   expect_error(wafermon_flush(1, client = "x"), "client: expected a wafermon_client", class = "wafermon_usage_error")
   wafermon_close(1)
 })
+
+test_that("return() out of the block finishes the job; an interrupt fails it", {
+  clean_env()
+  dir <- fresh_dir()
+  direct_client(dir)
+  early <- function() {
+    with_monitored("LOT-R", return("early"))
+    "late"
+  }
+  expect_equal(early(), "early")
+  interrupted <- tryCatch(
+    with_monitored("LOT-I", signalCondition(structure(class = c("interrupt", "condition"), list(message = "", call = NULL)))),
+    interrupt = function(i) "caught"
+  )
+  expect_equal(interrupted, "caught")
+  wafermon_close(2)
+  events <- read_jsonl(file.path(dir, "events"))
+  kinds <- vapply(events, function(e) paste(e$entity$business_key, e$kind), "")
+  expect_equal(kinds, c("LOT-R started", "LOT-R finished", "LOT-I started", "LOT-I failed"))
+  expect_equal(events[[4]]$error$type, "interrupt")
+})
