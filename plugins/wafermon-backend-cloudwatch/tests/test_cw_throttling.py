@@ -22,12 +22,20 @@ from wafermon import Query, RetryableError
 
 
 @contextlib.asynccontextmanager
-async def throttling_proxy(upstream: str, throttle: int):
-    state = {"throttled": 0, "calls": 0}
+async def throttling_proxy(upstream: str, throttle: int, refuse_path: str | None = None):
+    state = {"throttled": 0, "calls": 0, "refused": 0}
 
     async def handle(request: Request) -> Response:
         state["calls"] += 1
         body = await request.body()
+        if refuse_path and request.url.path == refuse_path:  # X-Ray is rest-json
+            state["refused"] += 1
+            return Response(
+                b'{"message":"segment document rejected"}',
+                400,
+                headers={"x-amzn-ErrorType": "InvalidRequestException"},
+                media_type="application/json",
+            )
         target = request.headers.get("x-amz-target", "")
         if target.endswith("PutLogEvents") and state["throttled"] < throttle:
             state["throttled"] += 1
@@ -92,3 +100,19 @@ async def test_throttling_beyond_the_attempts_is_retryable(aws, make_event):
             await em.emit([make_event()])
         await em.close()
     assert state["throttled"] == 2  # botocore's attempts, then handed to the router
+
+
+async def test_refused_trace_documents_do_not_cost_the_events(aws, make_event):
+    events = [make_event("finished", duration_s=1) for _ in range(2)]
+    async with throttling_proxy(aws["endpoint_url"], 0, refuse_path="/TraceSegments") as (
+        url,
+        state,
+    ):
+        em = emitter(dict(aws, endpoint_url=url), metrics=False, xray=True)
+        await em.start()
+        await em.emit(events)  # no PermanentError: the events themselves were stored
+        await em.close()
+    assert state["refused"] == 1
+    assert em.stats()["trace_documents_refused"] == 1
+    got = await adapter(aws).query(Query(site_id="fab1"))
+    assert [e.event_id for e in got.events] == [e.event_id for e in events]

@@ -123,6 +123,8 @@ class CloudWatchEmitter(Emitter):
             "metrics_skipped_old": 0.0,
             "trace_documents": 0.0,
             "refused_events": 0.0,
+            "metrics_refused": 0.0,
+            "trace_documents_refused": 0.0,
         }
 
     async def close(self) -> None:
@@ -221,6 +223,16 @@ class CloudWatchEmitter(Emitter):
                         logGroupName=group, retentionInDays=self.settings.retention_days
                     )
 
+    def _derived_failure(self, call: str, exc: Exception, stat: str) -> None:
+        """Metrics and traces are derived from events the logs (or the other backends) keep:
+        a call AWS refuses for good is logged and counted, never a reason to dead-letter the
+        events. A transient failure raises, and the batch is retried."""
+        error = delivery_error(call, exc)
+        if not isinstance(error, PermanentError):
+            raise error from exc
+        self._stats[stat] += 1
+        log.error("%s: %s (the events are kept; only this derived data is lost)", self.name, error)
+
     # -- metrics ---------------------------------------------------------------------------------
 
     async def _put_metrics(self, events: list[Event]) -> None:
@@ -234,7 +246,8 @@ class CloudWatchEmitter(Emitter):
                         Namespace=self.settings.namespace, MetricData=chunk
                     )
                 except (ClientError, BotoCoreError) as exc:
-                    raise delivery_error("PutMetricData", exc) from exc
+                    self._derived_failure("PutMetricData", exc, "metrics_refused")
+                    continue
                 self._stats["metric_calls"] += 1
         self._metered.add(events)
 
@@ -248,7 +261,8 @@ class CloudWatchEmitter(Emitter):
                 try:
                     answer = await client.put_trace_segments(TraceSegmentDocuments=chunk)
                 except (ClientError, BotoCoreError) as exc:
-                    raise delivery_error("PutTraceSegments", exc) from exc
+                    self._derived_failure("PutTraceSegments", exc, "trace_documents_refused")
+                    continue
                 unprocessed = answer.get("UnprocessedTraceSegments") or []
                 if unprocessed:
                     first = unprocessed[0]
