@@ -22,6 +22,7 @@ that was not read back and verified first. Run one archiver per store.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections import defaultdict
@@ -200,20 +201,17 @@ class Archiver:
         return self.report
 
     async def _archive(self, site_id: str, day: date, rows: list[dict[str, Any]]) -> None:
-        table = pa.table(
-            {name: [_cell(name, r[name]) for r in rows] for name in formats.SCHEMA.names},
-            schema=formats.SCHEMA,
-        )
+        # Encoding and checking are CPU work: off the event loop, which serves the gateway.
+        table, data = await asyncio.to_thread(self._encode, rows)
         ids = [r["event_id"] for r in rows]
         digest = layout.ids_digest(ids)
         key = layout.archive_key(self.prefix, site_id, day, digest)
-        data = formats.parquet_bytes(table, self.settings.row_group_rows)
         await self.bucket.put(
             key, data, PARQUET_TYPE, multipart_above=self.settings.multipart_threshold
         )
         await self._step("uploaded")
         manifest = manifest_for(key, site_id, day, table, data, ids, "archiver")
-        check_object(await self.bucket.get(key), manifest, key)
+        await asyncio.to_thread(check_object, await self.bucket.get(key), manifest, key)
         await self._step("verified")
         marker = layout.control_key(self.prefix, "pending", digest)
         await self.bucket.put(
@@ -231,6 +229,13 @@ class Archiver:
         await self.bucket.delete([marker])
         self.report.objects += 1
         await self._step("done")
+
+    def _encode(self, rows: list[dict[str, Any]]) -> tuple[pa.Table, bytes]:
+        table = pa.table(
+            {name: [_cell(name, r[name]) for r in rows] for name in formats.SCHEMA.names},
+            schema=formats.SCHEMA,
+        )
+        return table, formats.parquet_bytes(table, self.settings.row_group_rows)
 
     async def _delete_hot(self, keys: list[tuple[datetime, UUID]]) -> None:
         for start in range(0, len(keys), DELETE_CHUNK):
@@ -252,7 +257,8 @@ class Archiver:
                 log.warning("archive: removed uncommitted %s left by an interrupted run", key)
             else:
                 try:
-                    table = check_object(await self.bucket.get(key), orjson.loads(manifest), key)
+                    data = await self.bucket.get(key)
+                    table = await asyncio.to_thread(check_object, data, orjson.loads(manifest), key)
                 except VerifyError as exc:
                     # Damaged after it was verified: its rows still in the store are archived
                     # again by this pass; the copy keeps the rest for a person to look at.

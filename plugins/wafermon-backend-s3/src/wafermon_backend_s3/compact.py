@@ -101,21 +101,14 @@ class Compactor:
         used = [o.key for o, t in zip(inputs, read_back, strict=True) if t is not None]
         if len(used) < 2:
             return
-        merged = pa.concat_tables(tables)
-        ids = merged.column("event_id").to_pylist()
-        first_seen: dict[str, int] = {}
-        for index, event_id in enumerate(ids):
-            first_seen.setdefault(event_id, index)
-        merged = formats.sorted_table(merged.take(sorted(first_seen.values())))
-        uuids = [UUID(i) for i in first_seen]
+        merged, uuids, body = await asyncio.to_thread(self._merge, tables)
         digest = layout.ids_digest(uuids)
         key = layout.archive_key(self.prefix, site_id, day, digest)
-        body = formats.parquet_bytes(merged, self.settings.row_group_rows)
         await self.bucket.put(
             key, body, PARQUET_TYPE, multipart_above=self.settings.multipart_threshold
         )
         manifest = manifest_for(key, site_id, day, merged, body, uuids, "compactor")
-        check_object(await self.bucket.get(key), manifest, key)
+        await asyncio.to_thread(check_object, await self.bucket.get(key), manifest, key)
         replaced = [k for k in used if k != key]
         marker = layout.control_key(self.prefix, "compact", digest)
         await self.bucket.put(
@@ -135,22 +128,29 @@ class Compactor:
         self.report.compacted_inputs += len(used)
         self.report.compacted_outputs += 1
 
+    def _merge(self, tables: list[pa.Table]) -> tuple[pa.Table, list[UUID], bytes]:
+        """One table, one row per event_id, sorted; its ids; its Parquet bytes (CPU work)."""
+        merged = pa.concat_tables(tables)
+        first_seen: dict[str, int] = {}
+        for index, event_id in enumerate(merged.column("event_id").to_pylist()):
+            first_seen.setdefault(event_id, index)
+        merged = formats.sorted_table(merged.take(sorted(first_seen.values())))
+        body = formats.parquet_bytes(merged, self.settings.row_group_rows)
+        return merged, [UUID(i) for i in first_seen], body
+
     async def _remove(self, keys: list[str]) -> None:
         await remove_objects(self.bucket, keys)
 
     async def _read(self, obj: ObjectInfo) -> pa.Table | None:
         """An input as a table in the archive schema; None (quarantined) if it is damaged."""
         data = await self.bucket.get(obj.key)
+        manifest = None
+        if layout.is_archive(obj.key):
+            manifest = await self.bucket.get_or_none(layout.manifest_key(obj.key))
+            if manifest is None:
+                return None  # removed meanwhile (another pass); not ours to merge
         try:
-            if layout.is_archive(obj.key):
-                manifest = await self.bucket.get_or_none(layout.manifest_key(obj.key))
-                if manifest is None:
-                    return None  # removed meanwhile (another pass); not ours to merge
-                return check_object(data, orjson.loads(manifest), obj.key)
-            if obj.key.endswith(layout.PARQUET):
-                return pq.read_table(pa.BufferReader(data)).cast(formats.SCHEMA)
-            events = [decode_event(line) for line in formats.read_jsonl_gz(data, obj.key)]
-            return pa.table(formats.rows_of_events(events), schema=formats.SCHEMA)
+            return await asyncio.to_thread(self._parse, obj.key, data, manifest)
         except (
             VerifyError,
             formats.CorruptObject,
@@ -161,6 +161,15 @@ class Compactor:
         ) as exc:
             await quarantine(self.bucket, self.prefix, obj.key, str(exc), self.report)
             return None
+
+    @staticmethod
+    def _parse(key: str, data: bytes, manifest: bytes | None) -> pa.Table:
+        if manifest is not None:
+            return check_object(data, orjson.loads(manifest), key)
+        if key.endswith(layout.PARQUET):
+            return pq.read_table(pa.BufferReader(data)).cast(formats.SCHEMA)
+        events = [decode_event(line) for line in formats.read_jsonl_gz(data, key)]
+        return pa.table(formats.rows_of_events(events), schema=formats.SCHEMA)
 
     async def recover(self) -> None:
         for obj in await self.bucket.list_objects(f"{self.prefix}/{layout.CONTROL}/compact/"):

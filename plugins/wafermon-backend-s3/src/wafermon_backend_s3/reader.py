@@ -119,7 +119,7 @@ async def parquet_table(
         for low, high in formats.row_group_ranges(pf, groups):
             segments[low] = await bucket.get(obj.key, (low, high))
         pf = formats.open_parquet(size, segments, obj.key)
-    return formats.read_groups(pf, groups, obj.key)
+    return await asyncio.to_thread(formats.read_groups, pf, groups, obj.key)
 
 
 def decode_bodies(bodies: Iterable[str], key: str, stats: Counter[str]) -> list[Event]:
@@ -145,8 +145,9 @@ async def object_events(
     stats["objects_read"] += 1
     if obj.key.endswith(layout.JSONL_GZ):
         data = await (cache.get(bucket, obj) if cache else bucket.get(obj.key))
-        lines = formats.read_jsonl_gz(data, obj.key)
-        events = await asyncio.to_thread(decode_bodies, lines, obj.key, stats)
+        events = await asyncio.to_thread(
+            lambda: decode_bodies(formats.read_jsonl_gz(data, obj.key), obj.key, stats)
+        )
         return [
             e
             for e in events
@@ -158,11 +159,16 @@ async def object_events(
         else max(filter(None, (query.start, after and after[0])), default=None)
     )
     table = await parquet_table(bucket, obj, low, query and query.end, stats, cache=cache)
-    if query is not None:
-        # Objects are sorted by (time, event_id): past the first ``limit`` matches nothing
-        # of this object can make the page, so only those are decoded.
-        table = formats.filter_table(table, query, after).slice(0, query.limit + 1)
-    return await asyncio.to_thread(decode_bodies, table.column("body").to_pylist(), obj.key, stats)
+
+    def scan() -> list[Event]:  # CPU work, off the event loop
+        rows = table
+        if query is not None:
+            # Objects are sorted by (time, event_id): past the first ``limit`` matches nothing
+            # of this object can make the page, so only those are decoded.
+            rows = formats.filter_table(table, query, after).slice(0, query.limit + 1)
+        return decode_bodies(rows.column("body").to_pylist(), obj.key, stats)
+
+    return await asyncio.to_thread(scan)
 
 
 async def partition_events(
