@@ -145,16 +145,19 @@ class ZabbixEmitter(Emitter):
             for item_key, value in values(event, host, with_event=self.settings.send_events):
                 if (event_id, item_key) not in self._accepted:
                     pending.append((event_id, ItemValue(host, item_key, value, clock, ns)))
-        refused = []
+        refused: list[tuple[str, ItemValue]] = []
         size = self.settings.chunk_size
         for start in range(0, len(pending), size):
-            refused.extend(await self._send(pending[start : start + size]))
-        refused_set = {id(v) for _, v in refused}
-        for event_id, value in pending:
-            if id(value) not in refused_set:
-                self._remember_accepted((event_id, value.key))
-        self._stats["values_sent"] += len(pending) - len(refused)
-        self._stats["values_refused"] += len(refused)
+            chunk = pending[start : start + size]
+            chunk_refused = await self._send(chunk)
+            # Remembered per request: if a later one fails, the retry skips what this one took.
+            refused_ids = {id(v) for _, v in chunk_refused}
+            for event_id, value in chunk:
+                if id(value) not in refused_ids:
+                    self._remember_accepted((event_id, value.key))
+            self._stats["values_sent"] += len(chunk) - len(chunk_refused)
+            self._stats["values_refused"] += len(chunk_refused)
+            refused.extend(chunk_refused)
         refused_events = {event_id for event_id, _ in refused}
         for event_id in hosts.keys() - refused_events:
             self._refused_since.pop(event_id, None)
