@@ -18,25 +18,35 @@ from starlette.responses import Response
 from starlette.routing import Route
 from test_cw_moto import adapter, emitter
 
-from wafermon import Query, RetryableError
+from wafermon import PermanentError, Query, RetryableError
 
 
 @contextlib.asynccontextmanager
-async def throttling_proxy(upstream: str, throttle: int, refuse_path: str | None = None):
+async def throttling_proxy(
+    upstream: str,
+    throttle: int,
+    refuse_path: str | None = None,
+    refuse_body: bytes = b"",
+    refuse_target: str = "",
+):
     state = {"throttled": 0, "calls": 0, "refused": 0}
 
     async def handle(request: Request) -> Response:
         state["calls"] += 1
         body = await request.body()
-        if refuse_path and request.url.path == refuse_path:  # X-Ray is rest-json
+        target = request.headers.get("x-amz-target", "")
+        if (
+            refuse_path == request.url.path
+            and refuse_body in body
+            and target.endswith(refuse_target)
+        ):
             state["refused"] += 1
-            return Response(
-                b'{"message":"segment document rejected"}',
+            return Response(  # rest-json (X-Ray) reads the header, json (Logs) the __type
+                b'{"__type":"InvalidParameterException","message":"refused by the test"}',
                 400,
-                headers={"x-amzn-ErrorType": "InvalidRequestException"},
+                headers={"x-amzn-ErrorType": "InvalidParameterException"},
                 media_type="application/json",
             )
-        target = request.headers.get("x-amz-target", "")
         if target.endswith("PutLogEvents") and state["throttled"] < throttle:
             state["throttled"] += 1
             return Response(
@@ -116,3 +126,19 @@ async def test_refused_trace_documents_do_not_cost_the_events(aws, make_event):
     assert em.stats()["trace_documents_refused"] == 1
     got = await adapter(aws).query(Query(site_id="fab1"))
     assert [e.event_id for e in got.events] == [e.event_id for e in events]
+
+
+async def test_a_refused_log_call_names_only_its_events(aws, make_event):
+    etch = [make_event(app="etch") for _ in range(2)]
+    litho = [make_event(app="litho") for _ in range(2)]
+    refuse = {"refuse_path": "/", "refuse_body": b"litho", "refuse_target": "PutLogEvents"}
+    async with throttling_proxy(aws["endpoint_url"], 0, **refuse) as (url, state):
+        em = emitter(dict(aws, endpoint_url=url), metrics=False)
+        await em.start()
+        with pytest.raises(PermanentError, match="InvalidParameterException") as info:
+            await em.emit(etch + litho)
+        await em.close()
+    assert state["refused"] == 1  # the litho stream's call only
+    assert sorted(map(str, info.value.event_ids)) == sorted(str(e.event_id) for e in litho)
+    got = await adapter(aws).query(Query(site_id="fab1"))
+    assert [e.event_id for e in got.events] == [e.event_id for e in etch]

@@ -201,7 +201,10 @@ class CloudWatchEmitter(Emitter):
                 await self._create(client, group, stream)
                 answer = await client.put_log_events(**request)  # type: ignore[attr-defined]
         except (ClientError, BotoCoreError) as exc:
-            raise delivery_error(f"PutLogEvents {group} {stream}", exc) from exc
+            error = delivery_error(f"PutLogEvents {group} {stream}", exc)
+            if isinstance(error, PermanentError):  # this call's events only; others are stored
+                return {entry.event_id: str(error) for entry in chunk}
+            raise error from exc
         self._stats["log_calls"] += 1
         self._stats["log_events"] += len(chunk)
         return _rejected(answer.get("rejectedLogEventsInfo") or {}, chunk)
