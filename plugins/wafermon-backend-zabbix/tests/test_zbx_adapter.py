@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import emit_when_ready, make_event
 
-from wafermon import Query
-from wafermon_backend_zabbix import AdapterSettings, ZabbixQueryAdapter
+from wafermon import Query, Secret
+from wafermon_backend_zabbix import AdapterSettings, ApiSettings, ZabbixQueryAdapter
 
 
 @pytest.fixture
@@ -105,3 +105,21 @@ async def test_trends_give_hourly_figures_of_the_numeric_items(emitter, adapter,
     }
     with pytest.raises(ValueError, match="metric"):
         await adapter.trends(site, "etch", "event", hour, hour)
+
+
+async def test_an_api_token_works_as_well_as_a_password(api, api_settings, stored, site):
+    users = await api.call("user.get", filter={"username": api_settings.user}, output=["userid"])
+    made = await api.call("token.create", name=f"wafermon-{site}", userid=users[0]["userid"])
+    tokenid = made["tokenids"][0]
+    try:
+        generated = await api.call("token.generate", tokenid)
+        token = Secret(generated[0]["token"])
+        adapter = ZabbixQueryAdapter(
+            "zbx", AdapterSettings(api=ApiSettings(url=api_settings.url, token=token))
+        )
+        try:
+            assert (await adapter.query(Query(site_id=site))).events == stored
+        finally:
+            await adapter.close()
+    finally:
+        await api.call("token.delete", tokenid)
