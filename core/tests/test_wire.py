@@ -96,6 +96,25 @@ def test_metadata_is_judged_exactly(metadata: dict[str, Any]) -> None:
     assert (check(orjson.dumps(event)) is not None) == (_detailed(event) is not None)
 
 
+@pytest.mark.parametrize("depth", [100, 240, 253, 254, 255, 300, 1100])
+@pytest.mark.parametrize("nest", ["list", "object"])
+def test_metadata_nesting_is_judged_like_the_model(depth: int, nest: str) -> None:
+    """orjson reads 1024 levels but encodes only 254: the model refuses what it cannot encode."""
+    inner = (
+        b"[" * depth + b"]" * depth if nest == "list" else b'{"x":' * depth + b"1" + b"}" * depth
+    )
+    text = _SAMPLE[:-1] + b',"metadata":{"m":' + inner + b"}}"
+    fast = check(text)
+    try:
+        detailed = structure_event(orjson.loads(text))
+    except (EventDecodeError, orjson.JSONDecodeError):
+        detailed = None
+    assert (fast is None) == (detailed is None)
+    assert [r.problems for r in read_batch(text).rejected] == [
+        r.problems for r in decode_batch(text).rejected
+    ]
+
+
 def next_event() -> Event:
     return read_batch(_SAMPLE).events[0].to_event()
 

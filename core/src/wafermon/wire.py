@@ -80,9 +80,10 @@ _TIMES = re.compile(
 _SITE_ID = re.compile(_pattern("$defs/site_id"), re.ASCII)
 #: Metadata passes the quick check when it is an object of at most this many bytes of plain
 #: text (no escapes, no exponents, ASCII): it cannot then exceed the byte cap once compacted (a
-#: JSON number grows at most 4.5x, "1e15" -> 1000000000000000.0), nor nest deeper than
-#: orjson's 1024 levels. Anything else is parsed and measured exactly.
-_QUICK_METADATA = 1000
+#: JSON number grows at most 4.5x, "1e15" -> 1000000000000000.0), nor nest as deep as the 255
+#: levels orjson refuses to encode (each level takes two bytes). Anything else is parsed,
+#: encoded and measured exactly, as the model does.
+_QUICK_METADATA = 500
 assert _QUICK_METADATA * 5 < METADATA_MAX_BYTES
 
 
@@ -338,9 +339,9 @@ def _metadata_ok(raw: bytes) -> bool:
     """The exact metadata rule: a JSON object (as orjson reads it) within the byte cap."""
     try:
         value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        return type(value) is dict and len(orjson.dumps(value)) <= METADATA_MAX_BYTES
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # e.g. nested too deep to encode
         return False
-    return type(value) is dict and len(orjson.dumps(value)) <= METADATA_MAX_BYTES
 
 
 _EMPTY_METRICS = Metrics()

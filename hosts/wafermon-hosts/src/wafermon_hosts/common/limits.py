@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 
@@ -119,6 +120,23 @@ async def read_body(request: Request, limit: int, claim: Claim | None = None) ->
 def media_type(request: Request) -> str:
     """The Content-Type without parameters, lower-cased; "" when the header is missing."""
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+@contextlib.asynccontextmanager
+async def ingest_body(
+    request: Request, budget: ByteBudget, settings: Any
+) -> AsyncIterator[WireBatch]:
+    """An ingest request's validated body, its bytes held in ``budget`` until the block ends.
+
+    ``settings`` is the host's (``max_body_bytes``, ``max_batch_events``).
+    """
+    async with budget.claim() as claim:
+        yield await read_event_batch(
+            request,
+            max_bytes=settings.max_body_bytes,
+            max_events=settings.max_batch_events,
+            claim=claim,
+        )
 
 
 async def read_event_batch(

@@ -22,7 +22,7 @@ from wafermon import Event, PermanentError, Problem
 from wafermon.wire import WireBatch
 
 from ..common.errors import JSONResponse
-from ..common.limits import read_event_batch
+from ..common.limits import ingest_body
 
 DROPPED = "dropped by a transform_events plugin"
 
@@ -40,13 +40,7 @@ def _result(index: int, event_id: Any, status: str, errors: list[Problem] = ()) 
 
 async def ingest(request: Request) -> Response:
     gw = request.app.state.gateway
-    async with gw.body_budget.claim() as claim:
-        batch = await read_event_batch(
-            request,
-            max_bytes=gw.settings.max_body_bytes,
-            max_events=gw.settings.max_batch_events,
-            claim=claim,
-        )
+    async with ingest_body(request, gw.body_budget, gw.settings) as batch:
         return await _ingest(gw, batch)
 
 

@@ -23,7 +23,7 @@ from wafermon import EventBatch, Problem, encode_event
 from wafermon.wire import WireBatch
 
 from ..common.errors import ApiError, JSONResponse
-from ..common.limits import read_event_batch
+from ..common.limits import ingest_body
 from .runtime import RETRY_AFTER_S
 
 DROPPED = "dropped by a transform_events plugin"
@@ -48,13 +48,7 @@ async def ingest(request: Request) -> Response:
             "the sidecar is shutting down; nothing was stored, retry later",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
-    async with sc.body_budget.claim() as claim:
-        batch = await read_event_batch(
-            request,
-            max_bytes=sc.settings.max_body_bytes,
-            max_events=sc.settings.max_batch_events,
-            claim=claim,
-        )
+    async with ingest_body(request, sc.body_budget, sc.settings) as batch:
         return await _spool(sc, batch)
 
 
