@@ -23,7 +23,9 @@ def spooled(app) -> list:
     return [e for _seq, payload in spool.read(0, 2**30) for e in decode_batch(payload).events]
 
 
-async def test_mixed_batch_reports_the_bad_events_and_spools_the_good_ones(start_sidecar, make_event):
+async def test_mixed_batch_reports_the_bad_events_and_spools_the_good_ones(
+    start_sidecar, make_event
+):
     a, b = make_event(entity_id="lot-1"), make_event(entity_id="lot-2")
     bad_kind = {**to_json_dict(make_event()), "kind": "exploded"}
     no_time = to_json_dict(make_event())
