@@ -286,6 +286,37 @@ class SidecarTest {
         }
     }
 
+    /** Mode both: every event reaches the sidecar and the direct folder. */
+    @Test
+    void bothModeDeliversToTheSidecarAndTheFolder(@TempDir Path tmp) throws Exception {
+        Path root = tmp.resolve("direct");
+        try (RealSidecar sc = new RealSidecar(tmp, 0).start();
+             WafermonClient client = client(sc.url(), tmp.resolve("spool")).mode(Settings.Mode.BOTH)
+                     .directUrl(root.toUri().toString()).build()) {
+            String id;
+            try (Monitored job = client.startJob(APP, "LOT-BOTH")) {
+                id = job.id();
+                job.progress(0.5);
+                job.finish();
+            }
+            assertTrue(client.flush(Duration.ofSeconds(10)));
+            List<JsonNode> viaSidecar = sc.await(e -> e.at("/entity/id").asText().equals(id), 3, 20);
+            List<String> inFolder;
+            try (Stream<Path> files = Files.walk(root)) {
+                inFolder = new ArrayList<>();
+                for (Path f : (Iterable<Path>) files.filter(p -> p.toString().endsWith("events.jsonl"))::iterator) {
+                    inFolder.addAll(Files.readAllLines(f));
+                }
+            }
+            assertEquals(3, inFolder.size());
+            Set<String> folderIds = new HashSet<>();
+            for (String line : inFolder) {
+                folderIds.add(RealSidecar.JSON.readTree(line).get("event_id").asText());
+            }
+            assertEquals(ids(viaSidecar), folderIds, "the same events, with the same ids, in both");
+        }
+    }
+
     @Test
     void aClosedClientRefusesNewEvents(@TempDir Path tmp) {
         WafermonClient client = client("http://127.0.0.1:" + RealSidecar.freePort(), tmp).maxRetries(0).build();
