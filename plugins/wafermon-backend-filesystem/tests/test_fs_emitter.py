@@ -290,3 +290,25 @@ async def test_a_second_writer_on_the_same_root_is_refused(tmp_path):
         await first.close()
     await second.start()  # the lock is released on close
     await second.close()
+
+
+async def test_jsonl_writes_the_spooled_bytes_without_decoding_them(emitter, root, make_event, t0):
+    """From the sidecar a batch is an EventBatch of the bytes it received: they are written as
+    they are, split by site and day, and no Event is built for that."""
+    from wafermon import EventBatch, encode_event
+
+    events = [
+        make_event(site_id="fab1", time=t0),
+        make_event(site_id="fab2", time=t0 + timedelta(days=1)),
+        make_event(site_id="fab1", time=t0 + timedelta(seconds=1)),
+    ]
+    # As received: spacing the encoder would not write, which must survive byte for byte.
+    lines = [encode_event(e).replace(b'","', b'", "', 1) for e in events]
+    batch = EventBatch.from_ndjson(b"".join(line + b"\n" for line in lines))
+    await emitter.emit(batch)
+    assert not batch.decoded
+    fab1 = (root / "fab1/2026-11-28/events.jsonl").read_bytes()
+    fab2 = (root / "fab2/2026-11-29/events.jsonl").read_bytes()
+    assert fab1 == lines[0] + b"\n" + lines[2] + b"\n"
+    assert fab2 == lines[1] + b"\n"
+    assert decode_batch(fab1 + fab2).events == [events[0], events[2], events[1]]

@@ -22,8 +22,18 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 import attrs
+import msgspec
 
-from wafermon import ByteSize, Emitter, Event, FieldValueError, Health, RetryableError, Seconds
+from wafermon import (
+    ByteSize,
+    Emitter,
+    Event,
+    FieldValueError,
+    Health,
+    RetryableError,
+    Seconds,
+    ndjson_of,
+)
 
 from . import formats, layout
 
@@ -52,6 +62,30 @@ class EmitterSettings:
 def _check_format(_inst: object, attribute: attrs.Attribute, value: str) -> None:
     if value not in formats.FORMATS:
         raise FieldValueError(attribute.name, f"must be one of {', '.join(formats.FORMATS)}")
+
+
+class _Place(msgspec.Struct):
+    """The two fields that choose an event's file; msgspec skips the rest of the line."""
+
+    site_id: str
+    time: str
+
+
+_places = msgspec.json.Decoder(_Place).decode_lines
+
+
+def ndjson_by_partition(ndjson: bytes) -> dict[tuple[str, date], bytes]:
+    """Validated NDJSON split by (site, UTC day) without building events: each group's lines
+    as they came, in order."""
+    lines = ndjson.split(b"\n")[:-1]  # each line ends in a newline
+    groups: dict[tuple[str, date], list[bytes]] = defaultdict(list)
+    days: dict[str, date] = {}
+    for place, line in zip(_places(ndjson), lines, strict=True):
+        day = days.get(place.time[:10]) or days.setdefault(
+            place.time[:10], date.fromisoformat(place.time[:10])
+        )
+        groups[(place.site_id, day)].append(line)
+    return {key: b"\n".join(group) + b"\n" for key, group in groups.items()}
 
 
 @attrs.define
@@ -163,13 +197,17 @@ class FilesystemEmitter(Emitter):
                     self._root_lock = None
 
     async def emit(self, batch: Sequence[Event]) -> None:
-        groups: dict[tuple[str, date], list[Event]] = defaultdict(list)
-        for event in batch:
-            groups[(event.site_id, event.time.date())].append(event)  # time is always UTC
+        groups: dict[tuple[str, date], list[Event] | bytes]
+        if self.settings.format == "jsonl":
+            groups = ndjson_by_partition(ndjson_of(batch))  # the bytes as received, no Event
+        else:
+            groups = defaultdict(list)
+            for event in batch:
+                groups[(event.site_id, event.time.date())].append(event)  # time is always UTC
         async with self._lock:
             await asyncio.to_thread(self._write, groups)
 
-    def _write(self, groups: dict[tuple[str, date], list[Event]]) -> None:
+    def _write(self, groups: dict[tuple[str, date], list[Event] | bytes]) -> None:
         # Check every path before writing anything, so a refused batch is refused whole.
         root = self.settings.root
         pdirs = {key: layout.partition_dir(root, *key) for key in groups}
@@ -179,12 +217,16 @@ class FilesystemEmitter(Emitter):
             for key in list(self._open):
                 self._maybe_rotate(key)
 
-    def _append(self, key: tuple[str, date], pdir: Path, events: list[Event]) -> None:
+    def _append(self, key: tuple[str, date], pdir: Path, events: list[Event] | bytes) -> None:
         active = self._open.pop(key, None)
         try:
             active = active or self._open_active(pdir)
             self._open[key] = active  # (re)inserted last: most recently used
-            data = formats.encode(self.settings.format, events, active.size)
+            data = (
+                events
+                if isinstance(events, bytes)
+                else formats.encode(self.settings.format, events, active.size)
+            )
             written = 0
             while written < len(data):  # unbuffered, so a short write is possible
                 written += active.file.write(data[written:])
