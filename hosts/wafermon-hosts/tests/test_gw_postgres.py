@@ -30,7 +30,10 @@ async def test_full_gateway_on_postgresql(build_app, pg_url, make_event, tmp_pat
     ]
     bad = {**to_json_dict(make_event()), "site_id": "no spaces allowed"}
 
-    async with served(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as http:
+    # The token holds ingest and read: every request of this client carries it.
+    client = httpx.AsyncClient(timeout=20, headers=auth)
+    async with served(app) as url, client as http:
+        http.base_url = url
         health = await http.get("/v1/healthz", headers=auth)
         assert health.json()["store"]["ok"] is True
         async with http.stream("GET", "/v1/stream?app=etch") as stream:
