@@ -159,8 +159,8 @@ public final class Driver {
         switch (op) {
             case "hello":
                 response.put("language", "java");
-                response.put("sdk", "java");
-                response.put("sdk_version", "0.1.0");
+                response.put("sdk", WafermonClient.SDK_NAME);
+                response.put("sdk_version", WafermonClient.SDK_VERSION);
                 response.put("protocol", 1L);
                 return;
             case "init": {

@@ -30,6 +30,10 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class WafermonClient implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("dev.wafermon.sdk");
+    /** {@code source.sdk} of the events this SDK makes. */
+    public static final String SDK_NAME = Wire.SDK_NAME;
+    /** {@code source.sdk_version} of the events this SDK makes. */
+    public static final String SDK_VERSION = Wire.SDK_VERSION;
 
     private final Settings settings;
     private final Sender sender;
