@@ -410,3 +410,19 @@ def test_verify_tls_false_is_warned_at_start(tmp_path):
     settings = load_central(load_config(write_central_config(tmp_path, sites))).settings
     (warning,) = settings.warnings()
     assert warning.startswith("central.sites fab1: verify_tls is false")
+
+
+async def test_central_refuses_a_site_answer_larger_than_its_cap(tmp_path, plugins):
+    """A site (or something posing as one) cannot make central hold an unbounded answer."""
+    from ct_helpers import central_client, job_events, site_gateway
+
+    events = job_events("fab1", [(f"j{n}", n) for n in range(40)])
+    async with site_gateway(tmp_path, plugins, "fab1", events) as url:
+        sites = {"fab1": url}
+        async with central_client(tmp_path, sites, max_answer_bytes="4KiB") as (client, _app):
+            small = (await client.get("/v1/jobs?limit=1")).json()
+            assert small["sites"]["fab1"]["status"] == "ok"
+            big = (await client.get("/v1/jobs?limit=40")).json()
+    assert big["sites"]["fab1"]["status"] == "failed"
+    assert big["sites"]["fab1"]["error"] == "the answer is larger than 4096 bytes"
+    assert big["items"] == []
