@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from datetime import UTC
 from typing import Any
 
 import attrs
 
 from wafermon import Health, Query, QueryAdapter, QueryResult, encode_cursor
+from wafermon.events import SITE_ID_PATTERN
 
 from . import layout, reader
 from .archive import ArchiveReport, ArchiveSettings
@@ -57,14 +59,17 @@ class S3QueryAdapter(QueryAdapter):
         prefix = self.settings.prefix
         after = query.after_cursor()
         low = max(filter(None, (query.start, after and after[0])), default=None)
+        if query.site_id is not None and not SITE_ID_PATTERN.fullmatch(query.site_id):
+            return QueryResult([])  # no object can have it (and no key is built from it)
         site_ids = (
             [query.site_id]
             if query.site_id is not None
             else await reader.sites(self.bucket, prefix)
         )
+        first = low.astimezone(UTC).date() if low is not None else None
         partitions = []
         for site_id in site_ids:
-            for day in await reader.days(self.bucket, prefix, site_id):
+            for day in await reader.days(self.bucket, prefix, site_id, first):
                 start = layout.day_start(day)
                 if layout.overlaps(start, start + layout.DAY, low, query.end):
                     partitions.append((day, site_id))

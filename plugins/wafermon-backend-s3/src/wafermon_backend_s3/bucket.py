@@ -233,11 +233,16 @@ class Bucket:
                 return None
             raise
 
-    async def list(self, prefix: str, *, delimiter: str | None = None) -> AsyncIterator[Any]:
-        """ObjectInfo for each object under ``prefix``; with a delimiter, also the common
-        prefixes (as plain strings ending in the delimiter). Pages are fetched lazily."""
+    async def list(
+        self, prefix: str, *, delimiter: str | None = None, start_after: str | None = None
+    ) -> AsyncIterator[Any]:
+        """ObjectInfo for each object under ``prefix`` (after ``start_after``); with a
+        delimiter, also the common prefixes (as plain strings ending in the delimiter). Pages
+        are fetched lazily."""
         paginator = self.client.get_paginator("list_objects_v2")
-        extra = {"Delimiter": delimiter} if delimiter else {}
+        extra: dict[str, str] = {"Delimiter": delimiter} if delimiter else {}
+        if start_after:
+            extra["StartAfter"] = start_after
         with s3_errors(f"list {prefix}"):
             async for page in paginator.paginate(
                 Bucket=self.settings.bucket, Prefix=prefix, **extra

@@ -58,7 +58,7 @@ class Compactor:
         """Compact the closed days in ``[first, end)`` of every site."""
         await self.recover()
         for site_id in await reader.sites(self.bucket, self.prefix):
-            for day in await reader.days(self.bucket, self.prefix, site_id):
+            for day in await reader.days(self.bucket, self.prefix, site_id, first):
                 if first <= day < end:
                     await self.partition(site_id, day, now)
 

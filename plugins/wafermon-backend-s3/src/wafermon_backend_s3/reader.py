@@ -38,9 +38,16 @@ async def sites(bucket: Bucket, prefix: str) -> list[str]:
     return sorted(found)
 
 
-async def days(bucket: Bucket, prefix: str, site_id: str) -> list[date]:
+async def days(bucket: Bucket, prefix: str, site_id: str, first: date | None = None) -> list[date]:
+    """The dates a site has objects for, from ``first`` on: a query of last week lists from
+    there, not through ten years of dates."""
+    site = layout.site_prefix(prefix, site_id)
+    # Start after "site=X/date=<day before>": on AWS that key sorts just before that day's
+    # keys (one day too many, filtered by the caller); stores that list folders (SeaweedFS)
+    # skip the folder of that name. Both then list ``first`` and every later date.
+    after = f"{site}date={(first - layout.DAY).isoformat()}" if first is not None else None
     found = []
-    async for item in bucket.list(layout.site_prefix(prefix, site_id), delimiter="/"):
+    async for item in bucket.list(site, delimiter="/", start_after=after):
         if isinstance(item, str) and (day := layout.parse_date(item)) is not None:
             found.append(day)
     return sorted(found)
