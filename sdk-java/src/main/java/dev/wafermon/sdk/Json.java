@@ -405,6 +405,9 @@ public final class Json {
             if (s.charAt(pos) == '-') {
                 pos++;
             }
+            if (pos + 1 < s.length() && s.charAt(pos) == '0' && Character.isDigit(s.charAt(pos + 1))) {
+                throw error("a number with a leading zero");
+            }
             boolean integral = true;
             int digits = 0;
             while (pos < s.length()) {

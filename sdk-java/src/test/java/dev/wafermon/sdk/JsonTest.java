@@ -75,7 +75,7 @@ class JsonTest {
 
     @Test
     void refusesMalformedInputNamingTheOffset() {
-        for (String bad : Arrays.asList("{", "[1,]", "{\"a\" 1}", "\"\u0001\"", "01x", "nul", "{} {}", "\"\\q\"")) {
+        for (String bad : Arrays.asList("{", "[1,]", "{\"a\" 1}", "\"\u0001\"", "01x", "01", "-007", "nul", "{} {}", "\"\\q\"")) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Json.parse(bad), bad);
             assertTrue(e.getMessage().startsWith("invalid JSON at offset"), e.getMessage());
         }
