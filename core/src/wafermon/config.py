@@ -57,6 +57,17 @@ class Secret:
         return bool(self._value)
 
 
+class FileSecret(Secret):
+    """A Secret read from a file (``{file: PATH}``); ``path`` lets a host read it again when
+    the file changes (token rotation without a restart)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, value: str, path: Path) -> None:
+        super().__init__(value)
+        self.path = path
+
+
 ByteSize = NewType("ByteSize", int)
 """A size in bytes; config accepts ``1048576``, ``"512KiB"``, ``"64MiB"``, ``"1GiB"``."""
 
@@ -156,7 +167,7 @@ def _structure_secret(value: Any, base_dir: Path) -> Secret:
             raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
         if not text.strip():
             raise ValueError(f"secret file {path} is empty")
-        return Secret(text)
+        return FileSecret(text, path)
     text = _structure_str(value, str)
     if not text.strip():
         raise ValueError(

@@ -135,3 +135,29 @@ async def test_tokens_never_reach_the_log(start_gateway, make_event):
     assert [entry["status"] for entry in lines if entry["event"] == "request"] == [200, 403, 200]
     for secret in (INGEST_TOKEN, READ_TOKEN, "a-wrong-token"):
         assert secret not in text
+
+
+async def test_a_token_file_is_read_again_when_it_changes(start_gateway, tmp_path, monkeypatch):
+    """Rotation without a restart: add the new token as a line, move clients, drop the old."""
+    from wafermon_hosts.common import auth
+
+    monkeypatch.setattr(auth, "RELOAD_S", 0.0)
+    tokens = tmp_path / "read.tokens"
+    tokens.write_text("read-old-token\n")
+    async with start_gateway(gateway={"tokens": {"read": {"file": str(tokens)}}}) as (client, _):
+
+        async def status(token: str) -> int:
+            return (await client.get("/v1/jobs", headers=bearer(token))).status_code
+
+        assert (await status("read-old-token"), await status("read-new-token")) == (200, 403)
+        tokens.write_text("read-old-token\nread-new-token\n")  # both valid while clients move
+        assert (await status("read-old-token"), await status("read-new-token")) == (200, 200)
+        tokens.write_text("read-new-token\n")
+        assert (await status("read-old-token"), await status("read-new-token")) == (403, 200)
+        tokens.write_text("")  # a botched edit: the previous tokens stay, nothing opens
+        assert (await status("read-new-token"), (await client.get("/v1/jobs")).status_code) == (
+            200,
+            401,
+        )
+        tokens.unlink()
+        assert await status("read-new-token") == 200

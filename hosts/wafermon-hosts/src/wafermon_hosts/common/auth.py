@@ -17,21 +17,26 @@ zero-config loopback default of ``wafermon up``) or says ``insecure: true``; onc
 configured, a scope without one is refused to everybody. ``exposure_problems`` refuses a
 non-loopback listen without a token for every scope the host serves, unless ``insecure``.
 Tokens are compared with ``hmac.compare_digest`` against every accepted token (no early exit)
-and never logged; which scopes a request holds is left in the ASGI scope for handlers
-(health answers details only to ``read``).
+and never logged. Token files (``{file: PATH}``, one token per line) are read again within
+``RELOAD_S`` of a change, so tokens rotate without a restart. Which scopes a request holds
+is left in the ASGI scope for handlers (health answers details only to ``read``).
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
+import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import attrs
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wafermon import Problem, Secret
+from wafermon.config import FileSecret
 
 from .errors import error_response
 
@@ -42,6 +47,10 @@ SCOPES = (INGEST, READ, ADMIN)
 
 #: The ASGI scope key where the middleware leaves the scopes a request holds (a frozenset).
 GRANTED = "wafermon.granted_scopes"
+#: Seconds between looks at the token files (``{file: PATH}``) for a change.
+RELOAD_S = 1.0
+
+log = logging.getLogger("wafermon_hosts.auth")
 
 
 @attrs.frozen
@@ -123,12 +132,52 @@ class TokenAuth:
         self.scope_of = scope_of
         self.realm = realm
         self.open = frozenset(open)
-        # Every distinct token with the scopes it holds.
+        self.tokens = tokens
+        # Token files are read again when they change: rotation without a restart.
+        self._texts: dict[Path, str] = {}
+        self._stamps: dict[Path, tuple[int, int] | None] = {
+            s.path: _stamp(s.path)
+            for scope in SCOPES
+            for s in tokens.of(scope)
+            if isinstance(s, FileSecret)
+        }
+        self._looked = time.monotonic()
+        self.holders = self._holders()
+
+    def _holders(self) -> list[tuple[bytes, frozenset[str]]]:
+        """Every distinct token with the scopes it holds; a file holds one token per line."""
         holders: dict[bytes, set[str]] = {}
         for scope in SCOPES:
-            for secret in tokens.of(scope):
-                holders.setdefault(secret.reveal().encode(), set()).add(scope)
-        self.holders = [(token, frozenset(scopes)) for token, scopes in holders.items()]
+            for secret in self.tokens.of(scope):
+                text = secret.reveal()
+                if isinstance(secret, FileSecret):
+                    text = self._texts.get(secret.path, text)
+                for line in text.splitlines():
+                    if line.strip():
+                        holders.setdefault(line.strip().encode(), set()).add(scope)
+        return [(token, frozenset(scopes)) for token, scopes in holders.items()]
+
+    def reload_changed_files(self) -> None:
+        """Read the token files whose size or mtime changed. One that cannot be read or is
+        empty keeps its previous tokens (warned): a botched edit must not open anything."""
+        changed = []
+        for path, stamp in self._stamps.items():
+            now = _stamp(path)
+            if now == stamp:
+                continue
+            try:
+                text = path.read_text(encoding="utf-8") if now else ""
+            except OSError:
+                text = ""
+            self._stamps[path] = now
+            if not text.strip():
+                log.warning("token file %s is missing or empty: its previous tokens stay", path)
+                continue
+            self._texts[path] = text
+            changed.append(str(path))
+        if changed:
+            self.holders = self._holders()
+            log.info("token files reloaded: %s", ", ".join(changed))
 
     def scopes_of(self, presented: bytes | None) -> frozenset[str] | None:
         """The scopes ``presented`` holds; None for a token that matches nothing."""
@@ -144,6 +193,9 @@ class TokenAuth:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._stamps and time.monotonic() - self._looked >= RELOAD_S:
+            self._looked = time.monotonic()
+            self.reload_changed_files()
         needed = self.scope_of(scope["path"])
         presented = _bearer(scope)
         held = self.scopes_of(presented)
@@ -166,6 +218,14 @@ class TokenAuth:
                 headers={"WWW-Authenticate": challenge},
             )
         await response(scope, receive, send)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
 
 
 def _bearer(scope: Scope) -> bytes | None:
