@@ -297,7 +297,7 @@ class ScenarioRun:
         doc = event.document
         context = Context(dict(self.context.variables), self.context.window)
         rules = {
-            "event_id": {"$type": "uuid4"},
+            "event_id": {"$type": "random_uuid"},
             "time": {"$type": "time"},
             "source": {
                 "host": {"$var": "host"},

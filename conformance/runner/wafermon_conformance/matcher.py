@@ -6,7 +6,7 @@ docs/conformance.md and the scenario schema):
 
 =====================  ==============================================================
 ``{"$type": T}``       T is ``string``, ``number``, ``integer``, ``boolean``, ``object``,
-                       ``array``, ``uuid4`` (lower-case UUID version 4 text) or ``time``
+                       ``array``, ``random_uuid`` (lower-case UUID version 4 or 7 text: random, or time-ordered random) or ``time``
                        (RFC 3339 UTC with ``Z``, at most 6 fraction digits, inside the
                        scenario's run, with ``TIME_SKEW_S`` of slack)
 ``{"$min": x}``        a number >= x (``$max``: <= x)
@@ -39,13 +39,13 @@ from typing import Any
 
 import attrs
 
-UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+RANDOM_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TIME = re.compile(
     r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:"
     r"[0-5][0-9](\.[0-9]{1,6})?Z$"
 )
 TIME_SKEW_S = 5.0
-TYPES = ("string", "number", "integer", "boolean", "object", "array", "uuid4", "time")
+TYPES = ("string", "number", "integer", "boolean", "object", "array", "random_uuid", "time")
 KEYS = frozenset(
     {"$type", "$min", "$max", "$regex", "$contains", "$time", "$var", "$any", "$absent"}
     | {"$optional", "$partial"}
@@ -230,7 +230,7 @@ def _check_type(kind: str, actual: Any, context: Context) -> str | None:
         "boolean": isinstance(actual, bool),
         "object": isinstance(actual, dict),
         "array": isinstance(actual, list),
-        "uuid4": isinstance(actual, str) and bool(UUID4.fullmatch(actual)),
+        "random_uuid": isinstance(actual, str) and bool(RANDOM_UUID.fullmatch(actual)),
         "time": isinstance(actual, str) and bool(TIME.fullmatch(actual)),
     }[kind]
     if not ok:
