@@ -66,7 +66,11 @@ def test_partial_optional_and_absent():
         ("array", [], {}),
         ("random_uuid", V4, V1),
         ("random_uuid", V4, V4.upper()),
-        ("random_uuid", "0193a5c4-7e2b-7c1d-9f00-1a2b3c4d5e6f", "0193a5c4-7e2b-6c1d-9f00-1a2b3c4d5e6f"),
+        (
+            "random_uuid",
+            "0193a5c4-7e2b-7c1d-9f00-1a2b3c4d5e6f",
+            "0193a5c4-7e2b-6c1d-9f00-1a2b3c4d5e6f",
+        ),
         ("time", "2026-11-28T09:30:00.123456Z", "2026-11-28T09:30:00.1234567Z"),
         ("time", "2026-11-28T09:30:00Z", "2026-11-28T09:30:00+00:00"),
     ],

@@ -6,7 +6,8 @@ docs/conformance.md and the scenario schema):
 
 =====================  ==============================================================
 ``{"$type": T}``       T is ``string``, ``number``, ``integer``, ``boolean``, ``object``,
-                       ``array``, ``random_uuid`` (lower-case UUID version 4 or 7 text: random, or time-ordered random) or ``time``
+                       ``array``, ``random_uuid`` (lower-case UUID text of version 4, or
+                       7: time-ordered random) or ``time``
                        (RFC 3339 UTC with ``Z``, at most 6 fraction digits, inside the
                        scenario's run, with ``TIME_SKEW_S`` of slack)
 ``{"$min": x}``        a number >= x (``$max``: <= x)
@@ -39,7 +40,9 @@ from typing import Any
 
 import attrs
 
-RANDOM_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+RANDOM_UUID = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+)
 TIME = re.compile(
     r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:"
     r"[0-5][0-9](\.[0-9]{1,6})?Z$"
