@@ -38,7 +38,13 @@ static int mkdirs(const char *path) {
     if (mkdir(tmp, 0700) && errno != EEXIST)
         return -1;
     struct stat st;
-    return stat(tmp, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+    if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode))
+        return -1;
+    /* Spooled events may carry business data: a sink folder of ours that others can enter
+     * (made earlier, or by hand) is made private again. */
+    if (st.st_uid == getuid() && (st.st_mode & 077))
+        chmod(tmp, 0700);
+    return 0;
 }
 
 int wm_spool_open(wm_spool *sp, const char *spool_dir, const char *sink, uint64_t max_bytes,

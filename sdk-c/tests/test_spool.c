@@ -5,7 +5,9 @@
 #include "../src/internal.h"
 #include "testing.h"
 
+#include <errno.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 
 typedef struct replay_log {
     int fail;
@@ -23,6 +25,40 @@ static int record_send(void *ctx, const wm_batch *b) {
 
 static void batch_of(wm_batch *b, const char *text) {
     REQUIRE(wm_batch_from_ndjson(b, text, strlen(text)) == 0);
+}
+
+/* 0700 folders and 0600 files whatever the umask; an open sink folder is made private. */
+static void test_private(const char *tmp) {
+    char dir[600], path[900];
+    snprintf(dir, sizeof dir, "%s/private", tmp);
+    REQUIRE(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    chmod(dir, 0755);
+    mode_t old = umask(022);
+    wm_spool sp;
+    char err[512];
+    REQUIRE(wm_spool_open(&sp, tmp, "private", 1 << 20, err, sizeof err) == 0);
+    wm_batch b = {0};
+    REQUIRE(wm_batch_from_ndjson(&b, "{\"n\":1}\n", 8) == 0);
+    REQUIRE(wm_spool_write(&sp, &b, err, sizeof err) == 0);
+    umask(old);
+    struct stat st;
+    REQUIRE(stat(dir, &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+    int files = 0;
+    while ((ent = readdir(d))) {
+        if (ent->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+        REQUIRE(stat(path, &st) == 0);
+        CHECK((st.st_mode & 0777) == 0600);
+        files++;
+    }
+    closedir(d);
+    CHECK(files == 1);
+    wm_batch_free(&b);
+    wm_spool_close(&sp);
 }
 
 static void test_files(const char *tmp) {
@@ -167,6 +203,7 @@ static void test_restart(const char *tmp) {
 
 int main(void) {
     char *tmp = make_temp_dir();
+    test_private(tmp);
     test_files(tmp);
     test_restart(tmp);
     remove_tree(tmp);
