@@ -60,7 +60,7 @@ class ArchiveSettings:
 
     hot_window: Seconds = attrs.field(default=Seconds(72 * 3600), validator=_positive)
     chunk_rows: int = attrs.field(default=100_000, validator=_positive)
-    row_group_rows: int = attrs.field(default=50_000, validator=_positive)
+    row_group_rows: int = attrs.field(default=10_000, validator=_positive)
     multipart_threshold: ByteSize = attrs.field(default=ByteSize(16 * 2**20), validator=_positive)
     compact: bool = True
     target_object_bytes: ByteSize = attrs.field(default=ByteSize(64 * 2**20), validator=_positive)

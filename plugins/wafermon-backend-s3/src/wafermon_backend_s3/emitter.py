@@ -56,7 +56,7 @@ class EmitterSettings(S3Settings):
     max_object_events: int = attrs.field(default=50_000, validator=_positive)
     linger: Seconds = attrs.field(default=Seconds(0.0), validator=attrs.validators.ge(0))
     multipart_threshold: ByteSize = attrs.field(default=ByteSize(16 * 2**20), validator=_positive)
-    row_group_rows: int = attrs.field(default=50_000, validator=_positive)
+    row_group_rows: int = attrs.field(default=10_000, validator=_positive)
 
 
 class S3Emitter(Emitter):

@@ -92,41 +92,34 @@ class ObjectCache:
         return data
 
 
-async def parquet_table(
-    bucket: Bucket,
-    obj: ObjectInfo,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    stats: Counter[str] | None = None,
-    *,
-    data: bytes | None = None,
-    cache: ObjectCache | None = None,
-) -> pa.Table:
-    """The rows of the row groups that can hold ``[start, end)``; CorruptObject if unreadable."""
-    stats = stats if stats is not None else Counter()
-    if data is None and obj.size <= WHOLE_OBJECT_BYTES:
-        data = await (cache.get(bucket, obj) if cache else bucket.get(obj.key))
-    if data is not None:
-        segments, size = {0: data}, len(data)
-    else:
+class ParquetObject:
+    """One Parquet object opened for reading: its footer, and row groups fetched on demand
+    (the whole object when it is small, else only the byte ranges of the groups asked for)."""
+
+    def __init__(self, bucket: Bucket, obj: ObjectInfo, size: int, segments: dict[int, bytes]):
+        self.bucket, self.obj, self.size, self.segments = bucket, obj, size, segments
+        self.whole = 0 in segments and len(segments[0]) == size
+        self.file = formats.open_parquet(size, segments, obj.key)
+
+    @classmethod
+    async def open(cls, bucket: Bucket, obj: ObjectInfo, cache: ObjectCache | None = None):
+        if obj.size <= WHOLE_OBJECT_BYTES:
+            data = await (cache.get(bucket, obj) if cache else bucket.get(obj.key))
+            formats.footer_length(data[-12:], obj.key)
+            return cls(bucket, obj, len(data), {0: data})
         size = obj.size
         tail = await bucket.get(obj.key, (max(0, size - TAIL_BYTES), size))
         need = formats.footer_length(tail, obj.key)
         if need > len(tail):
             tail = await bucket.get(obj.key, (max(0, size - need), size))
-        segments = {size - len(tail): tail}
-    formats.footer_length(segments[max(segments)][-12:], obj.key)
-    pf = formats.open_parquet(size, segments, obj.key)
-    groups = formats.groups_for(pf, start, end)
-    stats["row_groups_read"] += len(groups)
-    stats["row_groups_skipped"] += pf.metadata.num_row_groups - len(groups)
-    if not groups:
-        return formats.SCHEMA.empty_table()
-    if data is None:
-        for low, high in formats.row_group_ranges(pf, groups):
-            segments[low] = await bucket.get(obj.key, (low, high))
-        pf = formats.open_parquet(size, segments, obj.key)
-    return await asyncio.to_thread(formats.read_groups, pf, groups, obj.key)
+        return cls(bucket, obj, size, {size - len(tail): tail})
+
+    async def read(self, groups: list[int]) -> pa.Table:
+        if not self.whole:
+            for low, high in formats.row_group_ranges(self.file, groups):
+                self.segments[low] = await self.bucket.get(self.obj.key, (low, high))
+            self.file = formats.open_parquet(self.size, self.segments, self.obj.key)
+        return await asyncio.to_thread(formats.read_groups, self.file, groups, self.obj.key)
 
 
 def decode_bodies(bodies: Iterable[str], key: str, stats: Counter[str]) -> list[Event]:
@@ -165,17 +158,26 @@ async def object_events(
         if query is None
         else max(filter(None, (query.start, after and after[0])), default=None)
     )
-    table = await parquet_table(bucket, obj, low, query and query.end, stats, cache=cache)
+    parquet = await ParquetObject.open(bucket, obj, cache)
+    groups = formats.groups_for(parquet.file, low, query and query.end)
+    stats["row_groups_skipped"] += parquet.file.metadata.num_row_groups - len(groups)
 
-    def scan() -> list[Event]:  # CPU work, off the event loop
-        rows = table
+    def scan(table: pa.Table) -> list[Event]:  # CPU work, off the event loop
         if query is not None:
-            # Objects are sorted by (time, event_id): past the first ``limit`` matches nothing
+            # Rows are sorted by (time, event_id): past the first ``limit`` matches nothing
             # of this object can make the page, so only those are decoded.
-            rows = formats.filter_table(table, query, after).slice(0, query.limit + 1)
-        return decode_bodies(rows.column("body").to_pylist(), obj.key, stats)
+            table = formats.filter_table(table, query, after).slice(0, query.limit + 1)
+        return decode_bodies(table.column("body").to_pylist(), obj.key, stats)
 
-    return await asyncio.to_thread(scan)
+    events: list[Event] = []
+    for index, group in enumerate(groups):
+        stats["row_groups_read"] += 1
+        events += await asyncio.to_thread(scan, await parquet.read([group]))
+        if query is not None and len(events) > query.limit:
+            # Row groups follow each other in time: the later ones cannot make the page.
+            stats["row_groups_skipped"] += len(groups) - index - 1
+            break
+    return events
 
 
 async def partition_events(
