@@ -426,3 +426,14 @@ async def test_central_refuses_a_site_answer_larger_than_its_cap(tmp_path, plugi
     assert big["sites"]["fab1"]["status"] == "failed"
     assert big["sites"]["fab1"]["error"] == "the answer is larger than 4096 bytes"
     assert big["items"] == []
+
+
+def test_the_commands_error_lines_strip_url_credentials(capsys):
+    from wafermon_hosts.common.cli import fail
+
+    with pytest.raises(SystemExit):
+        fail("store failed: postgresql://app:hunter2-pw@db/x", ["sources[0]: s3://k:hunter2-pw@b"])
+    err = capsys.readouterr().err
+    assert "hunter2-pw" not in err
+    assert "postgresql://***@db/x" in err
+    assert "s3://***@b" in err

@@ -37,9 +37,12 @@ Load = Callable[[Any, Any, str | None], Loaded]
 
 
 def fail(headline: str, details: Sequence[str] = ()) -> NoReturn:
-    click.echo(f"error: {headline}", err=True)
+    """Print the error (URL credentials stripped, as everywhere) and exit 1."""
+    from wafermon import strip_credentials
+
+    click.echo(strip_credentials(f"error: {headline}"), err=True)
     for line in details:
-        click.echo(f"  - {line}", err=True)
+        click.echo(strip_credentials(f"  - {line}"), err=True)
     sys.exit(1)
 
 
