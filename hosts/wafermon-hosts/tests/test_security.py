@@ -437,3 +437,16 @@ def test_the_commands_error_lines_strip_url_credentials(capsys):
     assert "hunter2-pw" not in err
     assert "postgresql://***@db/x" in err
     assert "s3://***@b" in err
+
+
+def test_short_tokens_and_insecure_are_warned(tmp_path, build_app):
+    from wafermon_hosts.common.settings import security_warnings
+
+    app = build_app(gateway={"tokens": {"read": ["short", "x" * 32]}, "insecure": True})
+    settings = app.state.gateway.settings
+    warnings = security_warnings("gateway", settings, ("ingest", "read"))
+    assert warnings[0].startswith("gateway.tokens.read: 1 token(s) shorter than 16 characters")
+    assert (
+        warnings[1]
+        == "gateway.insecure is true: scopes ingest need no token (listen 127.0.0.1:18000)"
+    )

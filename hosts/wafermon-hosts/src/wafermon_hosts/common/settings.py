@@ -17,7 +17,7 @@ from wafermon import Problem
 from wafermon.config import LoadedConfig
 from wafermon.errors import FieldValueError
 
-from .auth import exposure_problems, open_scopes
+from .auth import SCOPES, exposure_problems, open_scopes
 from .serve import parse_listen
 
 
@@ -81,8 +81,16 @@ def auth_problems(
 
 
 def security_warnings(section: str, settings: Any, served: Iterable[str]) -> list[str]:
-    """What the host logs as a warning at every start: open scopes and TLS left unchecked."""
+    """What the host logs as a warning at every start: open scopes, short tokens."""
     warnings = []
+    for scope in SCOPES:
+        short = [i for i, t in enumerate(settings.tokens.of(scope)) if len(t.reveal()) < 16]
+        if short:
+            warnings.append(
+                f"{section}.tokens.{scope}: {len(short)} token(s) shorter than 16 characters "
+                "are easy to guess; make them with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
+            )
     if settings.insecure:
         opened = open_scopes(settings.tokens, served, insecure=True)
         warnings.append(
