@@ -316,3 +316,81 @@ def test_secrets_from_files_and_lists(tmp_path):
 )
 def test_strip_credentials(text, stripped):
     assert strip_credentials(text) == stripped
+
+
+@attrs.frozen
+class PickySettings:
+    """A third-party plugin's settings with its own validator raising a plain ValueError."""
+
+    url: str = attrs.field()
+    retries: int = 3
+
+    @url.validator
+    def _http_only(self, _attribute, value):
+        if not value.startswith("http"):
+            raise ValueError("must start with http:// or https://")
+
+
+class PickyEmitter(Emitter):
+    Settings = PickySettings
+
+    async def emit(self, batch):
+        pass
+
+
+class PickyPlugin:
+    @hookimpl
+    def register_emitters(self, register):
+        register("picky", PickyEmitter)
+
+
+PICKY = """\
+site_id: fab1
+backends:
+  - name: hook
+    type: picky
+    config:
+      retires: 5
+      url: ftp://x
+"""
+
+
+def test_custom_validator_error_names_field_and_line_and_unknown_key_gets_a_suggestion(
+    tmp_path, plugins
+):
+    plugins.register(PickyPlugin(), "picky")
+    found = load_config(write(tmp_path, PICKY), {}).check(plugins)
+    assert found == ["backends[0].config.retires (line 6): unknown field; did you mean 'retries'?"]
+    fixed = PICKY.replace("retires", "retries")
+    found = load_config(write(tmp_path, fixed), {}).check(plugins)
+    assert found == ["backends[0].config.url (line 7): must start with http:// or https://"]
+
+
+def test_misspelt_top_level_key_and_type_name_their_line_and_suggest(tmp_path, plugins):
+    found = problems(write(tmp_path, "site_id: fab1\nsidecr: {}\n"))
+    assert found == ["sidecr (line 2): unknown field; did you mean 'sidecar'?"]
+    plugins.register(PickyPlugin(), "picky")
+    found = load_config(write(tmp_path, PICKY.replace("type: picky", "type: pciky")), {}).check(
+        plugins
+    )
+    assert len(found) == 1
+    assert found[0].startswith(f"{tmp_path / 'site.yaml'}:4: backends[0] 'hook': no installed")
+    assert found[0].endswith("did you mean 'picky'?"), found
+
+
+def test_check_runs_every_check_config_hook(tmp_path, plugins):
+    """Host sections are checked by their host's hook, so config check and --check agree."""
+    from wafermon import Problem
+
+    seen = []
+
+    class HostPlugin:
+        @hookimpl
+        def check_config(self, config, plugins):
+            seen.append(config.site.site_id)
+            return [config.problem("$.sidecar.listn", "unknown field")]
+
+    plugins.register(HostPlugin(), "host")
+    found = load_config(write(tmp_path, "site_id: fab1\nsidecar:\n  listn: x\n"), {}).check(plugins)
+    assert seen == ["fab1"]
+    assert found == [str(Problem("$.sidecar.listn", "unknown field", 3))]

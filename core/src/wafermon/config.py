@@ -359,11 +359,14 @@ class LoadedConfig:
 
     def require_plugin(self, section: str, index: int, entry: Any, plugins: Plugins) -> Provided:
         kind = COMPONENT_SECTIONS[section]
-        where = f"{self.path}: {section}[{index}] {entry.name!r}"
+        line = self.lines.get(f"$.{section}[{index}].type")
+        at = f":{line}" if line else ""  # file:line, as compilers name a place
+        where = f"{self.path}{at}: {section}[{index}] {entry.name!r}"
         return plugins.require(kind, entry.type, needed_by=where)
 
     def check(self, plugins: Plugins) -> list[str]:
-        """Every problem with the enabled components (missing plugins, bad settings)."""
+        """Every problem with the enabled components (missing plugins, bad settings) and with
+        the host sections, checked by their hosts' ``check_config`` hooks."""
         found: list[str] = []
         for section in COMPONENT_SECTIONS:
             for index, entry in self.enabled(section):
@@ -373,6 +376,8 @@ class LoadedConfig:
                     found.extend(str(p) for p in exc.problems)
                 except Exception as exc:  # noqa: BLE001 - PluginError and plugin __init__ bugs
                     found.append(str(exc))
+        for problems in plugins.pm.hook.check_config(config=self, plugins=plugins):
+            found.extend(str(p) for p in problems or () if str(p) not in found)
         return found
 
     def masked(self, plugins: Plugins | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ which say whether trying again can help. Nothing here may hold a secret value in
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -110,10 +111,12 @@ def _walk(exc: BaseException, path: str) -> Iterable[Problem]:
             )
             yield from _walk(sub, path + step)
         for sub in without:
-            yield from _walk(sub, path)
+            field = _failed_attribute(sub) if type(sub) in (ValueError, TypeError) else None
+            yield from _walk(sub, f"{path}.{field}" if field else path)
     elif isinstance(exc, ForbiddenExtraKeysError):
+        known = [a.name for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
         for key in sorted(exc.extra_fields):
-            yield Problem(f"{path}.{key}", "unknown field")
+            yield Problem(f"{path}.{key}", "unknown field" + did_you_mean(key, known))
     elif isinstance(exc, FieldValueError):
         yield Problem(f"{path}.{exc.field}", exc.message)
     elif isinstance(exc, KeyError):
@@ -122,6 +125,28 @@ def _walk(exc: BaseException, path: str) -> Iterable[Problem]:
         yield from (attrs.evolve(p, path=path + p.path.removeprefix("$")) for p in exc.problems)
     else:
         yield Problem(path, str(exc))
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest known name, or ``""`` when none is close."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _failed_attribute(exc: BaseException) -> str | None:
+    """The attrs field whose validator raised ``exc`` (a plugin's own ValueError), if any.
+
+    attrs passes the ``Attribute`` to each validator, so the innermost frame holding one names
+    the field: a custom validator's error then gets its key path and line like built-in ones.
+    """
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            if isinstance(value, attrs.Attribute):
+                found = value.name
+                break
+        tb = tb.tb_next
+    return found
 
 
 _JSON_NAMES = {

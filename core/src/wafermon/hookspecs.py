@@ -49,6 +49,16 @@ def transform_events(events: list[Any], host: str, site_id: str) -> list[Any] | 
 
 
 @hookspec
+def check_config(config: Any, plugins: Any) -> list[Any] | None:
+    """Check the sections of a loaded site config (``wafermon.config.LoadedConfig``) you own.
+
+    Return the problems found (``Problem``s with key path and line, or strings), or None.
+    ``wafermon config check`` calls this, so a host checks its section with the very code its
+    own ``--check`` runs (the hosts package checks ``sidecar:`` and ``gateway:`` here).
+    """
+
+
+@hookspec
 def register_routes(host: str) -> list[Any] | None:
     """Return extra Starlette routes (``Route``, ``Mount``) for the named host, or None.
 

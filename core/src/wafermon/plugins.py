@@ -23,7 +23,7 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .errors import PluginError, did_you_mean
 from .interfaces import Component, Emitter, Notifier, QueryAdapter
 
 log = logging.getLogger(__name__)
@@ -217,8 +217,9 @@ class Plugins:
             )
         else:
             known = ", ".join(sorted(self._collect()[kind])) or "none"
-            message += (
-                f" (installed {label} types: {known}); is wafermon-backend-{type_name} installed?"
+            hint = did_you_mean(type_name, self._collect()[kind])
+            message += f" (installed {label} types: {known})" + (
+                hint or f"; is wafermon-backend-{type_name} installed?"
             )
         raise PluginError(message)
 

@@ -167,7 +167,7 @@ def test_tls_files_must_exist_and_backend_settings_are_checked(tmp_path, sc_plug
     assert found[1].startswith("sidecar.tls.key (line 5): no such file")
     assert found[2:] == [
         "backends[0].config.root (line 9): required field missing",
-        "backends[0].config.rooot (line 10): unknown field",
+        "backends[0].config.rooot (line 10): unknown field; did you mean 'root'?",
     ]
 
 
