@@ -149,7 +149,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "CentralHealth": {
         "type": "object",
-        "required": ["status", "sites"],
+        "required": ["status"],
+        "description": "Without the read token only status; the rest needs the read scope.",
         "properties": {
             "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
             "site_id": {"type": "string"},
@@ -246,7 +247,8 @@ PATHS: dict[str, Any] = {
     },
     "/v1/healthz": open_get(
         "health",
-        "Each site's reachability, status and latency (no auth).",
+        "Each site's reachability, status and latency "
+        "(no auth: status only; details with the read token).",
         {
             "200": _json(_ref("CentralHealth"), "ok, or degraded when a site is not ok."),
             "503": _json(_ref("CentralHealth"), "down: no site is reachable."),

@@ -218,7 +218,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "store", "sources"],
+        "required": ["status"],
+        "description": "Without the read token only status; the rest needs the read scope.",
         "properties": {
             "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
             "site_id": {"type": "string"},
@@ -384,7 +385,7 @@ PATHS: dict[str, Any] = {
     },
     "/v1/healthz": open_get(
         "health",
-        "Health of the store and the sources (no auth).",
+        "Health of the store and the sources (no auth: status only; details with the read token).",
         {
             "200": _json(_ref("Health"), "ok, or degraded when a source is failing."),
             "503": _json(_ref("Health"), "down: the managed store is not ok."),

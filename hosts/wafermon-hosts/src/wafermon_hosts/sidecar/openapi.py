@@ -69,7 +69,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "spool", "backends"],
+        "required": ["status"],
+        "description": "Without the read token only status; the rest needs the read scope.",
         "properties": {
             "status": {"type": "string", "enum": ["ok", "degraded", "down", "stopping"]},
             "site_id": {"type": "string"},
@@ -136,7 +137,8 @@ PATHS: dict[str, Any] = {
     ),
     "/v1/healthz": open_get(
         "health",
-        "The spool and every backend's delivery state (no auth).",
+        "The spool and every backend's delivery state "
+        "(no auth: status only; details with the read token).",
         {
             "200": json_content(ref("Health"), "ok, or degraded when a backend's circuit is open."),
             "503": json_content(ref("Health"), "down (the spool is unusable) or stopping."),
