@@ -8,9 +8,9 @@
   duration, CPU, memory, the event text), as a ratio to zabbix-utils' bare ``AsyncSender``
   sending the same values (prepared ItemValues, same chunk size) to the same items.
 
-Each figure is the median of the rounds. Needs WAFERMON_TEST_ES_URL and WAFERMON_TEST_ZABBIX_*
-(``scripts/services start es zabbix``); the Zabbix part provisions a host of its own and
-deletes it at the end.
+Each figure is the median of the rounds. Needs WAFERMON_TEST_ES_* and WAFERMON_TEST_ZABBIX_*
+(``scripts/services start es zabbix``; ES over HTTPS with basic auth, for both sides); the
+Zabbix part provisions a host of its own and deletes it at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import subprocess
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_bulk
@@ -58,8 +59,10 @@ def fresh(events: list[Event], site_id: str | None = None) -> list[Event]:
 
 
 async def _es(count: int, rounds: int) -> dict[str, object]:
-    url = os.environ["WAFERMON_TEST_ES_URL"]
-    client = AsyncElasticsearch(url)
+    url, user = os.environ["WAFERMON_TEST_ES_URL"], os.environ["WAFERMON_TEST_ES_USER"]
+    password, ca = os.environ["WAFERMON_TEST_ES_PASSWORD"], os.environ["WAFERMON_TEST_ES_CA"]
+    client = AsyncElasticsearch(url, basic_auth=(user, password), ca_certs=ca)
+    conn = {"hosts": [url], "username": user, "password": Secret(password), "ca_certs": Path(ca)}
     template = sample_events(count)
     ours, theirs, prefixes = [], [], []
     try:
@@ -67,7 +70,7 @@ async def _es(count: int, rounds: int) -> dict[str, object]:
             prefix = f"bench-{uuid.uuid4().hex[:8]}"
             prefixes.append(prefix)
             emitter = ElasticsearchEmitter(
-                "bench", EmitterSettings(hosts=[url], index_prefix=prefix, replicas=0)
+                "bench", EmitterSettings(**conn, index_prefix=prefix, replicas=0)
             )
             await emitter.start()
             events = fresh(template)

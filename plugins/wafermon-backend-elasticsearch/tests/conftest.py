@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from wafermon import App, Entity, ErrorInfo, Event, Metrics, Source
+from wafermon import App, Entity, ErrorInfo, Event, Metrics, Secret, Source
 from wafermon_backend_elasticsearch import (
     AdapterSettings,
     ElasticsearchEmitter,
@@ -33,17 +33,46 @@ T0 = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 _seq = itertools.count()
 
 
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f'{name} is not set: eval "$(scripts/services start es)"')
+    return value
+
+
 @pytest.fixture(scope="session")
 def es_url() -> str:
-    url = os.environ.get("WAFERMON_TEST_ES_URL")
-    if not url:
-        pytest.fail('WAFERMON_TEST_ES_URL is not set: eval "$(scripts/services start es)"')
-    return url
+    return _env("WAFERMON_TEST_ES_URL")
+
+
+@pytest.fixture(scope="session")
+def es_config(es_url: str) -> dict[str, Any]:
+    """Connection settings as a site config writes them: HTTPS, the test CA, basic auth."""
+    return {
+        "hosts": [es_url],
+        "username": _env("WAFERMON_TEST_ES_USER"),
+        "password": _env("WAFERMON_TEST_ES_PASSWORD"),
+        "ca_certs": _env("WAFERMON_TEST_ES_CA"),
+    }
+
+
+@pytest.fixture(scope="session")
+def es_conn(es_config: dict[str, Any]) -> dict[str, Any]:
+    """The same as keyword arguments of the Settings classes."""
+    return {
+        **es_config,
+        "password": Secret(es_config["password"]),
+        "ca_certs": Path(es_config["ca_certs"]),
+    }
 
 
 @pytest.fixture
-async def es(es_url: str):
-    client = AsyncElasticsearch(es_url)
+async def es(es_config: dict[str, Any]):
+    client = AsyncElasticsearch(
+        es_config["hosts"],
+        basic_auth=(es_config["username"], es_config["password"]),
+        ca_certs=es_config["ca_certs"],
+    )
     yield client
     await client.close()
 
@@ -80,11 +109,9 @@ async def zabbix_host():
 
 
 @pytest.fixture
-def emitter_settings(es_url: str, prefix: str):
+def emitter_settings(es_conn: dict[str, Any], prefix: str):
     def make(**overrides: Any) -> EmitterSettings:
-        return EmitterSettings(
-            **{"hosts": [es_url], "index_prefix": prefix, "replicas": 0, **overrides}
-        )
+        return EmitterSettings(**{**es_conn, "index_prefix": prefix, "replicas": 0, **overrides})
 
     return make
 
@@ -112,8 +139,8 @@ async def emitter(make_emitter):
 
 
 @pytest.fixture
-async def adapter(es_url: str, prefix: str):
-    ad = ElasticsearchQueryAdapter("es", AdapterSettings(hosts=[es_url], index_prefix=prefix))
+async def adapter(es_conn: dict[str, Any], prefix: str):
+    ad = ElasticsearchQueryAdapter("es", AdapterSettings(**es_conn, index_prefix=prefix))
     yield ad
     await ad.close()
 

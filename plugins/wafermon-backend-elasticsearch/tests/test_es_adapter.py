@@ -65,10 +65,10 @@ async def test_every_filter_selects_what_query_matches_says(stored, adapter, fil
     assert result.next_cursor is None
 
 
-async def test_pages_follow_the_sort_key_without_gaps_or_repeats(stored, es_url, prefix):
+async def test_pages_follow_the_sort_key_without_gaps_or_repeats(stored, es_conn, prefix):
     # page_size 2 < limit 5: each query call takes several ES pages inside one point in time.
     adapter = ElasticsearchQueryAdapter(
-        "es", AdapterSettings(hosts=[es_url], index_prefix=prefix, page_size=2)
+        "es", AdapterSettings(**es_conn, index_prefix=prefix, page_size=2)
     )
     try:
         seen, cursor = [], None

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import T0, make_event, stored_ids
 
-from wafermon import PermanentError, RetryableError, encode_event
+from wafermon import PermanentError, RetryableError, Secret, encode_event
 from wafermon_backend_elasticsearch import index_for
 
 
@@ -123,7 +123,7 @@ async def test_items_still_refused_after_the_tries_make_emit_retryable(es, make_
 
 
 async def test_an_unreachable_cluster_is_retryable(make_emitter):
-    emitter = await make_emitter(start=False, hosts=["http://127.0.0.1:9"], request_timeout=2)
+    emitter = await make_emitter(start=False, hosts=["https://127.0.0.1:9"], request_timeout=2)
     with pytest.raises(RetryableError, match="index template"):
         await emitter.start()
     with pytest.raises(RetryableError, match="bulk request failed"):
@@ -154,3 +154,21 @@ async def test_retention_deletes_whole_old_indices_only(es, make_emitter, prefix
         [index_for(prefix, (now - timedelta(days=a)).date()) for a in (0, 3, 7)]
         + [f"{prefix}-not-a-day"]
     )
+
+
+async def test_a_wrong_password_is_retryable_and_named(make_emitter):
+    emitter = await make_emitter(start=False, password=Secret("not-the-password"))
+    with pytest.raises(RetryableError, match="401") as caught:
+        await emitter.start()
+    assert "not-the-password" not in str(caught.value)
+    with pytest.raises(RetryableError, match="401"):
+        await emitter.emit([make_event()])
+    assert not (await emitter.health()).ok
+
+
+async def test_without_the_test_ca_the_certificate_is_refused(make_emitter):
+    emitter = await make_emitter(start=False, ca_certs=None, request_timeout=5)
+    with pytest.raises(
+        RetryableError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"
+    ):
+        await emitter.start()

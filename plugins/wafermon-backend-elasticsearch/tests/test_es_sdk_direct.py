@@ -13,7 +13,9 @@ from wafermon_backend_elasticsearch import AdapterSettings, ElasticsearchQueryAd
 from wafermon_sdk import AppRef, Client, Monitored
 
 
-async def test_direct_mode_sends_a_monitored_job_to_elasticsearch(tmp_path, es, es_url, prefix):
+async def test_direct_mode_sends_a_monitored_job_to_elasticsearch(
+    tmp_path, es, es_config, es_conn, prefix
+):
     site = write_yaml(
         tmp_path / "site.yaml",
         {
@@ -22,7 +24,7 @@ async def test_direct_mode_sends_a_monitored_job_to_elasticsearch(tmp_path, es, 
                 {
                     "name": "elk",
                     "type": "elasticsearch",
-                    "config": {"hosts": [es_url], "index_prefix": prefix, "replicas": 0},
+                    "config": {**es_config, "index_prefix": prefix, "replicas": 0},
                 }
             ],
         },
@@ -43,7 +45,7 @@ async def test_direct_mode_sends_a_monitored_job_to_elasticsearch(tmp_path, es, 
     entity_id, stats = await asyncio.to_thread(run)
     assert stats["sinks"]["direct.elk"]["sent"] == 2 + 3 * 2
     assert len(await stored_ids(es, prefix)) == 8
-    adapter = ElasticsearchQueryAdapter("es", AdapterSettings(hosts=[es_url], index_prefix=prefix))
+    adapter = ElasticsearchQueryAdapter("es", AdapterSettings(**es_conn, index_prefix=prefix))
     try:
         job_events = (await adapter.query(Query(entity_id=entity_id))).events
     finally:

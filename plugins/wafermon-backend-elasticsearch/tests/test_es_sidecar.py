@@ -25,8 +25,8 @@ READ = {"authorization": f"Bearer {READ_TOKEN}"}
 HOST_PREFIX = "wafermon-"
 
 
-def es_backend(es_url: str, prefix: str) -> dict:
-    config = {"hosts": [es_url], "index_prefix": prefix, "replicas": 0, "request_timeout": "5s"}
+def es_backend(es_config: dict, prefix: str) -> dict:
+    config = {**es_config, "index_prefix": prefix, "replicas": 0, "request_timeout": "5s"}
     return {"name": "elk", "type": "elasticsearch", "config": config}
 
 
@@ -106,7 +106,7 @@ def reload_zabbix_cache() -> None:
 
 
 async def test_sidecar_to_es_and_zabbix_and_back_through_the_gateways_unified_view(
-    tmp_path, es, es_url, prefix, zabbix_host
+    tmp_path, es, es_config, prefix, zabbix_host
 ):
     if not os.environ.get("WAFERMON_TEST_ZABBIX_API_URL"):
         raise AssertionError(
@@ -126,7 +126,7 @@ async def test_sidecar_to_es_and_zabbix_and_back_through_the_gateways_unified_vi
                 {
                     "name": "elk",
                     "type": "elasticsearch",
-                    "config": {"hosts": [es_url], "index_prefix": prefix},
+                    "config": {**es_config, "index_prefix": prefix},
                 },
                 {"name": "zbx", "type": "zabbix", "config": zbx_source},
             ],
@@ -149,7 +149,7 @@ async def test_sidecar_to_es_and_zabbix_and_back_through_the_gateways_unified_vi
                 **zbx_source,
             },
         }
-        sc = sidecar(tmp_path, [managed, es_backend(es_url, prefix), zbx_backend], site_id=site)
+        sc = sidecar(tmp_path, [managed, es_backend(es_config, prefix), zbx_backend], site_id=site)
         procs.append(sc.start())
         async with httpx.AsyncClient() as client:
             for start in range(0, 300, 100):
@@ -222,10 +222,10 @@ def _start_es() -> None:
     )
 
 
-async def test_es_stopped_mid_run_and_started_again_loses_nothing(tmp_path, es, es_url, prefix):
+async def test_es_stopped_mid_run_and_started_again_loses_nothing(tmp_path, es, es_config, prefix):
     before, during = ndjson_batch(200, prefix="pre"), ndjson_batch(300, prefix="out")
     with processes() as procs:
-        sc = sidecar(tmp_path, [es_backend(es_url, prefix)])
+        sc = sidecar(tmp_path, [es_backend(es_config, prefix)])
         procs.append(sc.start())
         async with httpx.AsyncClient() as client:
             r = await client.post(f"{sc.url}/v1/ingest/events", content=before, headers=NDJSON)
