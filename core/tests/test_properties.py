@@ -168,11 +168,12 @@ def mutated_event_dicts(draw: st.DrawFn) -> dict[str, Any]:
         if action == "drop":
             del parent[path[-1]]
         elif action == "replace":
-            parent[path[-1]] = draw(interesting | json_values)
+            # A copy: sampled_from hands out the same dict each time, and putting one object
+            # in two places can make the event contain itself.
+            parent[path[-1]] = copy.deepcopy(draw(interesting | json_values))
         elif isinstance(parent, dict):
-            parent[draw(st.sampled_from(["colour", "error", "metrics", "parent_id", "x"]))] = draw(
-                interesting
-            )
+            key = draw(st.sampled_from(["colour", "error", "metrics", "parent_id", "x"]))
+            parent[key] = copy.deepcopy(draw(interesting))
     return event
 
 
