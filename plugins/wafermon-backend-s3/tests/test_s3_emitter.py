@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from conftest import NOW, spread
 
-from wafermon import Query, RetryableError
+from wafermon import EventBatch, Query, RetryableError, encode_ndjson
 from wafermon_backend_s3.adapter import AdapterSettings, S3QueryAdapter
 from wafermon_backend_s3.emitter import EmitterSettings, S3Emitter
 
@@ -162,3 +162,17 @@ async def test_health_names_a_missing_bucket(started, settings):
     health = await emitter.health()
     assert not health.ok
     assert "404" in health.detail or "NoSuch" in health.detail
+
+
+async def test_a_batch_of_wire_bytes_is_stored_as_received_under_the_same_keys(started, bucket):
+    emitter = await started(S3Emitter, EmitterSettings)
+    events = spread(NOW - timedelta(hours=6), 120, timedelta(minutes=2))
+    as_bytes = EventBatch.from_ndjson(encode_ndjson(events))
+    await emitter.emit(as_bytes)
+    assert not as_bytes.decoded  # no Event was built to store it
+    keys = sorted(o.key for o in await bucket.list_objects("wafermon/"))
+    await emitter.emit(events)  # the same events as objects: the very same keys
+    assert sorted(o.key for o in await bucket.list_objects("wafermon/")) == keys
+    adapter = await started(S3QueryAdapter, AdapterSettings)
+    got, _ = await read_all(adapter)
+    assert got == events

@@ -19,12 +19,15 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
 import attrs
+import msgspec
 import pyarrow as pa
 
-from wafermon import ByteSize, Emitter, Event, Health, Seconds
+from wafermon import ByteSize, Emitter, Event, Health, Seconds, ndjson_of
 from wafermon.errors import FieldValueError
 
 from . import formats, layout
@@ -128,22 +131,12 @@ class S3Emitter(Emitter):
 
     async def write(self, events: Sequence[Event]) -> list[str]:
         """Store ``events`` as objects; returns their keys. Raises RetryableError."""
-        groups: dict[tuple[str, datetime], dict] = defaultdict(dict)
-        for event in events:  # one copy per event_id: a repeat in the batch is not stored twice
-            hour = event.time.replace(minute=0, second=0, microsecond=0)
-            groups[(event.site_id, hour)].setdefault(event.event_id, event)
-        jobs = []
-        size = self.settings.max_object_events
-        for (site_id, hour), unique in sorted(groups.items()):
-            group = sorted(unique.values(), key=lambda e: e.sort_key)
-            for start in range(0, len(group), size):
-                jobs.append((site_id, hour, group[start : start + size]))
+        jobs = await asyncio.to_thread(self._objects, events)
         limit = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
-        async def upload(site_id: str, hour: datetime, chunk: list[Event]) -> str:
+        async def upload(site_id: str, hour: datetime, digest: str, encode) -> str:
             async with limit:
-                data, ext = await asyncio.to_thread(self._encode, chunk)
-                digest = layout.ids_digest(e.event_id for e in chunk)
+                data, ext = await asyncio.to_thread(encode)
                 key = layout.emitted_key(self.settings.prefix, site_id, hour, digest, ext)
                 await self.bucket.put(
                     key,
@@ -163,8 +156,70 @@ class S3Emitter(Emitter):
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _encode(self, chunk: list[Event]) -> tuple[bytes, str]:
-        if self.settings.format == "parquet":
-            table = pa.table(formats.rows_of_events(chunk), schema=formats.SCHEMA)
-            return formats.parquet_bytes(table, self.settings.row_group_rows), layout.PARQUET
-        return formats.jsonl_gz(chunk), layout.JSONL_GZ
+    def _objects(self, events: Sequence[Event]) -> list[tuple[str, datetime, str, Any]]:
+        """(site, hour, digest, encode) per object: one copy per event_id, at most
+        ``max_object_events`` each. JSON Lines objects are cut from the batch's NDJSON as it
+        came (no Event is built for a batch that arrived as bytes); Parquet needs the events."""
+        size = self.settings.max_object_events
+        jobs = []
+        if self.settings.format == "jsonl":
+            for (site_id, hour), lines in sorted(lines_by_hour(ndjson_of(events)).items()):
+                for start in range(0, len(lines), size):
+                    chunk = lines[start : start + size]
+                    digest = layout.ids_digest(event_id for event_id, _ in chunk)
+                    body = b"".join(line for _, line in chunk)
+                    jobs.append(
+                        (
+                            site_id,
+                            hour,
+                            digest,
+                            lambda b=body: (formats.gzip_bytes(b), layout.JSONL_GZ),
+                        )
+                    )
+            return jobs
+        groups: dict[tuple[str, datetime], dict] = defaultdict(dict)
+        for event in events:  # one copy per event_id: a repeat in the batch is not stored twice
+            hour = event.time.replace(minute=0, second=0, microsecond=0)
+            groups[(event.site_id, hour)].setdefault(event.event_id, event)
+        for (site_id, hour), unique in sorted(groups.items()):
+            group = sorted(unique.values(), key=lambda e: e.sort_key)
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                digest = layout.ids_digest(e.event_id for e in chunk)
+                jobs.append((site_id, hour, digest, lambda c=chunk: self._parquet(c)))
+        return jobs
+
+    def _parquet(self, chunk: list[Event]) -> tuple[bytes, str]:
+        table = pa.table(formats.rows_of_events(chunk), schema=formats.SCHEMA)
+        return formats.parquet_bytes(table, self.settings.row_group_rows), layout.PARQUET
+
+
+class _Place(msgspec.Struct):
+    """The fields that choose an event's object; msgspec skips the rest of the line."""
+
+    event_id: str
+    site_id: str
+    time: str
+
+
+_places = msgspec.json.Decoder(_Place).decode_lines
+
+
+def lines_by_hour(ndjson: bytes) -> dict[tuple[str, datetime], list[tuple[UUID, bytes]]]:
+    """Validated NDJSON split by (site, UTC hour), first copy of each event_id, each line with
+    its id and newline, in the order received. Times on the wire are UTC (the schema says so),
+    so the hour is the text's ``YYYY-MM-DDTHH``."""
+    groups: dict[tuple[str, datetime], list[tuple[UUID, bytes]]] = defaultdict(list)
+    hours: dict[str, datetime] = {}
+    seen: set[str] = set()
+    lines = ndjson.split(b"\n")[:-1]  # each line ends in a newline
+    for place, line in zip(_places(ndjson), lines, strict=True):
+        if place.event_id in seen:
+            continue
+        seen.add(place.event_id)
+        text = place.time[:13]
+        hour = hours.get(text) or hours.setdefault(
+            text, datetime.fromisoformat(text[:10]).replace(hour=int(text[11:13]), tzinfo=UTC)
+        )
+        groups[(place.site_id, hour)].append((UUID(place.event_id), line + b"\n"))
+    return groups
