@@ -23,7 +23,7 @@ import yaml
 
 from . import __version__, schema_path
 from .codec import decode_batch, encode_ndjson
-from .config import LoadedConfig, load_config, parse_seconds
+from .config import LoadedConfig, load_config, parse_seconds, strip_credentials
 from .errors import BatchDecodeError, ConfigError, EmitterError, FieldValueError, PluginError
 from .interfaces import Emitter, Query, QueryAdapter
 from .plugins import Plugins
@@ -245,6 +245,8 @@ def _when(value: str | None, option: str) -> datetime | None:
 @click.option("--status", type=click.Choice(["running", "finished", "failed"]))
 @click.option("--business-key")
 @click.option("--sub-key")
+@click.option("--parent", "parent_id", metavar="JOB_ID", help="Only events of this job's subjobs.")
+@click.option("--subjobs", is_flag=True, help="Only subjob events (--entity-type subjob).")
 @click.option("--limit", type=int, default=1000, show_default=True, help="Events per page.")
 @click.option("--cursor", help="Continue after a previous page.")
 @click.option("--all", "all_pages", is_flag=True, help="Follow cursors to the last page.")
@@ -255,9 +257,14 @@ def query(
     until: str | None,
     all_pages: bool,
     cursor: str | None,
+    subjobs: bool,
     **filters: Any,
 ) -> None:
     """Read events from a configured source; prints NDJSON to stdout."""
+    if subjobs:
+        if filters["entity_type"] == "job":
+            raise click.BadParameter("contradicts --entity-type job", param_hint="--subjobs")
+        filters["entity_type"] = "subjob"
     loaded = _load(config_file)
     plugins = _plugins()
     try:
@@ -289,12 +296,140 @@ async def _query_pages(adapter: QueryAdapter, q: Query, all_pages: bool) -> str 
                 result = await adapter.query(q)
             except FieldValueError as exc:
                 _fail(f"--{exc.field}: {exc.message}")
-            out.write(encode_ndjson(result.events))
+            # An adapter that does not push a filter down (parent_id is newer than some)
+            # still cannot leak other events onto the page.
+            out.write(encode_ndjson([e for e in result.events if q.matches(e)]))
             if not (all_pages and result.next_cursor):
                 return result.next_cursor
             q = attrs.evolve(q, cursor=result.next_cursor)
     finally:
         await adapter.close()
+
+
+# -- reading a gateway from the terminal -----------------------------------------------------
+
+_gateway_options = [
+    click.option(
+        "--gateway",
+        envvar="WAFERMON_GATEWAY",
+        default="http://127.0.0.1:18000",
+        show_default=True,
+        help="The gateway's URL (env WAFERMON_GATEWAY).",
+    ),
+    click.option(
+        "--token",
+        envvar="WAFERMON_TOKEN",
+        help="A read token, sent as a Bearer token (env WAFERMON_TOKEN; never printed).",
+    ),
+]
+
+
+def _with_gateway(fn: Any) -> Any:
+    for option in reversed(_gateway_options):
+        fn = option(fn)
+    return fn
+
+
+_MAX_ANSWER_BYTES = 64 * 2**20  # a page of jobs or a job's detail; more is a mistake
+
+
+def _get_json(gateway: str, token: str | None, path: str, params: dict[str, Any]) -> Any:
+    """GET a gateway path; stdlib urllib, so the core needs no HTTP client for two GETs."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v not in (None, False)})
+    url = f"{gateway.rstrip('/')}{path}" + (f"?{query}" if query else "")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    shown = strip_credentials(url)
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        _fail(f"--gateway: expected an http:// or https:// URL, got {shown!r}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            body = answer.read(_MAX_ANSWER_BYTES + 1)
+        if len(body) > _MAX_ANSWER_BYTES:
+            _fail(f"{shown}: answer larger than {_MAX_ANSWER_BYTES} bytes; lower --limit")
+        return json.loads(body)
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("error", "")
+        except (ValueError, AttributeError):
+            detail = ""
+        reason = f"HTTP {exc.code} {exc.reason or ''}".rstrip()
+        _fail(f"{shown}: {reason}" + (f": {detail}" if detail else ""))
+    except (urllib.error.URLError, OSError) as exc:
+        _fail(f"{shown}: {getattr(exc, 'reason', exc)}")
+
+
+def _entity_rows(items: list[dict[str, Any]]) -> None:
+    columns = ("entity_id", "status", "app", "business_key", "sub_key", "started_at", "finished_at")
+    rows = [[str(item.get(c) or "-") for c in columns] for item in items]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    for row in [list(columns), *rows]:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@cli.command()
+@_with_gateway
+@click.option("--status", type=click.Choice(["running", "finished", "failed"]))
+@click.option("--app")
+@click.option("--site", "site")
+@click.option("--business-key")
+@click.option("--since", help="Started at or after: ISO time or a duration ago (2h).")
+@click.option("--parent", "parent_id", metavar="JOB_ID", help="List the subjobs of this job.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="The gateway's JSON answer as is.")
+def jobs(
+    gateway: str, token: str | None, parent_id: str | None, since: str | None, as_json: bool, **f
+) -> None:
+    """List a gateway's jobs (or a job's subjobs), newest first."""
+    start = _when(since, "--since")
+    params = {**f, "since": start.isoformat() if start else None}
+    if parent_id:
+        params["parent_id"] = parent_id
+    page = _get_json(gateway, token, "/v1/subjobs" if parent_id else "/v1/jobs", params)
+    if as_json:
+        click.echo(json.dumps(page, indent=2))
+        return
+    _entity_rows(page["items"])
+    if page.get("next_cursor"):
+        click.echo(f"more: raise --limit (at most {len(page['items'])} shown)", err=True)
+
+
+@cli.command()
+@_with_gateway
+@click.argument("job_id")
+@click.option("--events", "events_limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="The gateway's JSON answer as is.")
+def job(gateway: str, token: str | None, job_id: str, events_limit: int, as_json: bool) -> None:
+    """Show one job or subjob: its state, its subjobs and its latest events."""
+    import urllib.parse
+
+    detail = _get_json(
+        gateway,
+        token,
+        f"/v1/jobs/{urllib.parse.quote(job_id, safe='')}",
+        {"events_limit": events_limit},
+    )
+    if as_json:
+        click.echo(json.dumps(detail, indent=2))
+        return
+    for key, value in detail["job"].items():
+        if value not in (None, "", {}, []):
+            click.echo(f"{key}: {json.dumps(value) if isinstance(value, dict | list) else value}")
+    if detail["subjobs"]:
+        click.echo(f"\nsubjobs ({len(detail['subjobs'])}):")
+        _entity_rows(detail["subjobs"])
+    click.echo(f"\nevents ({len(detail['events'])}, newest last):")
+    for event in detail["events"]:
+        extra = event.get("error", {}).get("message") or event.get("progress", {}).get("message")
+        entity = event["entity"]["id"]
+        click.echo(
+            f"  {event['time']}  {event['kind']:<9} {entity}" + (f"  {extra}" if extra else "")
+        )
 
 
 def main() -> None:

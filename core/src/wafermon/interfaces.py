@@ -130,6 +130,7 @@ class Query:
     sub_key: str | None = None
     limit: int = attrs.field(default=1000, validator=_limit)
     cursor: str | None = None
+    parent_id: str | None = None  # subjobs of this job (a filter adapters may push down)
 
     def matches(self, event: Event) -> bool:
         """Whether an event passes every filter (not the cursor). Scanning adapters use this."""
@@ -143,6 +144,7 @@ class Query:
             and (self.status is None or event.kind in STATUSES[self.status])
             and (self.business_key is None or event.entity.business_key == self.business_key)
             and (self.sub_key is None or event.entity.sub_key == self.sub_key)
+            and (self.parent_id is None or event.entity.parent_id == self.parent_id)
         )
 
     def after_cursor(self) -> tuple[datetime, UUID] | None:

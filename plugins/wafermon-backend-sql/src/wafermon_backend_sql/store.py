@@ -665,6 +665,7 @@ class SqlStore(ManagedStore):
             (c.entity_id, query.entity_id),
             (c.business_key, query.business_key),
             (c.sub_key, query.sub_key),
+            (c.parent_id, query.parent_id),
         ):
             if value is not None:
                 where.append(column == str(value))

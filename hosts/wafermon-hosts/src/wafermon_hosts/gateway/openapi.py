@@ -345,6 +345,7 @@ PATHS: dict[str, Any] = {
             "security": READ_AUTH,
             "parameters": [
                 *EVENT_FILTERS,
+                _query("parent_id", "Only events of the subjobs of this job."),
                 _query(
                     "sources",
                     "Comma-separated source names (default: managed and every configured source).",

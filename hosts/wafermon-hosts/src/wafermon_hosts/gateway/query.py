@@ -154,6 +154,7 @@ def _unified_query(params: Params) -> Query:
             status=params.choice("status", tuple(STATUSES)),
             business_key=params.text("business_key"),
             sub_key=params.text("sub_key"),
+            parent_id=params.text("parent_id"),
             limit=params.integer("limit", UNIFIED_LIMIT, 1, MAX_QUERY_LIMIT),
             cursor=params.text("cursor"),
         )
@@ -168,7 +169,7 @@ async def unified(request: Request) -> Response:
     gw = request.app.state.gateway
     allowed = {
         "since", "until", "site", "app", "entity_type", "entity_id", "status",
-        "business_key", "sub_key", "limit", "cursor", "sources",
+        "business_key", "sub_key", "parent_id", "limit", "cursor", "sources",
     }  # fmt: skip
     params = Params(request, allowed)
     query = _unified_query(params)
