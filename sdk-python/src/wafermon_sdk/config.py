@@ -64,6 +64,7 @@ class Settings:
     flush_timeout: float = 10.0
     verify_tls: bool = True
     tracing: bool = False  # a CLIENT span and a W3C traceparent per POST to the sidecar
+    console: bool = False  # debug: print each event to stderr as it is sent (WAFERMON_CONSOLE)
 
     @property
     def uses_sidecar(self) -> bool:
@@ -222,6 +223,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "flush_timeout": _seconds(positive=False),
     "verify_tls": _boolean,
     "tracing": _tracing,
+    "console": _boolean,
 }
 assert set(PARSERS) == {a.name for a in attrs.fields(Settings)}
 

@@ -160,6 +160,20 @@ class Monitored:
         except FieldValueError as exc:
             raise ValueError(str(exc)) from None
 
+    def _inherit_business_key(self) -> None:
+        """A subjob without its own business key takes its enclosing parent's (the lot), so a
+        query by business key finds the lot's wafers too."""
+        enclosing = _current.get()
+        if (
+            self.entity_type == "subjob"
+            and self.business_key is None
+            and enclosing is not None
+            and enclosing.entity_id == self.parent_id
+            and enclosing.business_key is not None
+        ):
+            self.business_key = enclosing.business_key
+            self._checked = None  # rebuilt with the key below
+
     def _copy(self) -> Monitored:
         """A fresh job with the same settings (each decorated call is its own job)."""
         return Monitored(
@@ -190,6 +204,7 @@ class Monitored:
                 raise ValueError("parent_id: a subjob needs one, and no Monitored encloses it")
             parent_id = enclosing.entity_id
         self.parent_id = parent_id
+        self._inherit_business_key()
         if not SITE_ID_PATTERN.fullmatch(str(site_id)):
             raise ValueError(f"site_id: not a valid site id: {site_id!r}")
         entity = self._checked if self._checked is not None else self._entity(parent_id)

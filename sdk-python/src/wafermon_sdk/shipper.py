@@ -74,6 +74,15 @@ class RateLimitedWarning:
         log.warning("wafermon-sdk: " + message + suffix, *args)
 
 
+def _print_events(lines: list[bytes]) -> None:
+    """Console mode: each event's wire JSON on stderr as it is sent, one line each, like
+    OpenTelemetry's console exporter; for seeing what a program reports while writing it."""
+    out = sys.stderr
+    for line in lines:
+        out.write("wafermon-sdk: send " + line.decode("utf-8", "replace").rstrip("\n") + "\n")
+    out.flush()
+
+
 class SinkState:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -304,6 +313,8 @@ class Shipper:
 
     def _deliver(self, lines: list[bytes]) -> None:
         """Send one batch to every sink that is caught up; spool it for the others."""
+        if self.settings.console:
+            _print_events(lines)
         lagging = [s for s in self.sinks if self._lagging(s.name)]
         seq = self._spool(lines) if lagging else None
         failed = []
