@@ -165,7 +165,7 @@ typedef struct wafermon_app {
 /* How to start a job or subjob. Every pointer may be NULL except app. All text is copied. */
 typedef struct wafermon_job_options {
     const wafermon_app *app;
-    const char *business_key; /* e.g. the lot, 1-256 characters */
+    const char *business_key; /* e.g. the lot, 1-256 characters; NULL on a subjob: the parent's */
     const char *sub_key;      /* e.g. the wafer, 1-256 characters */
     const char *entity_id;    /* default: a fresh UUID v7 (time-ordered, CSPRNG bits) */
     const char *metadata;     /* a JSON object as text, e.g. "{\"tool\":\"etch-07\"}" */

@@ -297,7 +297,23 @@ static int try_send(wafermon_client *c, const wm_batch *b, int stopping) {
     return -1;
 }
 
+/* Console mode: each event's wire JSON on stderr as it is sent (like OpenTelemetry's console
+ * exporter), one line each, under stderr's lock so lines of other threads do not interleave. */
+static void print_batch(const wm_batch *b) {
+    flockfile(stderr);
+    for (size_t i = 0; i < b->n; i++) {
+        size_t start = b->offs[i], end = b->offs[i + 1];
+        while (end > start && b->data.data[end - 1] == '\n')
+            end--;
+        fprintf(stderr, WM_LOG_PREFIX "send %.*s\n", (int)(end - start), b->data.data + start);
+    }
+    fflush(stderr);
+    funlockfile(stderr);
+}
+
 static void deliver(wafermon_client *c, const wm_batch *b, int stopping) {
+    if (c->s.console)
+        print_batch(b);
     pthread_mutex_lock(&c->mu);
     int spooling = c->spool_files > 0; /* keep order: the spool goes first */
     pthread_mutex_unlock(&c->mu);

@@ -330,6 +330,7 @@ int wm_settings_from_env(wm_settings *s, char *err, size_t errlen) {
     read_duration(&p, "WAFERMON_FLUSH_TIMEOUT", &s->flush_timeout, 0);
     read_duration(&p, "WAFERMON_BLOCK_TIMEOUT", &s->block_timeout, 0);
     read_bool(&p, "WAFERMON_VERIFY_TLS", &s->verify_tls);
+    read_bool(&p, "WAFERMON_CONSOLE", &s->console);
     if (p.count == 0 && s->retry_max_delay < s->retry_base_delay)
         problem(&p, "WAFERMON_RETRY_MAX_DELAY", "must not be less than WAFERMON_RETRY_BASE_DELAY");
     if (p.count == 0 && (!s->sidecar_url || !s->spool_dir))

@@ -112,6 +112,7 @@ typedef struct wm_settings {
     double flush_timeout;
     double block_timeout;
     int verify_tls;
+    int console; /* WAFERMON_CONSOLE: print each event to stderr as it is sent */
     /* direct mode */
     int direct_kind;
     char *direct_url;

@@ -136,7 +136,9 @@ static wafermon_status start(wafermon_client *c, wafermon_job *parent,
     e->app_version = dup_or_null(o->app->version, &failed);
     e->app_id = dup_or_null(o->app->app_id, &failed);
     e->parent_id = dup_or_null(parent ? parent->entity->id : NULL, &failed);
-    e->business_key = dup_or_null(o->business_key, &failed);
+    /* A subjob without its own key inherits its parent's, so a query by lot finds its wafers. */
+    e->business_key = dup_or_null(
+        o->business_key ? o->business_key : parent ? parent->entity->business_key : NULL, &failed);
     e->sub_key = dup_or_null(o->sub_key, &failed);
     e->initial_metadata = dup_or_null(o->metadata, &failed);
     if (failed) {
