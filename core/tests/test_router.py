@@ -10,6 +10,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import attrs
 import orjson
 import pytest
 
@@ -328,3 +329,63 @@ def test_config_checks_fallback_names(tmp_path, fallback, message):
     else:
         with pytest.raises(ConfigError, match=message):
             load_config(path, {})
+
+
+class Buggy(Emitter):
+    """A third-party emitter with a bug: raises KeyError while ``broken`` is set."""
+
+    def __init__(self, name):
+        super().__init__(name, None)
+        self.broken = True
+        self.got: list[Event] = []
+
+    async def emit(self, batch):
+        if self.broken:
+            return {}["missing_setting"]  # raises KeyError from this line
+        self.got.extend(batch)
+        return None
+
+
+async def wait_for(condition, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_plugins_emit_exception_is_logged_once_per_streak_with_class_and_traceback(
+    tmp_path, caplog
+):
+    spool = Spool(tmp_path / "spool", ["buggy"])
+    fill(spool, make_events(10))
+    buggy = Buggy("buggy")
+    patient = attrs.evolve(FAST, failure_threshold=1000)  # the breaker stays closed
+    router = Router(spool, [Route("buggy", buggy)], dead_letter_dir=tmp_path / "dl", policy=patient)
+    state = router.states["buggy"]
+    caplog.set_level("INFO", logger="wafermon.router")
+
+    def warnings():
+        return [r for r in caplog.records if r.levelname == "WARNING"]
+
+    router.start()
+    try:
+        await wait_for(lambda: state.retries >= 5)
+        assert state.breaker is Breaker.CLOSED
+        assert state.consecutive_failures >= 5  # what health reads: degraded already
+        assert state.last_error == "unexpected: KeyError: 'missing_setting'"
+        assert len(warnings()) == 1, [r.getMessage() for r in warnings()]  # not per retry
+        record = warnings()[0]
+        assert record.getMessage() == (
+            "backend buggy: emit failed (KeyError), retrying: KeyError: 'missing_setting'"
+        )
+        assert record.exc_info[0] is KeyError
+        assert 'return {}["missing_setting"]' in caplog.text  # the plugin's own line
+        buggy.broken = False
+        await wait_for(lambda: router.lag("buggy") == 0)
+        assert state.consecutive_failures == 0
+        buggy.broken = True  # a second streak gets its own warning
+        fill(spool, make_events(10))
+        router.notify()
+        await wait_for(lambda: state.consecutive_failures >= 3)
+        assert len(warnings()) == 2
+    finally:
+        await router.stop()

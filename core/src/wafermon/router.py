@@ -276,7 +276,19 @@ class Router:
         state.retries += 1
         reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
         kind = "retryable" if isinstance(exc, RetryableError | TimeoutError) else "unexpected"
+        if kind == "unexpected" and str(exc):  # a plugin bug: its class comes first
+            reason = f"{type(exc).__name__}: {reason}"
         state.last_error = f"{kind}: {reason}"
+        if state.consecutive_failures == 1:
+            # Once per failure streak (not per retry), with the traceback a plugin author can
+            # act on; health shows the backend degraded from now until a success.
+            log.warning(
+                "backend %s: emit failed (%s), retrying: %s",
+                state.name,
+                type(exc).__name__,
+                reason,
+                exc_info=None if isinstance(exc, TimeoutError) else exc,
+            )
         if state.breaker is Breaker.HALF_OPEN or (
             state.consecutive_failures >= self.policy.failure_threshold
         ):
@@ -288,7 +300,7 @@ class Router:
                     state.last_error,
                 )
             state.breaker = Breaker.OPEN
-        else:
+        elif state.consecutive_failures > 1:
             log.info("backend %s: attempt failed, retrying: %s", state.name, state.last_error)
 
     def _succeeded(self, state: BackendState) -> None:

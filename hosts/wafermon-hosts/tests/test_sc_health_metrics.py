@@ -40,6 +40,7 @@ async def test_healthz_ok_shows_the_spool_and_every_backend(start_sidecar, make_
     assert body["backends"]["a"] == {
         "type": "collect",
         "breaker": "closed",
+        "consecutive_failures": 0,
         "acked_seq": 1,
         "lag": 0,
         "delivered_events": 2,

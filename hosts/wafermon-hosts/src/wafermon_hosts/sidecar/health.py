@@ -1,8 +1,9 @@
 """GET /v1/healthz: the spool, and where each backend's delivery stands.
 
-``ok`` (200) when every backend's circuit is closed. ``degraded`` (200) when any is open or
-half-open: the sidecar still accepts, which is its job, and keeps the events for that backend
-on disk. ``down`` (503) when the spool cannot take input, ``stopping`` (503) during a graceful
+``ok`` (200) when every backend's last attempt succeeded. ``degraded`` (200) from a
+backend's first failed attempt (its circuit may still be closed) until it succeeds: the
+sidecar still accepts, which is its job, and keeps the events for that backend on disk.
+``down`` (503) when the spool cannot take input, ``stopping`` (503) during a graceful
 shutdown: a load balancer or an SDK should send elsewhere (or hold on to its events).
 Everything here is in memory (no backend work per call); the details need the read scope
 (``common.health``), and backend errors have URL credentials stripped.
@@ -28,6 +29,7 @@ def backend_status(sc: Any) -> dict[str, dict[str, Any]]:
         name: {
             "type": sc.types[name],
             "breaker": str(state.breaker),
+            "consecutive_failures": state.consecutive_failures,
             "acked_seq": state.acked_seq,
             "lag": router.lag(name),
             "delivered_events": state.delivered_events,
@@ -49,8 +51,10 @@ async def healthz(request: Request) -> Response:
         status = "down"
     elif not sc.accepting:
         status = "stopping"
-    elif any(b["breaker"] != Breaker.CLOSED for b in backends.values()):
-        status = "degraded"
+    elif any(
+        b["breaker"] != Breaker.CLOSED or b["consecutive_failures"] for b in backends.values()
+    ):
+        status = "degraded"  # from a backend's first failed attempt, not only once it opens
     else:
         status = "ok"
     body = {

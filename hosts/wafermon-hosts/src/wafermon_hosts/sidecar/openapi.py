@@ -58,6 +58,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "type": {"type": "string", "description": "The backend's plugin type."},
             "breaker": {"type": "string", "enum": ["closed", "half_open", "open"]},
+            "consecutive_failures": {
+                **COUNTER,
+                "description": "Failed attempts since its last success (over 0: degraded).",
+            },
             "acked_seq": {**COUNTER, "description": "Highest spool record it acknowledged."},
             "lag": {**COUNTER, "description": "Spool records it has not acknowledged."},
             "delivered_events": COUNTER,
