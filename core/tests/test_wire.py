@@ -151,6 +151,15 @@ def test_each_fault_is_refused_and_explained(edit: dict[str, Any], fault: str) -
     assert fault in str(batch.rejected[0])
 
 
+@pytest.mark.parametrize("pid", [2**63, 2**64 - 1, 2**64, 10**30, 1e20])
+def test_any_pid_the_model_takes_is_taken_and_kept_exactly(pid: float) -> None:
+    """A schemathesis run found a 500 here: the model takes any integer orjson reads."""
+    text = _SAMPLE[:-1] + b',"source":{"pid":' + str(pid).encode() + b"}}"  # any JSON integer
+    batch, detailed = read_batch(text), decode_batch(text)
+    assert [e.to_event() for e in batch.events] == detailed.events
+    assert len(batch.events) == 1
+
+
 def test_the_detailed_path_still_accepts_what_only_it_knows() -> None:
     event = {**orjson.loads(_SAMPLE), "schema_version": 1.0, "source": {"pid": 42.0}}
     batch = read_batch(orjson.dumps(event))
