@@ -9,6 +9,7 @@ Secret values are wrapped in ``Secret``, whose repr is masked, so they never rea
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import os
 import re
@@ -194,6 +195,21 @@ def _structure_secrets(value: Any, base_dir: Path) -> list[Secret]:
     return out
 
 
+_CONFIG_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "wafermon_config_dir", default=None
+)
+
+
+def config_dir() -> Path | None:
+    """The folder of the config file whose settings are being structured right now, else None.
+
+    Path settings resolve against it; a plugin whose setting hides a path in another value
+    (a SQLite URL) resolves it here too, so every relative path in a site config means the
+    same thing: relative to the config file, never to the working directory.
+    """
+    return _CONFIG_DIR.get()
+
+
 def make_config_converter(base_dir: Path) -> cattrs.Converter:
     """The converter for config sections; relative paths resolve against ``base_dir``."""
     conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
@@ -323,11 +339,14 @@ class LoadedConfig:
     def structure(self, cls: type, value: Any, path: str) -> Any:
         """Structure one section into ``cls``; raises ConfigError naming key paths and lines."""
         conv = make_config_converter(self.path.parent)
+        token = _CONFIG_DIR.set(self.path.parent)
         try:
             return conv.structure(value if value is not None else {}, cls)
         except Exception as exc:  # noqa: BLE001 - cattrs errors, explained with paths
             problems = [self.problem(p.path, p.message) for p in explain(exc, path)]
             raise ConfigError([_relative(p) for p in problems], str(self.path)) from None
+        finally:
+            _CONFIG_DIR.reset(token)
 
     def enabled(self, section: str) -> list[tuple[int, BackendConfig | SourceConfig]]:
         """(index, entry) for the enabled entries of 'backends' or 'sources', by priority."""

@@ -33,7 +33,9 @@ def test_registers_one_class_as_emitter_and_query_adapter(plugins):
 
 
 async def test_built_from_site_config_and_usable(tmp_path, plugins, monkeypatch, make_event):
-    monkeypatch.chdir(tmp_path)  # relative SQLite paths are relative to the working directory
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # relative SQLite paths are relative to the config file
     path = tmp_path / "site.yaml"
     path.write_text(
         "site_id: fab1\n"
@@ -48,7 +50,7 @@ async def test_built_from_site_config_and_usable(tmp_path, plugins, monkeypatch,
     (store,) = loaded.build("backends", plugins)
     assert isinstance(store, SqlStore)
     assert store.name == "managed"
-    assert store.settings.url == Secret("sqlite+aiosqlite:///./data/x.db")
+    assert store.settings.url == Secret(f"sqlite+aiosqlite:///{tmp_path}/data/x.db")
     assert store.settings.hot_retention == 48 * 3600
     assert store.settings.pool_size == 10
     assert store.settings.batch_chunk == 5000
@@ -59,6 +61,7 @@ async def test_built_from_site_config_and_usable(tmp_path, plugins, monkeypatch,
         event = make_event(entity_id="cfg")
         assert await store.ingest([event]) == [True]
         assert (tmp_path / "data" / "x.db").is_file()
+        assert not (elsewhere / "data").exists()
         await source.start()
         assert (await source.job_detail("cfg")).events == [event]
     finally:

@@ -17,18 +17,25 @@ def register_commands(cli):
 
 @hookimpl
 def check_config(config, plugins):
-    """Run the builders ``wafermon sidecar|gateway --check`` run, for each section the file has.
+    """Run the builders ``wafermon sidecar|gateway|central --check`` run, for each section the
+    file has.
 
     One validation for both commands: a key ``sidecar --check`` refuses, ``config check`` refuses
     too, with the same words. Nothing is started (no spool opened, no connection made).
     """
     from wafermon import ConfigError, PluginError
 
+    from .central.settings import build_central
     from .gateway.settings import build_gateway
     from .sidecar.settings import build_sidecar
 
+    builders = {
+        "sidecar": build_sidecar,
+        "gateway": build_gateway,
+        "central": lambda config, _plugins: build_central(config),
+    }
     problems: list = []
-    for section, build in (("sidecar", build_sidecar), ("gateway", build_gateway)):
+    for section, build in builders.items():
         if section not in config.raw:
             continue
         try:

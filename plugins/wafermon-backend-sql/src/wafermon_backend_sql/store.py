@@ -45,6 +45,7 @@ from wafermon import (
     Secret,
     encode_cursor,
 )
+from wafermon.config import config_dir
 from wafermon.errors import FieldValueError
 from wafermon.interfaces import STATUSES
 from wafermon.store import (
@@ -99,7 +100,28 @@ def _valid_url(_inst: object, _attr: attrs.Attribute, value: Secret) -> None:
 
 
 def _as_secret(value: Secret | str) -> Secret:
-    return value if isinstance(value, Secret) else Secret(value)
+    return _relative_to_config(value if isinstance(value, Secret) else Secret(value))
+
+
+def _relative_to_config(url: Secret) -> Secret:
+    """A relative SQLite file path resolved against the config file's folder, like every
+    other relative path in a site config (``config_dir()``; unchanged outside a config)."""
+    base = config_dir()
+    if base is None:
+        return url
+    try:
+        parsed = sa.make_url(url.reveal())
+    except sa.exc.ArgumentError:
+        return url  # the validator explains
+    database = parsed.database
+    if (
+        not parsed.drivername.startswith("sqlite")
+        or database in (None, "", ":memory:")
+        or database.startswith("file:")
+        or Path(database).is_absolute()
+    ):
+        return url
+    return Secret(parsed.set(database=str(base / database)).render_as_string(hide_password=False))
 
 
 def _at_least(low: float):
@@ -116,8 +138,8 @@ class Settings:
 
     ``url`` is a SQLAlchemy URL (``sqlite+aiosqlite:///./data/wafermon.db`` or
     ``postgresql+asyncpg://user:pw@host/db``; plain ``postgresql://`` is rewritten to asyncpg).
-    A relative SQLite path is relative to the working directory of the process, not to the
-    config file (the URL is a secret string, not a path setting). ``entity_retention`` of 0
+    A relative SQLite path is relative to the config file's folder, like every relative path
+    in a site config (``wafermon.config.config_dir``). ``entity_retention`` of 0
     keeps job and subjob rows forever.
     """
 
