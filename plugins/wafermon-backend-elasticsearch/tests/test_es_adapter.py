@@ -47,6 +47,7 @@ FILTERS = [
     {"app": "litho"},
     {"entity_type": "subjob"},
     {"entity_id": "e3"},
+    {"parent_id": "j0"},  # the subjobs of job j0
     {"status": "running"},
     {"status": "finished"},
     {"status": "failed"},

@@ -63,6 +63,7 @@ def translate(query: Query) -> dict[str, Any]:
         ("app.name", query.app),
         ("entity.type", query.entity_type),
         ("entity.id", query.entity_id),
+        ("entity.parent_id", query.parent_id),
         ("entity.business_key", query.business_key),
         ("entity.sub_key", query.sub_key),
     ):
