@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import attrs
 import orjson
 import pytest
 from click.testing import CliRunner
 
-from wafermon import Emitter, Query, QueryAdapter, QueryResult, encode_cursor, hookimpl
+from wafermon import ByteSize, Emitter, Query, QueryAdapter, QueryResult, encode_cursor, hookimpl
 from wafermon import cli as cli_module
+from wafermon.config import Seconds, Secret
 from wafermon.plugins import Plugins
 
 STORE: list = []
@@ -134,3 +137,57 @@ def test_query_model_rejects_naive_times():
 
     with pytest.raises(ValueError, match="start: must be a timezone-aware datetime"):
         Query(start=datetime(2026, 1, 1))
+
+
+@attrs.frozen
+class RetryPart:
+    attempts: int = 3
+
+
+@attrs.frozen
+class TunedSettings:
+    """Settings covering every value type ``plugins --json`` names."""
+
+    url: str
+    token: Secret | None = None
+    root: Path = Path("data")
+    max_bytes: ByteSize = ByteSize(1024)
+    every: Seconds = Seconds(30.0)
+    tags: list[str] = attrs.Factory(lambda: ["a"])
+    headers: dict[str, str] = attrs.Factory(dict)
+    retry: RetryPart = attrs.Factory(lambda: RetryPart())
+
+
+class TunedEmitter(Emitter):
+    Settings = TunedSettings
+
+    async def emit(self, batch):
+        pass
+
+
+class TunedPlugin:
+    @hookimpl
+    def register_emitters(self, register):
+        register("tuned", TunedEmitter)
+
+
+def test_plugins_json_shows_each_components_settings(runner):
+    cli_module._plugins().register(TunedPlugin(), "tuned")
+    as_json = json.loads(runner.invoke(cli_module.cli, ["plugins", "--json"]).output)
+    tuned = next(p for p in as_json if p["name"] == "tuned")
+    (component,) = tuned["components"]
+    assert (component["kind"], component["type"]) == ("emitter", "tuned")
+    fields = {f["name"]: f for f in component["settings"]}
+    assert fields["url"] == {"name": "url", "type": "string", "required": True, "default": None}
+    assert fields["token"]["type"] == "secret or null"
+    assert (fields["root"]["type"], fields["root"]["default"]) == ("path", "data")
+    assert (fields["max_bytes"]["type"], fields["max_bytes"]["default"]) == ("size", 1024)
+    assert (fields["every"]["type"], fields["every"]["default"]) == ("duration", 30.0)
+    assert (fields["tags"]["type"], fields["tags"]["default"]) == ("list of string", ["a"])
+    assert fields["headers"]["type"] == "mapping"
+    assert fields["retry"]["type"] == "mapping"
+    assert fields["retry"]["fields"] == [
+        {"name": "attempts", "type": "integer", "required": False, "default": 3}
+    ]
+    listed = next(p for p in as_json if p["name"] == "list")
+    assert [c["settings"] for c in listed["components"]] == [[], []]  # no Settings class

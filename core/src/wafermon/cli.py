@@ -23,7 +23,13 @@ import yaml
 
 from . import __version__, schema_path
 from .codec import decode_batch, encode_ndjson
-from .config import LoadedConfig, load_config, parse_seconds, strip_credentials
+from .config import (
+    LoadedConfig,
+    describe_settings,
+    load_config,
+    parse_seconds,
+    strip_credentials,
+)
 from .errors import BatchDecodeError, ConfigError, EmitterError, FieldValueError, PluginError
 from .interfaces import Emitter, Query, QueryAdapter
 from .plugins import Plugins
@@ -63,7 +69,7 @@ def plugins(as_json: bool) -> None:
     """List installed plugins, their versions and what each provides."""
     infos = _plugins().info()
     if as_json:
-        click.echo(json.dumps([attrs.asdict(info) for info in infos], indent=2))
+        click.echo(json.dumps([_plugin_json(info) for info in infos], indent=2))
         return
     if not infos:
         if os.environ.get("WAFERMON_LOAD_PLUGINS") is not None:
@@ -81,6 +87,23 @@ def plugins(as_json: bool) -> None:
         click.echo(f"  hooks:    {', '.join(info.hooks) or '-'}")
         for warning in info.warnings:
             click.echo(f"  WARNING: {warning}")
+
+
+def _plugin_json(info: Any) -> dict[str, Any]:
+    """A plugin as ``plugins --json`` shows it: its info, and each component's settings."""
+    out = attrs.asdict(info)
+    out["components"] = []
+    for provided in info.provides:
+        kind, _, type_name = provided.partition(":")
+        entry: dict[str, Any] = {"kind": kind, "type": type_name}
+        try:
+            settings = getattr(_plugins().types(kind)[type_name].cls, "Settings", None)
+            entry["settings"] = describe_settings(settings) if attrs.has(settings) else []
+        except Exception as exc:  # noqa: BLE001 - a lazily imported class that fails to import
+            entry["settings"] = None
+            entry["error"] = str(exc)
+        out["components"].append(entry)
+    return out
 
 
 @cli.group()

@@ -573,3 +573,80 @@ def mask_secrets(value: Any, *, under_secret_key: bool = False) -> Any:
     if isinstance(value, str):
         return strip_credentials(value)
     return value
+
+
+# -- describing a plugin's settings ------------------------------------------------------------
+
+_TYPE_NAMES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    Path: "path",
+    Secret: "secret",
+    ByteSize: "size",
+    Seconds: "duration",
+    dict[str, Any]: "mapping",
+}
+
+
+def describe_settings(settings_cls: type) -> list[dict[str, Any]]:
+    """Each field of a Settings class as ``name``, ``type``, ``required``, ``default``
+    (``fields`` for a nested section), in the words docs/configuration.md uses for value
+    types: what ``wafermon plugins --json`` shows, so a config can be written without the code.
+    """
+    hints = typing.get_type_hints(settings_cls)
+    described = []
+    for field in attrs.fields(settings_cls):
+        hint = hints.get(field.name, field.type)
+        item: dict[str, Any] = {"name": field.name, "type": _type_label(hint)}
+        default = field.default
+        item["required"] = default is attrs.NOTHING
+        if isinstance(default, attrs.Factory) and not default.takes_self:  # type: ignore[arg-type]
+            default = default.factory()
+        if default is attrs.NOTHING or isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = None
+        inner = _nested_settings(hint)
+        if inner is not None:
+            item["fields"] = describe_settings(inner)
+            default = None  # the nested fields carry their own defaults
+        item["default"] = _json_default(default)
+        described.append(item)
+    return described
+
+
+def _type_label(hint: Any) -> str:
+    if hint in _TYPE_NAMES:
+        return _TYPE_NAMES[hint]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, type(int | str)):
+        label = " or ".join(_type_label(a) for a in args)
+        return f"{label} or null" if type(None) in typing.get_args(hint) else label
+    if typing.get_origin(hint) is list and args:
+        return f"list of {_type_label(args[0])}"
+    if typing.get_origin(hint) is dict or hint is dict:
+        return "mapping"
+    if attrs.has(hint):
+        return "mapping"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _nested_settings(hint: Any) -> type | None:
+    if attrs.has(hint):
+        return hint
+    inner = [a for a in typing.get_args(hint) if attrs.has(a)]
+    return inner[0] if len(inner) == 1 else None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return "***"
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_json_default(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_default(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
