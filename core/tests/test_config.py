@@ -394,3 +394,8 @@ def test_check_runs_every_check_config_hook(tmp_path, plugins):
     found = load_config(write(tmp_path, "site_id: fab1\nsidecar:\n  listn: x\n"), {}).check(plugins)
     assert seen == ["fab1"]
     assert found == [str(Problem("$.sidecar.listn", "unknown field", 3))]
+
+
+def test_an_authorization_header_is_masked_but_an_author_is_not():
+    masked = mask_secrets({"headers": {"Authorization": "Bearer t0k"}, "author": "Ada"})
+    assert masked == {"headers": {"Authorization": "***"}, "author": "Ada"}

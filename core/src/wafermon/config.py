@@ -536,7 +536,7 @@ def _interpolate(value: Any, path: str, environ: Mapping[str, str], problems: li
 # -- masking ------------------------------------------------------------------------------------
 
 SECRET_KEY = re.compile(
-    r"token|passw|secret|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth(?!or)",
+    r"token|passw|secret|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth(?!or(?!iz))",
     re.IGNORECASE,
 )
 
