@@ -39,7 +39,7 @@ def test_the_rogue_driver_without_a_flaw_passes(scenario, tmp_path):
     [
         ("duplicate", "job_started_finished", "reached the wire 2 times (expected once)"),
         ("wrong_pid", "job_started_finished", "$.source.pid: expected $driver_pid"),
-        ("uuid_v1", "job_started_finished", "$.event_id: expected uuid4"),
+        ("uuid_v1", "job_started_finished", "$.event_id: expected random_uuid"),
         ("lose_finished", "job_started_finished", "expected event 1 (finished of"),
         ("reorder", "job_started_finished", "the first event on the wire is finished"),
         ("wrong_content_type", "job_started_finished", "Content-Type is application/json"),
