@@ -1,9 +1,10 @@
 """Elasticsearch and Zabbix backends (issue 15). Run through bench/run.py.
 
-- ES: events/s that ``ElasticsearchEmitter.emit`` indexes (batches of 1000 Event objects, as
-  the sidecar's router hands them over: NDJSON built with orjson, one ``_bulk`` per 5 MiB,
-  per-item results checked), as a ratio to the client's own ``helpers.async_bulk`` indexing the
-  same documents (prepared dicts, its default chunks of 500) into a fresh index prefix, same run.
+- ES: events/s that ``ElasticsearchEmitter.emit`` indexes (batches of 1000 events as the
+  sidecar's router hands them over: an EventBatch of the spooled NDJSON bytes, one ``_bulk`` per
+  5 MiB, per-item results checked), as a ratio to the client's own ``helpers.async_bulk``
+  indexing the same documents (prepared dicts, its default chunks of 500) into a fresh index
+  prefix, same run.
 - Zabbix: values/s that ``ZabbixEmitter.emit`` gets accepted (5 values per event: status,
   duration, CPU, memory, the event text), as a ratio to zabbix-utils' bare ``AsyncSender``
   sending the same values (prepared ItemValues, same chunk size) to the same items.
@@ -29,7 +30,7 @@ from elasticsearch.helpers import async_bulk
 from run import sample_events
 from zabbix_utils import AsyncSender, ItemValue
 
-from wafermon import RetryableError, Secret, to_json_dict
+from wafermon import EventBatch, RetryableError, Secret, encode_ndjson, to_json_dict
 from wafermon.events import Event
 from wafermon_backend_elasticsearch import ElasticsearchEmitter, EmitterSettings, index_for
 from wafermon_backend_zabbix import ApiSettings, ZabbixApi, ZabbixEmitter
@@ -74,9 +75,13 @@ async def _es(count: int, rounds: int) -> dict[str, object]:
             )
             await emitter.start()
             events = fresh(template)
+            batches = [
+                EventBatch.from_ndjson(encode_ndjson(events[start : start + BATCH]))
+                for start in range(0, count, BATCH)
+            ]
             began = time.perf_counter()
-            for start in range(0, count, BATCH):
-                await emitter.emit(events[start : start + BATCH])
+            for batch in batches:
+                await emitter.emit(batch)
             ours.append(count / (time.perf_counter() - began))
             await emitter.close()
 
