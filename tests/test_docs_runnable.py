@@ -6,19 +6,25 @@ Markers, in a fenced block's info string (renderers only read its first word):
   when the document is run (a later block with the same name replaces it);
 - ```` ```console runnable ````: each ``$ command`` line runs in that folder with bash; the
   lines after it, up to the next ``$``, are its expected output (stdout and stderr together,
-  compared exactly, trailing spaces ignored; a line ``...`` stands for any lines);
-- ```` ```sh runnable ````: every line is a command that must exit 0.
+  compared exactly, trailing spaces ignored; a line ``...`` stands for any lines, ``...``
+  inside a line for any text);
+- ```` ```sh runnable ````: the block is one bash script (``set -e``) that must exit 0.
 
 Each document runs top to bottom in its own folder, so an example may use the files of the
 examples before it. Commands see only the filesystem plugin (``WAFERMON_LOAD_PLUGINS``) unless
-the block says ``plugins=a,b``, so outputs do not depend on what else is installed.
+the block says ``plugins=a,b``, so outputs do not depend on what else is installed, and get
+free ports in ``SIDECAR_PORT`` and ``GATEWAY_PORT``. A process whose id an example leaves in a
+``*.pid`` file of the folder is killed when the document is done, passed or failed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -64,8 +70,18 @@ def documents() -> list[Path]:
     ]
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORTS = {"SIDECAR_PORT": str(_free_port()), "GATEWAY_PORT": str(_free_port())}
+
+
 def _env(block: Block, folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WAFERMON_")}
+    env.update(PORTS)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["WAFERMON_LOAD_PLUGINS"] = block.options.get("plugins") or "filesystem"
     env["HOME"] = str(folder)
@@ -75,7 +91,7 @@ def _env(block: Block, folder: Path) -> dict[str, str]:
 
 def _run(command: str, block: Block, folder: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["bash", "-c", command],
+        ["bash", "-e", "-c", command],
         cwd=folder,
         env=_env(block, folder),
         stdout=subprocess.PIPE,
@@ -92,7 +108,18 @@ def _matches(expected: list[str], actual: list[str]) -> bool:
         return not actual
     if expected[0] == "...":
         return any(_matches(expected[1:], actual[i:]) for i in range(len(actual) + 1))
-    return bool(actual) and expected[0] == actual[0] and _matches(expected[1:], actual[1:])
+    return (
+        bool(actual)
+        and _line_matches(expected[0], actual[0])
+        and _matches(expected[1:], actual[1:])
+    )
+
+
+def _line_matches(expected: str, actual: str) -> bool:
+    if "..." not in expected:
+        return expected == actual
+    pattern = ".*".join(re.escape(part) for part in expected.split("..."))
+    return re.fullmatch(pattern, actual) is not None
 
 
 def console_steps(text: str) -> list[tuple[str, list[str]]]:
@@ -110,6 +137,15 @@ def console_steps(text: str) -> list[tuple[str, list[str]]]:
 
 def run_document(path: Path, folder: Path, root: Path = REPO) -> list[str]:
     """Run one document's examples in ``folder``; the failures, each naming file and line."""
+    try:
+        return _run_blocks(path, folder, root)
+    finally:
+        for pid_file in folder.glob("*.pid"):
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+
+
+def _run_blocks(path: Path, folder: Path, root: Path) -> list[str]:
     failures = []
     where = path.relative_to(root)
     for block in blocks(path):
@@ -133,15 +169,11 @@ def run_document(path: Path, folder: Path, root: Path = REPO) -> list[str]:
                         + "\n".join(actual)
                     )
         elif block.language in ("sh", "bash"):
-            for command in block.text.splitlines():
-                if not command.strip() or command.lstrip().startswith("#"):
-                    continue
-                done = _run(command, block, folder)
-                if done.returncode != 0:
-                    failures.append(
-                        f"{where}:{block.line}: `{command}` exited {done.returncode}:\n"
-                        + done.stdout
-                    )
+            done = _run(block.text, block, folder)
+            if done.returncode != 0:
+                failures.append(
+                    f"{where}:{block.line}: the script exited {done.returncode}:\n" + done.stdout
+                )
         else:
             failures.append(f"{where}:{block.line}: cannot run a {block.language!r} block")
     return failures
@@ -171,10 +203,12 @@ def test_a_broken_example_fails(tmp_path):
     failures = run_document(doc, run, root=tmp_path)
     assert len(failures) == 2, failures
     assert "did you mean 'backends'?" in failures[0]  # the real output, shown on failure
-    assert "`false` exited 1" in failures[1]
+    assert "the script exited 1" in failures[1]
 
 
-def test_ellipsis_matches_any_lines():
+def test_ellipsis_matches_any_lines_and_any_text():
+    assert _matches(["a ... z"], ["a b c z"])
+    assert not _matches(["a ... z"], ["a b c"])
     assert _matches(["a", "...", "d"], ["a", "b", "c", "d"])
     assert _matches(["a", "..."], ["a"])
     assert not _matches(["a", "...", "d"], ["a", "b"])
