@@ -29,7 +29,7 @@ from .codec import (  # noqa: E402 - hookimpl must exist before plugins import t
     structure_event,
     to_json_dict,
 )
-from .config import ByteSize, Seconds, Secret, strip_credentials  # noqa: E402
+from .config import ByteSize, Seconds, Secret, describe, strip_credentials  # noqa: E402
 from .errors import (  # noqa: E402
     BatchDecodeError,
     ConfigError,
@@ -98,6 +98,7 @@ __all__ = [
     "decode_batch",
     "decode_cursor",
     "decode_event",
+    "describe",
     "encode_array",
     "encode_cursor",
     "encode_event",

@@ -557,6 +557,13 @@ def strip_credentials(text: str) -> str:
     return _URL_USERINFO.sub(r"\g<head>***@", text)
 
 
+def describe(exc: BaseException) -> str:
+    """An exception as one line for logs and API answers: ``Type: message`` (or ``Type`` when
+    it has no message), URL credentials stripped. The one way every host and plugin says it."""
+    text = strip_credentials(str(exc).strip())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def mask_secrets(value: Any, *, under_secret_key: bool = False) -> Any:
     """Replace values under secret-looking keys, and passwords inside URLs, with ``***``."""
     if isinstance(value, dict):

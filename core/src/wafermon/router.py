@@ -41,6 +41,7 @@ import orjson
 
 from .batch import EventBatch
 from .codec import to_json_dict
+from .config import describe
 from .errors import PermanentError, RetryableError
 from .events import Event
 from .interfaces import Emitter
@@ -175,9 +176,7 @@ class Router:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # logged, shown, then resumed
-                text = str(exc).strip()
-                why = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-                state.last_error = f"delivery loop failed: {why}"
+                state.last_error = f"delivery loop failed: {describe(exc)}"
                 state.breaker = Breaker.OPEN
                 log.error("backend %s: delivery loop failed; resuming", route.name, exc_info=exc)
                 await asyncio.sleep(self.loop_retry_s)

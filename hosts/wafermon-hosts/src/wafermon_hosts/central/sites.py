@@ -18,7 +18,7 @@ import attrs
 import httpx
 import orjson
 
-from wafermon import strip_credentials
+from wafermon import describe
 
 from .settings import SiteSettings
 
@@ -67,11 +67,6 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
             raise AnswerTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _reason(exc: BaseException) -> str:
-    text = strip_credentials(str(exc).strip())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class SiteClient:
@@ -126,9 +121,9 @@ class SiteClient:
         except (TimeoutError, httpx.TimeoutException):
             return answer("timed_out", error=f"no answer within {self.timeout:g}s")
         except httpx.HTTPError as exc:
-            return answer("failed", error=_reason(exc))
+            return answer("failed", error=describe(exc))
         except (OSError, ssl.SSLError) as exc:
-            return answer("failed", error=_reason(exc))
+            return answer("failed", error=describe(exc))
         code = response.status_code
         try:
             body = orjson.loads(content) if content else None

@@ -18,7 +18,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from wafermon import Event, Problem, Query, QueryResult, encode_cursor
+from wafermon import Event, Problem, Query, QueryResult, describe, encode_cursor
 from wafermon.codec import unstructure_event
 from wafermon.errors import FieldValueError
 from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES, decode_cursor
@@ -26,7 +26,7 @@ from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES, decode_cursor
 from ..common.errors import ApiError, JSONResponse, bad_parameter
 from ..common.limits import media_type, read_body
 from .params import Params, parse_time
-from .runtime import SourceUnavailable, reason
+from .runtime import SourceUnavailable
 from .settings import MANAGED
 
 #: Query field -> query parameter of GET /v1/data/unified.
@@ -57,7 +57,7 @@ async def run_source(gw: Any, name: str, query: Query) -> QueryResult:
     except TimeoutError:
         raise SourceFailure("timed_out", f"no answer within {timeout:g}s") from None
     except Exception as exc:  # noqa: BLE001 - one source's failure is reported, not raised
-        raise SourceFailure("failed", reason(exc)) from None
+        raise SourceFailure("failed", describe(exc)) from None
 
 
 # -- POST /v1/query/external --------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
 
-from wafermon import Health, QueryAdapter, RetryableError, strip_credentials
+from wafermon import Health, QueryAdapter, RetryableError, describe
 from wafermon.errors import FieldValueError
 from wafermon.plugins import Plugins
 
@@ -120,7 +120,7 @@ class SourceHandle:
                 async with asyncio.timeout(self.timeout):
                     await self.adapter.start()
             except Exception as exc:  # noqa: BLE001 - any failure is reported, not fatal
-                self.error = f"failed to start: {reason(exc)}"
+                self.error = f"failed to start: {describe(exc)}"
                 self._retry_at = time.monotonic() + SOURCE_RETRY_S
                 log.warning("source failed to start", source=self.name, error=self.error)
                 with contextlib.suppress(Exception):
@@ -195,7 +195,7 @@ class Gateway:
                 await self.store.close()
             self.start_error = (
                 f"managed store {self.store.name!r} (type {self.store_type}) failed to start: "
-                f"{reason(exc)}"
+                f"{describe(exc)}"
             )
             log.error("gateway cannot start", error=self.start_error)
             raise StoreStartError(self.start_error) from exc
@@ -223,7 +223,7 @@ class Gateway:
             try:
                 await source.close()
             except Exception as exc:  # noqa: BLE001 - close the rest regardless
-                log.warning("source failed to close", source=source.name, error=reason(exc))
+                log.warning("source failed to close", source=source.name, error=describe(exc))
         await self.store.close()
         if self.tracing is not None:
             self.tracing.shutdown()
@@ -240,7 +240,7 @@ class Gateway:
             removed = await retain(self)
         except Exception as exc:  # noqa: BLE001 - the next run tries again
             self.metrics.retention_failures.inc()
-            log.warning("retention run failed", store=self.store.name, error=reason(exc))
+            log.warning("retention run failed", store=self.store.name, error=describe(exc))
             return None
         self.metrics.retention_removed.inc(removed)
         if removed:
@@ -267,10 +267,10 @@ class Gateway:
             field = (names or {}).get(exc.field, exc.field)
             raise bad_parameter(field, exc.message) from None
         except (RetryableError, OSError) as exc:  # OSError covers unwrapped connection errors
-            log.warning("managed store unavailable", store=self.store.name, error=reason(exc))
+            log.warning("managed store unavailable", store=self.store.name, error=describe(exc))
             raise ApiError(
                 503,
-                f"the managed store is unavailable: {reason(exc)}",
+                f"the managed store is unavailable: {describe(exc)}",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             ) from None
 
@@ -283,7 +283,7 @@ async def checked_health(component: Any, timeout: float) -> Health:
     except TimeoutError:
         return Health(False, f"health check did not answer within {timeout:g}s")
     except Exception as exc:  # noqa: BLE001 - health must not raise; report it instead
-        return Health(False, f"health check failed: {reason(exc)}")
+        return Health(False, f"health check failed: {describe(exc)}")
 
 
 def _has_keyword(function: Any, name: str) -> bool:
@@ -291,9 +291,3 @@ def _has_keyword(function: Any, name: str) -> bool:
         return name in inspect.signature(function).parameters
     except (TypeError, ValueError):  # no signature to read: assume the plain contract
         return False
-
-
-def reason(exc: BaseException) -> str:
-    """``Type: message`` for logs and answers, URL credentials stripped."""
-    text = strip_credentials(str(exc).strip())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

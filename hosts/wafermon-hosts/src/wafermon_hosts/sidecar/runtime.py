@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from prometheus_client import Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from wafermon import Emitter, Event, EventBatch, Health, RetryableError, strip_credentials
+from wafermon import Emitter, Event, EventBatch, Health, RetryableError, describe
 from wafermon.plugins import Plugins
 from wafermon.router import Breaker, Route, Router
 from wafermon.spool import Spool, SpoolFull
@@ -86,7 +86,7 @@ class SupervisedEmitter(Emitter):
                 async with asyncio.timeout(START_TIMEOUT_S):
                     await self.inner.start()
             except Exception as exc:  # noqa: BLE001 - any failure is reported, not fatal
-                error = f"failed to start: {reason(exc)}"
+                error = f"failed to start: {describe(exc)}"
                 if error != self.start_error:  # once per distinct reason; the router logs retries
                     log.warning("backend failed to start", backend=self.name, error=error)
                 self.start_error = error
@@ -316,7 +316,7 @@ class Sidecar:
             self.spool = await asyncio.to_thread(self._open_spool)
         except (OSError, ValueError, SidecarStartError) as exc:
             self._unlock()
-            self.start_error = f"spool {self.spool_dir} cannot be opened: {reason(exc)}"
+            self.start_error = f"spool {self.spool_dir} cannot be opened: {describe(exc)}"
             log.error("sidecar cannot start", error=self.start_error)
             raise SidecarStartError(self.start_error) from exc
         self._executor = ThreadPoolExecutor(APPEND_THREADS, thread_name_prefix="spool-append")
@@ -399,7 +399,7 @@ class Sidecar:
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             ) from None
         except OSError as exc:
-            self.spool_error = reason(exc)
+            self.spool_error = describe(exc)
             self.metrics.refused.labels("spool_error").inc()
             log.error("spool write failed: refusing input", error=self.spool_error)
             raise ApiError(
@@ -451,7 +451,7 @@ class Sidecar:
             try:
                 await emitter.close()
             except Exception as exc:  # noqa: BLE001 - close the rest regardless
-                log.warning("backend failed to close", backend=emitter.name, error=reason(exc))
+                log.warning("backend failed to close", backend=emitter.name, error=describe(exc))
         if self._executor is not None:
             await asyncio.to_thread(self._executor.shutdown, True)
         if self.spool is not None:
@@ -460,9 +460,3 @@ class Sidecar:
         if self.tracing is not None:
             self.tracing.shutdown()
         log.info("sidecar stopped", site_id=self.site_id)
-
-
-def reason(exc: BaseException) -> str:
-    """``Type: message`` for logs and answers, URL credentials stripped."""
-    text = strip_credentials(str(exc).strip())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
