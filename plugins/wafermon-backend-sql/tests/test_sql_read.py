@@ -192,6 +192,7 @@ async def _query_all(store, **filters):
         {"status": "failed"},
         {"business_key": "LOT7"},
         {"sub_key": "S", "status": "finished"},
+        {"parent_id": "Job-4"},
     ],
     ids=repr,
 )
@@ -199,6 +200,13 @@ async def test_query_filters_and_pages(store, fleet, filters):
     query = Query(**filters)
     expected = sorted((e for e in fleet if query.matches(e)), key=lambda e: e.sort_key)
     assert await _query_all(store, limit=33, **filters) == expected
+
+
+async def test_query_by_parent_is_pushed_down_to_the_database(store):
+    """A page holds only the job's subjobs (not a page of everything, filtered later)."""
+    page = await store.query(Query(parent_id="Job-4", limit=10))
+    assert sorted(e.entity.id for e in page.events) == ["Job-4/w0", "Job-4/w1"]
+    assert page.next_cursor is None
 
 
 async def test_query_time_range_is_half_open(store, fleet, t0):
