@@ -17,13 +17,11 @@ wafermon-backend-filesystem installed.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from hosts import host
+from hosts import run_sdk_program
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK = ROOT / "sdk-java"
@@ -53,41 +51,9 @@ def build() -> Path:
 def run(quick: bool) -> dict[str, object]:
     jar = build()
     calls, rounds, events = (20_000, 3, 20_000) if quick else (100_000, 5, 50_000)
-    with tempfile.TemporaryDirectory(prefix="wafermon-bench-java-") as tmp:
-        work = Path(tmp)
-        config = (
-            "site_id: fab1\n"
-            f"sidecar: {{spool: {{dir: '{work / 'sidecar-spool'}'}}}}\n"
-            "backends: [{name: archive, type: filesystem, config: "
-            f"{{root: '{work / 'events'}'}}}}]\n"
-        )
-        with host("sidecar", config, work) as sidecar:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("WAFERMON_")}
-            env.update(
-                WAFERMON_SIDECAR_URL=sidecar,
-                WAFERMON_SITE_ID="fab1",
-                WAFERMON_SPOOL_DIR=str(work / "sdk-spool"),
-            )
-            print("bench java_sdk ...", file=sys.stderr, flush=True)
-            done = subprocess.run(
-                [
-                    "java",
-                    "-cp",
-                    str(jar),
-                    str(SDK / "bench" / "JavaBench.java"),
-                    "--calls",
-                    str(calls),
-                    "--rounds",
-                    str(rounds),
-                    "--throughput-events",
-                    str(events),
-                ],
-                env=env,
-                check=True,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-    figures = json.loads(done.stdout)
+    bench = str(SDK / "bench" / "JavaBench.java")
+    argv = ["java", "-cp", str(jar), bench, "--calls", str(calls), "--rounds", str(rounds)]
+    figures = run_sdk_program([*argv, "--throughput-events", str(events)], "java_sdk")
     return {
         "java_sdk_caller_cost": figures["caller_cost"],
         "java_sdk_throughput": figures["throughput"],
