@@ -140,6 +140,7 @@ sub monitored(&@) {
     my $job = $parent ? $parent->subjob(%opt) : $client->job(%opt);
     my $want = wantarray;
     my @result;
+    local $WaferMon::Job::ENCLOSING = $job;    # its subjobs take its business key
     my $ok = eval {
         if ($want) { @result = $code->($job) }
         elsif (defined $want) { $result[0] = $code->($job) }
@@ -243,6 +244,7 @@ sub _send_buffer {
     my ($self) = @_;
     my $lines = $self->{buf};
     return unless @$lines;
+    _print_events($lines) if $self->{settings}{console};
     $self->{buf} = [];
     $self->{buf_since} = undef;
     $self->{last_handoff} = Time::HiRes::time();
@@ -267,6 +269,15 @@ sub _send_buffer {
     }
     $self->{stats}{last_error} = $res->{error};
     $self->_to_spool($lines, $res->{retry_after});
+}
+
+# Console mode: each event's wire JSON on stderr as it is handed on, one line each (like
+# OpenTelemetry's console exporter), to see what a program reports while writing it. One print
+# per batch, so lines of several processes sharing stderr do not interleave within a batch.
+sub _print_events {
+    my ($lines) = @_;
+    local $!;
+    print STDERR join '', map { 'wafermon: send ' . ($_ =~ s/\n\z//r) . "\n" } @$lines;
 }
 
 # Events the replayer delivered but the sidecar refused for good: say so here, where the
@@ -517,11 +528,15 @@ or C<WAFERMON_SDK_CONFIG>), C<WAFERMON_*> variables, then C<%settings>. Keys: C<
 C<sidecar_url>, C<token>, C<site_id>, C<direct_url>, C<spool_dir>, C<spool_max_bytes>,
 C<queue_size>, C<batch_size>, C<flush_interval>, C<timeout>, C<max_retries>,
 C<enable_retries>, C<retry_base_delay>, C<retry_max_delay>, C<replay_interval>,
-C<flush_timeout>, C<verify_tls>, and for Perl only C<delivery> (C<background>/C<inline>),
+C<flush_timeout>, C<verify_tls>, C<console>, and for Perl only C<delivery> (C<background>/C<inline>),
 C<inline_timeout> and C<fsync>. Also C<metadata> (a hash ref added to every job's
 metadata) and C<app> (the default application). A bad setting dies with a
 L<WaferMon::ConfigError> naming every fault: C<WAFERMON_MODE: must be one of sidecar,
 direct, got 'sidcar'>.
+
+C<< console => 1 >> (or C<WAFERMON_CONSOLE=1>) prints each event's wire JSON to STDERR as
+it is handed on, one C<wafermon: send {...}> line per event: to see what a program reports
+while writing it.
 
 =head2 job(%options)
 
@@ -532,7 +547,10 @@ C<metadata>, C<entity_id>, C<site_id>.
 =head2 monitored { ... } %options
 
 Exported on request. Runs the block with the job as its argument; returns the block's
-value. C<client> defaults to C<< WaferMon->default >>; C<parent> makes it a subjob.
+value. C<client> defaults to C<< WaferMon->default >>; C<parent> makes it a subjob. A
+subjob started inside the block (C<< $job->subjob >>, or C<parent> being this job or its id)
+without a C<business_key> of its own takes this job's, as the Python SDK's enclosing
+C<Monitored> does; an explicit one wins.
 
 =head2 emit_event($event), emit_batch(\@events)
 

@@ -28,7 +28,7 @@ subtest 'jobs, subjobs, ticks and wire-form events reach the sidecar and its bac
     monitored {
         my ($job) = @_;
         for my $w (1 .. 3) {
-            my $sub = $job->subjob(sub_key => "wafer-$w", business_key => 'lot-e2e');
+            my $sub = $job->subjob(sub_key => "wafer-$w");    # the job's business key
             $sub->tick($_ / 4, { step => $_ }) for 1 .. 4;
             $sub->finish;
         }

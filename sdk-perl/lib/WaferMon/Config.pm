@@ -31,6 +31,7 @@ our %DEFAULTS = (
     verify_tls       => 1,
     fsync            => 1,            # Perl only: direct mode fsyncs each file it appended to
     delivery         => undef,        # Perl only: background (sidecar default) or inline (direct default)
+    console          => 0,            # debug: print each event to stderr as it is sent
 );
 
 my %TIME_UNITS = ('' => 1, ms => 0.001, s => 1, m => 60, h => 3600, d => 86400);
@@ -154,6 +155,7 @@ our %PARSERS = (
     verify_tls       => \&_boolean,
     fsync            => \&_boolean,
     delivery         => _choice(qw(background inline)),
+    console          => \&_boolean,
     # Read by other SDKs; accepted here so one settings file serves them all.
     queue_full       => _choice(qw(block spool drop)),
     block_timeout    => _seconds(0),

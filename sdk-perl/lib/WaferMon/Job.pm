@@ -13,6 +13,10 @@ our $VERSION = '0.1.0';
 
 my $ENTITY_ID_MAX = 256;
 
+# The job whose monitored { } block is running (innermost), as the Python SDK's enclosing
+# Monitored: a subjob of it started inside the block takes its business key.
+our $ENCLOSING;
+
 # Made by WaferMon->job / ->monitored and Job->subjob, never directly.
 sub _new {
     my ($class, $client, %opt) = @_;
@@ -34,7 +38,12 @@ sub _new {
     Carp::croak("entity_id: 1-$ENTITY_ID_MAX characters") if !length $id || length $id > $ENTITY_ID_MAX;
     my %entity = (type => $type, id => "$id");
     $entity{parent_id} = "$parent_id" if defined $parent_id;
-    $entity{business_key} = "$opt{business_key}" if defined $opt{business_key};
+    # A subjob without its own key, started inside its parent's monitored { } block, takes the
+    # parent's (the lot's), so a query by lot finds its wafers too.
+    my $business_key = $opt{business_key};
+    $business_key //= $ENCLOSING->{entity}{business_key}
+        if $type eq 'subjob' && $ENCLOSING && defined $parent_id && $ENCLOSING->{entity}{id} eq $parent_id;
+    $entity{business_key} = "$business_key" if defined $business_key;
     $entity{sub_key} = "$opt{sub_key}" if defined $opt{sub_key};
     my %metadata = (%{ $client->{metadata} || {} }, %{ $opt{metadata} || {} });
     my $self = bless {
@@ -197,7 +206,9 @@ C<metrics.progress>, C<%metadata> is merged into the job's metadata from then on
 
 =item subjob(%options)
 
-A child entity (C<sub_key>, C<business_key>, C<metadata>, C<app>), started now.
+A child entity (C<sub_key>, C<business_key>, C<metadata>, C<app>), started now. Started
+inside this job's C<monitored { }> block without a C<business_key> of its own, it takes
+this job's, so a query by the lot finds its wafers too.
 
 =item finish, fail($error, type => $name)
 
