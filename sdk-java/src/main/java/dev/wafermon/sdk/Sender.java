@@ -1,6 +1,7 @@
 package dev.wafermon.sdk;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -33,6 +34,8 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 final class Sender {
     private static final System.Logger LOG = System.getLogger("dev.wafermon.sdk");
+    /** Starts each line console mode prints (Python's is {@code wafermon-sdk: send }). */
+    static final String CONSOLE_PREFIX = "wafermon-sdk-java: send ";
 
     /** One delivery attempt of a spooled file's lines. */
     @FunctionalInterface
@@ -380,7 +383,28 @@ final class Sender {
         return lines;
     }
 
+    /**
+     * Console mode: each event's wire JSON on stderr as it is sent, one line each (like
+     * OpenTelemetry's console exporter), for seeing what a program reports while writing it.
+     * One print per batch, so lines of other threads do not land inside it.
+     */
+    private static void print(List<Wire.Line> batch) {
+        StringBuilder out = new StringBuilder();
+        for (Wire.Line line : batch) {
+            int end = line.bytes.length;
+            while (end > 0 && line.bytes[end - 1] == '\n') {
+                end--;
+            }
+            out.append(CONSOLE_PREFIX).append(new String(line.bytes, 0, end, StandardCharsets.UTF_8)).append('\n');
+        }
+        System.err.print(out);
+        System.err.flush();
+    }
+
     private void deliver(List<Wire.Line> batch) throws InterruptedException {
+        if (s.console) {
+            print(batch);
+        }
         for (Target t : targets) {
             List<Wire.Line> lines = batch; // what this destination still has to take
             if (t.down || !t.spool.isEmpty()) {

@@ -64,6 +64,7 @@ public final class Settings {
     final Duration replayInterval;
     final Duration flushTimeout;
     final boolean shutdownHook;
+    final boolean console; // debug: each event's wire JSON to stderr as it is sent
     final String awsAccessKeyId; // from AWS_* in the environment map; else the AWS default chain
     final String awsSecretAccessKey; // never logged
     final String awsSessionToken;
@@ -89,6 +90,7 @@ public final class Settings {
         replayInterval = (Duration) v.getOrDefault("replay_interval", Duration.ofSeconds(1));
         flushTimeout = (Duration) v.getOrDefault("flush_timeout", Duration.ofSeconds(10));
         shutdownHook = (Boolean) v.getOrDefault("shutdown_hook", Boolean.TRUE);
+        console = (Boolean) v.getOrDefault("console", Boolean.FALSE);
         s3Region = (String) v.getOrDefault("s3_region", "us-east-1");
         s3Endpoint = (String) v.get("s3_endpoint");
         awsAccessKeyId = (String) v.get(AWS_KEY);
@@ -179,6 +181,7 @@ public final class Settings {
         PARSERS.put("replay_interval", v -> positive(parseDuration(v), v));
         PARSERS.put("flush_timeout", Settings::parseDuration);
         PARSERS.put("shutdown_hook", Settings::parseBoolean);
+        PARSERS.put("console", Settings::parseBoolean);
         PARSERS.put("s3_endpoint", Settings::parseUrl);
         PARSERS.put("s3_region", v -> v.toString().trim());
     }

@@ -465,6 +465,14 @@ public final class WafermonClient implements AutoCloseable {
         }
 
         /**
+         * Debug: print each event's wire JSON to stderr as it is sent (default false), as
+         * {@code WAFERMON_CONSOLE=1} does.
+         */
+        public Builder console(boolean on) {
+            return set("console", on);
+        }
+
+        /**
          * Checks every setting and starts the client's sender thread.
          *
          * @throws WafermonConfigException listing every bad setting, each under its name
