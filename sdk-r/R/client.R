@@ -52,6 +52,9 @@
 #' Events an earlier process left in the spool are replayed now (one attempt), else by the
 #' replayer process. A client that was the default before is closed first.
 #'
+#' Debugging: with `console = TRUE` (`WAFERMON_CONSOLE=1`) each event's wire JSON is also
+#' written to stderr as it is sent, one line each prefixed `wafermon-sdk-r: send `.
+#'
 #' @inheritParams wafermon_settings
 #' @param default Make it the default client (`TRUE`).
 #' @return The client (invisibly), an environment of class `wafermon_client`.
@@ -142,10 +145,19 @@ print.wafermon_client <- function(x, ...) {
   TRUE
 }
 
-# Take the pending and buffered events, in order.
+# Console mode (WAFERMON_CONSOLE): each event's wire JSON on stderr as it is sent, one line
+# each, like OpenTelemetry's console exporter; for seeing what a program reports while writing it.
+# Written to stderr() directly, not by message(), so suppressMessages() does not hide it.
+.print_events <- function(lines) {
+  if (length(lines)) cat(paste0("wafermon-sdk-r: send ", lines, "\n"), file = stderr(), sep = "")
+}
+
+# Take the pending and buffered events, in order. The buffered ones leave memory for the first
+# time here (sent, or spooled behind older events): console mode prints them now, once each.
 .take_all <- function(client) {
   n <- client$n
   idx <- seq_len(n)
+  if (isTRUE(client$settings$console)) .print_events(client$lines[idx])
   out <- list(
     lines = c(client$pending, client$lines[idx]),
     sites = if (is.null(client$pending_sites) && length(client$pending)) NULL else c(client$pending_sites, client$sites[idx]),

@@ -6,7 +6,7 @@
   "mode", "sidecar_url", "token", "site_id", "direct_url", "spool_dir",
   "spool_max_bytes", "queue_size", "batch_size", "flush_interval", "timeout",
   "max_retries", "enable_retries", "retry_base_delay", "retry_max_delay",
-  "replay_interval", "flush_timeout", "verify_tls"
+  "replay_interval", "flush_timeout", "verify_tls", "console"
 )
 
 .site_id_pattern <- "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -24,7 +24,7 @@
     spool_max_bytes = 1024^3, queue_size = 10000L, batch_size = 500L,
     flush_interval = 0.2, timeout = 10, max_retries = 5L, enable_retries = TRUE,
     retry_base_delay = 0.2, retry_max_delay = 30, replay_interval = 1,
-    flush_timeout = 10, verify_tls = TRUE
+    flush_timeout = 10, verify_tls = TRUE, console = FALSE
   )
 }
 
@@ -157,7 +157,7 @@
   max_retries = .parse_integer(0), enable_retries = .parse_boolean,
   retry_base_delay = .parse_positive_duration, retry_max_delay = .parse_positive_duration,
   replay_interval = .parse_positive_duration, flush_timeout = .parse_duration,
-  verify_tls = .parse_boolean
+  verify_tls = .parse_boolean, console = .parse_boolean
 )
 
 # A token is kept as a 'wafermon_secret' so print(), str() and error messages never show it.

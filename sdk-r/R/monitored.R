@@ -71,6 +71,7 @@
 #' @param app The application: a name, or `list(name, version, app_id)` (default: the
 #'   script's file name).
 #' @param business_key Your key for the job (a lot id, a file name), at most 256 characters.
+#'   A subjob without one, started inside its parent's [with_monitored()], takes the parent's.
 #' @param entity_type `"job"` or `"subjob"`.
 #' @param sub_key A subjob's key within its parent (a wafer id).
 #' @param parent The parent job (a `wafermon_job`) of a subjob; default: the innermost
@@ -104,7 +105,12 @@ job_start <- function(app = NULL, business_key = NULL, entity_type = "job", sub_
   job$app <- .check_app(app %||% (if (!is.null(parent)) parent$app))
   entity <- list(type = entity_type, id = job$id)
   if (entity_type == "subjob") entity$parent_id <- parent$id
-  entity$business_key <- .check_key(business_key, "business_key")
+  # A subjob without its own key, started inside its parent's with_monitored(), takes the
+  # parent's (the lot's), so a query by business key finds the lot's wafers too. As in the
+  # Python SDK, a subjob started by handle alone (outside its parent's block) does not.
+  entity$business_key <- .check_key(business_key, "business_key") %||%
+    (if (entity_type == "subjob" && identical(parent, wafermon_current())) parent$business_key)
+  job$business_key <- entity$business_key
   entity$sub_key <- .check_key(sub_key, "sub_key")
   job$fixed_json <- paste0(",", .strip_braces(.to_json(list(site_id = site_id, app = job$app, entity = entity))))
   job$site_id <- site_id
@@ -247,7 +253,8 @@ wafermon_current <- function() {
 #' is a normal end. Warnings are counted and the first ten
 #' kept: the `finished`/`failed` event's metadata gets `warnings` (how many) and
 #' `warning_messages`; they are still shown as usual. Inside another `with_monitored()`, the
-#' block is a subjob of it (`job` is then its `sub_key`), and [tick()] reports progress of
+#' block is a subjob of it (`job` is then its `sub_key`; its `business_key` is the parent's),
+#' and [tick()] reports progress of
 #' the innermost one.
 #'
 #' @param job The job's key: its `business_key` (a lot id), or a subjob's `sub_key`.
