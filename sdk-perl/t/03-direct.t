@@ -40,7 +40,7 @@ subtest 'a job with a subjob and ticks lands in ROOT/{site}/{UTC date}/events.js
     my ($progress) = grep { $_->{kind} eq 'progress' } @events;
     is($progress->{metrics}{progress}, 0.5);
     ok($progress->{metrics}{duration_s} >= 0);
-    is_deeply($progress->{entity}, { type => 'subjob', id => $sub->entity_id, parent_id => $job->entity_id, sub_key => 'wafer-1' });
+    is_deeply($progress->{entity}, { type => 'subjob', id => $sub->entity_id, parent_id => $job->entity_id, business_key => 'lot-1', sub_key => 'wafer-1' }, 'the subjob carries the lot\'s key');
     is($progress->{metadata}{chamber}, 'B', 'tick metadata merged');
     my ($sub_end) = grep { $_->{kind} eq 'finished' && $_->{entity}{type} eq 'subjob' } @events;
     is($sub_end->{metadata}{chamber}, 'B', '... and carried by later events');

@@ -66,8 +66,8 @@ subtest 'a subjob started inside its parent\'s monitored block takes its busines
         $id{keyless} = $keyless->entity_id;
         $id{orphan} = $keyless->subjob(sub_key => 'w5')->entity_id;
     } client => $wm, app => 'etch';
-    # Outside a monitored block (job guards) nothing is inherited: what the conformance
-    # scenarios (job_with_subjobs_and_progress) expect of every SDK's plain job API.
+    # Outside a monitored block (job guards) too: what the conformance scenarios
+    # (job_with_subjobs_and_progress) expect of every SDK's plain job API.
     my $guard = $wm->job(app => 'etch', business_key => 'LOT-8');
     $id{guarded} = $guard->subjob(sub_key => 'w6')->entity_id;
     $guard->finish;
@@ -83,7 +83,7 @@ subtest 'a subjob started inside its parent\'s monitored block takes its busines
     is_deeply($key{ $id{own} }, { started => 'OWN', finished => 'OWN' }, 'an explicit key wins');
     is_deeply($key{ $id{orphan} }, { started => '(none)', finished => '(none)' }, 'a keyless parent gives none');
     is($key{ $id{keyless} }{started}, '(none)', '... and has none');
-    is_deeply($key{ $id{guarded} }, { started => '(none)', finished => '(none)' }, 'a guard\'s subjob: none');
+    is_deeply($key{ $id{guarded} }, { started => 'LOT-8', finished => 'LOT-8' }, 'a guard\'s subjob: the job\'s key');
 };
 
 subtest 'console mode (WAFERMON_CONSOLE=1) prints each event\'s JSON to STDERR as it is sent' => sub {

@@ -46,6 +46,13 @@ def test_subjobs_inherit_the_parents_business_key_unless_given_one(tmp_path):
             Monitored(app=APP, entity_type="subjob", client=client) as w4,
         ):
             pass
+        # By the parent's id while another job encloses (as a driver or a scheduler starts
+        # them): the parent is found among the running jobs all the same.
+        lot8 = Monitored(app=APP, business_key="LOT-8", client=client).__enter__()
+        w5 = Monitored(app=APP, entity_type="subjob", parent_id=lot8.entity_id, client=client)
+        w6 = Monitored(app=APP, entity_type="subjob", parent_id=lot8.entity_id, client=client)
+        for job in (w5.__enter__(), w6.__enter__(), lot8):
+            job.__exit__(None, None, None)
         assert client.flush(10)
     finally:
         client.close()
@@ -57,6 +64,7 @@ def test_subjobs_inherit_the_parents_business_key_unless_given_one(tmp_path):
     assert keys[w3.entity_id] == "OWN"
     assert keys[keyless.entity_id] is None
     assert keys[w4.entity_id] is None
+    assert keys[w5.entity_id] == keys[w6.entity_id] == "LOT-8"
 
 
 def test_console_mode_prints_each_event_as_sent(tmp_path, capfd, monkeypatch):

@@ -71,7 +71,7 @@
 #' @param app The application: a name, or `list(name, version, app_id)` (default: the
 #'   script's file name).
 #' @param business_key Your key for the job (a lot id, a file name), at most 256 characters.
-#'   A subjob without one, started inside its parent's [with_monitored()], takes the parent's.
+#'   A subjob without one takes its parent's (so a query by lot finds its wafers).
 #' @param entity_type `"job"` or `"subjob"`.
 #' @param sub_key A subjob's key within its parent (a wafer id).
 #' @param parent The parent job (a `wafermon_job`) of a subjob; default: the innermost
@@ -109,7 +109,7 @@ job_start <- function(app = NULL, business_key = NULL, entity_type = "job", sub_
   # parent's (the lot's), so a query by business key finds the lot's wafers too. As in the
   # Python SDK, a subjob started by handle alone (outside its parent's block) does not.
   entity$business_key <- .check_key(business_key, "business_key") %||%
-    (if (entity_type == "subjob" && identical(parent, wafermon_current())) parent$business_key)
+    (if (entity_type == "subjob") parent$business_key)
   job$business_key <- entity$business_key
   entity$sub_key <- .check_key(sub_key, "sub_key")
   job$fixed_json <- paste0(",", .strip_braces(.to_json(list(site_id = site_id, app = job$app, entity = entity))))

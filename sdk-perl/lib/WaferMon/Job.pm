@@ -38,11 +38,17 @@ sub _new {
     Carp::croak("entity_id: 1-$ENTITY_ID_MAX characters") if !length $id || length $id > $ENTITY_ID_MAX;
     my %entity = (type => $type, id => "$id");
     $entity{parent_id} = "$parent_id" if defined $parent_id;
-    # A subjob without its own key, started inside its parent's monitored { } block, takes the
-    # parent's (the lot's), so a query by lot finds its wafers too.
+    # A subjob without its own key takes its parent's (the lot's), so a query by lot finds its
+    # wafers too: from the parent job given, or, given only its id, from the monitored { } block
+    # of that job it runs in.
     my $business_key = $opt{business_key};
-    $business_key //= $ENCLOSING->{entity}{business_key}
-        if $type eq 'subjob' && $ENCLOSING && defined $parent_id && $ENCLOSING->{entity}{id} eq $parent_id;
+    if ($type eq 'subjob' && !defined $business_key) {
+        if (ref $parent) {
+            $business_key = $parent->{entity}{business_key};
+        } elsif ($ENCLOSING && defined $parent_id && $ENCLOSING->{entity}{id} eq $parent_id) {
+            $business_key = $ENCLOSING->{entity}{business_key};
+        }
+    }
     $entity{business_key} = "$business_key" if defined $business_key;
     $entity{sub_key} = "$opt{sub_key}" if defined $opt{sub_key};
     my %metadata = (%{ $client->{metadata} || {} }, %{ $opt{metadata} || {} });
@@ -206,9 +212,8 @@ C<metrics.progress>, C<%metadata> is merged into the job's metadata from then on
 
 =item subjob(%options)
 
-A child entity (C<sub_key>, C<business_key>, C<metadata>, C<app>), started now. Started
-inside this job's C<monitored { }> block without a C<business_key> of its own, it takes
-this job's, so a query by the lot finds its wafers too.
+A child entity (C<sub_key>, C<business_key>, C<metadata>, C<app>), started now. Without a
+C<business_key> of its own it takes this job's, so a query by the lot finds its wafers too.
 
 =item finish, fail($error, type => $name)
 

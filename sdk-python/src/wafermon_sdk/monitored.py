@@ -28,6 +28,7 @@ import resource
 import sys
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from uuid import UUID
@@ -49,6 +50,9 @@ _getrusage = resource.getrusage
 _perf_counter = time.perf_counter
 _time_ns = time.time_ns
 
+#: Running jobs of this process by entity id (weakly held: a job dropped unfinished does not
+#: linger), so a subjob given only its parent's id still finds the parent's business key.
+_running: weakref.WeakValueDictionary[str, Monitored] = weakref.WeakValueDictionary()
 _current: contextvars.ContextVar[Monitored | None] = contextvars.ContextVar(
     "wafermon_sdk_current", default=None
 )
@@ -161,17 +165,14 @@ class Monitored:
             raise ValueError(str(exc)) from None
 
     def _inherit_business_key(self) -> None:
-        """A subjob without its own business key takes its enclosing parent's (the lot), so a
-        query by business key finds the lot's wafers too."""
-        enclosing = _current.get()
-        if (
-            self.entity_type == "subjob"
-            and self.business_key is None
-            and enclosing is not None
-            and enclosing.entity_id == self.parent_id
-            and enclosing.business_key is not None
-        ):
-            self.business_key = enclosing.business_key
+        """A subjob without its own business key takes its parent's (the lot's), so a query by
+        business key finds the lot's wafers too: the parent is any job of this process that
+        is running with that id, as an enclosing block or one given by its id."""
+        if self.entity_type != "subjob" or self.business_key is not None:
+            return
+        parent = _running.get(self.parent_id) if self.parent_id is not None else None
+        if parent is not None and parent.business_key is not None:
+            self.business_key = parent.business_key
             self._checked = None  # rebuilt with the key below
 
     def _copy(self) -> Monitored:
@@ -215,6 +216,7 @@ class Monitored:
         self._who = resource.RUSAGE_SELF if scope == "process" else RUSAGE_THREAD
         self._active, self.status = True, "running"
         self._token = _current.set(self)
+        _running[self.entity_id] = self
         client._put((wire.LIFECYCLE, self._head, "started", _time_ns(), None, self._meta, None))
         self._ru0 = _getrusage(self._who)
         self._t0 = _perf_counter()
@@ -260,6 +262,7 @@ class Monitored:
         if exc is not None:
             error = wire.error_info(exc, "".join(traceback.format_exception(exc)))
         self._active = False
+        _running.pop(self.entity_id, None)
         self.status = "failed" if exc is not None else "finished"
         if self._token is not None:
             try:

@@ -50,6 +50,7 @@ public final class Monitored implements AutoCloseable {
     private final Wire.Head head;
     private final String id;
     private final String siteId;
+    private final String businessKey;
     private final App app;
     private final long startNanos;
     private final Thread thread;
@@ -70,6 +71,10 @@ public final class Monitored implements AutoCloseable {
         this.id = Ids.uuid7();
         check("business_key", businessKey);
         check("sub_key", subKey);
+        if (businessKey == null && parent != null) {
+            businessKey = parent.businessKey; // a subjob takes the lot's key: a query by lot finds its wafers
+        }
+        this.businessKey = businessKey;
         this.head = new Wire.Head(siteId, app, type, id, parent == null ? null : parent.id,
                 businessKey, subKey);
         this.metadata = metadata == null ? new LinkedHashMap<>() : new LinkedHashMap<>(metadata);
@@ -293,7 +298,10 @@ public final class Monitored implements AutoCloseable {
             this.parent = parent;
         }
 
-        /** The business key (a lot number, an order), 1-256 characters. */
+        /**
+         * The business key (a lot number, an order), 1-256 characters. A subjob without one
+         * takes its parent's.
+         */
         public JobBuilder businessKey(String key) {
             this.businessKey = key;
             return this;

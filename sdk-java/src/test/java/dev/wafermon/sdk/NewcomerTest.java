@@ -2,6 +2,7 @@ package dev.wafermon.sdk;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -24,12 +25,50 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * What a newcomer reaches for first (issue #21): console mode prints each event's wire JSON to
+ * What a newcomer reaches for first (issue #21): a subjob without its own business key carries
+ * its parent's, so a query by lot finds the wafers; console mode prints each event's wire JSON to
  * stderr as it is sent. Direct mode to a folder in the filesystem backend's layout: no server
  * needed.
  */
 class NewcomerTest {
     private static final App APP = App.of("wafer-process");
+
+    @Test
+    void subjobsInheritTheParentsBusinessKeyUnlessGivenOne(@TempDir Path tmp) throws Exception {
+        String[] ids = new String[5];
+        run(tmp, Map.of(), client -> {
+            try (Monitored lot = client.job(APP).businessKey("LOT-7").start()) {
+                Monitored w1 = lot.subjob().subKey("w1").start();
+                Monitored own = lot.subjob().businessKey("OWN").start();
+                Monitored nested = w1.subjob().start(); // a subjob of a subjob: the lot's too
+                ids[0] = w1.id();
+                ids[1] = own.id();
+                ids[2] = nested.id();
+                nested.finish();
+                own.finish();
+                w1.finish();
+                lot.finish();
+            }
+            try (Monitored keyless = client.job(APP).start()) {
+                Monitored w = keyless.subjob().start();
+                ids[3] = keyless.id();
+                ids[4] = w.id();
+                w.finish();
+                keyless.finish();
+            }
+        });
+        Map<String, String> keys = new HashMap<>();
+        for (JsonNode e : events(tmp)) {
+            JsonNode key = e.get("entity").get("business_key");
+            keys.put(e.get("entity").get("id").asText(), key == null ? null : key.asText());
+        }
+        assertEquals("LOT-7", keys.get(ids[0]));
+        assertEquals("OWN", keys.get(ids[1]));
+        assertEquals("LOT-7", keys.get(ids[2]));
+        assertTrue(keys.containsKey(ids[3]) && keys.containsKey(ids[4]));
+        assertNull(keys.get(ids[3]));
+        assertNull(keys.get(ids[4]));
+    }
 
     @Test
     void consoleModePrintsEachEventAsSent(@TempDir Path tmp) throws Exception {
