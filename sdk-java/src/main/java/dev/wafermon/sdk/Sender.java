@@ -228,12 +228,7 @@ final class Sender {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        lock.lock();
-        try {
-            return queue.size();
-        } finally {
-            lock.unlock();
-        }
+        return queued();
     }
 
     int queued() {
