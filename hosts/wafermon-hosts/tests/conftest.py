@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from gw_helpers import FlakySqlStore, TestComponents, running
 
 import wafermon_backend_filesystem.plugin
 import wafermon_backend_sql.plugin
+from tests.helpers.gateway import FlakySqlStore, TestComponents, running
 from wafermon import (
     App,
     Entity,
@@ -199,7 +199,7 @@ async def pg_url() -> AsyncIterator[str]:
 @pytest.fixture
 def sc_plugins(plugins) -> Plugins:
     """``plugins`` plus the test-only ``collect`` emitter (switches reset after the test)."""
-    from sc_helpers import Collect, SidecarTestComponents
+    from tests.helpers.sidecar import Collect, SidecarTestComponents
 
     plugins.register(SidecarTestComponents(), "sc-test-components")
     yield plugins
@@ -210,7 +210,7 @@ def sc_plugins(plugins) -> Plugins:
 def write_sidecar_config(tmp_path: Path):
     """Write a site config for a sidecar; ``sidecar`` keys replace the test defaults (a spool
     in tmp_path, fast retries), ``backends`` defaults to one ``collect`` backend named "a"."""
-    from sc_helpers import FAST_RETRY
+    from tests.helpers.sidecar import FAST_RETRY
 
     def write(*, sidecar: dict | None = None, backends: list | None = None, **top: Any) -> Path:
         section = {"spool": {"dir": str(tmp_path / "spool")}, "retry": FAST_RETRY}

@@ -27,7 +27,7 @@ from wafermon_backend_elasticsearch import (
 
 REPO = Path(__file__).resolve().parents[3]
 # The hosts' own test helpers start real sidecar and gateway processes; one copy of them.
-sys.path.insert(0, str(REPO / "hosts" / "wafermon-hosts" / "tests"))
+sys.path.insert(0, str(REPO / "hosts" / "wafermon-hosts"))  # for tests.helpers
 
 T0 = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 _seq = itertools.count()

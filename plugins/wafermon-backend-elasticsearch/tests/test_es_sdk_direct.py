@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from conftest import stored_ids
-from sc_helpers import write_yaml
+from tests.helpers.sidecar import write_yaml
 
 from wafermon import Query
 from wafermon_backend_elasticsearch import AdapterSettings, ElasticsearchQueryAdapter

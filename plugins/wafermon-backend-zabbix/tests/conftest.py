@@ -24,7 +24,7 @@ from wafermon import App, Entity, ErrorInfo, Event, Metrics, RetryableError, Sec
 from wafermon_backend_zabbix import ApiSettings, EmitterSettings, ZabbixApi, ZabbixEmitter
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "hosts" / "wafermon-hosts" / "tests"))
+sys.path.insert(0, str(REPO / "hosts" / "wafermon-hosts"))  # for tests.helpers
 _seq = itertools.count()
 
 

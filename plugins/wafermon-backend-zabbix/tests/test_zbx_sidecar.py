@@ -9,7 +9,7 @@ import time
 import httpx
 import orjson
 from conftest import emit_when_ready, make_event, wait_history
-from sc_helpers import FAST_RETRY, Proc, processes, write_yaml
+from tests.helpers.sidecar import FAST_RETRY, Proc, processes, write_yaml
 
 from wafermon import encode_ndjson
 

@@ -6,9 +6,9 @@ from datetime import datetime
 
 import httpx
 import pytest
-from ct_helpers import central_client, dead_url, encode_events, job_events, site_gateway
 
 import wafermon_hosts.central.merge as merge
+from tests.helpers.central import central_client, dead_url, encode_events, job_events, site_gateway
 
 # Interleaved start times, ties across sites (same second) and the same job ids on two sites.
 FAB1 = [("x01", 5), ("x02", 10), ("x03", 10), ("x04", 40), ("x05", 41), ("x06", 42), ("x07", 90)]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from gw_helpers import FlakySqlStore, running
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers.gateway import FlakySqlStore, running
 from wafermon import QueryAdapter, QueryResult, RetryableError, encode_array, hookimpl
 from wafermon_hosts.gateway import runtime
 from wafermon_hosts.gateway.runtime import StoreStartError

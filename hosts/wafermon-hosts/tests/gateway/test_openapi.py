@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import schemathesis
 import yaml
-from gw_helpers import FUZZ_TOKENS, call_with_token
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
 from starlette.routing import Route
 
+from tests.helpers.gateway import FUZZ_TOKENS, call_with_token
 from wafermon import hookimpl
 from wafermon.config import load_config
 from wafermon_hosts.gateway import create_app
@@ -114,10 +114,9 @@ def fuzz_app():
     ``from_fixture`` does not work with pytest 9). Schemathesis runs the app's lifespan on its
     own event-loop thread; ``stop_fuzz_app`` ends it after this module's tests.
     """
-    from gw_helpers import TestComponents
-
     import wafermon_backend_filesystem.plugin
     import wafermon_backend_sql.plugin
+    from tests.helpers.gateway import TestComponents
     from wafermon.plugins import Plugins
 
     root = Path(tempfile.mkdtemp(prefix="wafermon-gw-fuzz-"))

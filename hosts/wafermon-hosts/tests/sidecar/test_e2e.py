@@ -18,7 +18,8 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from sc_helpers import (
+
+from tests.helpers.sidecar import (
     FAST_RETRY,
     WAFERMON,
     Proc,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import orjson
-from gw_helpers import running
-from sc_helpers import Collect, ids, ndjson_batch, wait_for
 
+from tests.helpers.gateway import running
+from tests.helpers.sidecar import Collect, ids, ndjson_batch, wait_for
 from wafermon import encode_array
 from wafermon_hosts.sidecar.runtime import MAX_DECODED_EVENTS
 
@@ -34,7 +34,7 @@ async def test_a_permanent_reject_goes_to_the_dead_letter_file_with_the_reason(
 
 
 async def test_a_reject_goes_to_the_fallback_backend_instead(start_sidecar, make_event, tmp_path):
-    from sc_helpers import filesystem_event_ids
+    from tests.helpers.sidecar import filesystem_event_ids
 
     Collect.refuse.add("lot-bad")
     backends = [

@@ -15,9 +15,17 @@ from concurrent.futures import ProcessPoolExecutor
 
 import httpx
 import pytest
-from sc_helpers import Proc, event_ids, filesystem_event_ids, ndjson_batch, processes, write_yaml
-from test_gw_server import write_site
-from test_sc_server import site
+
+from tests.helpers.gateway_process import write_site
+from tests.helpers.sidecar import (
+    Proc,
+    event_ids,
+    filesystem_event_ids,
+    ndjson_batch,
+    processes,
+    site,
+    write_yaml,
+)
 
 LIMIT = 16 * 2**20  # the hosts' default max_body_bytes
 NDJSON = {"content-type": "application/x-ndjson"}

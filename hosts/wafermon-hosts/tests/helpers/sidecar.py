@@ -298,3 +298,12 @@ def metric(text: str, name: str, **labels: str) -> float | None:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     return None
+
+
+def site(tmp_path, *, backends=None, **sidecar) -> dict:
+    return {
+        "site_id": "fab1",
+        "sidecar": {"spool": {"dir": str(tmp_path / "spool")}, "retry": FAST_RETRY, **sidecar},
+        "backends": backends
+        or [{"name": "archive", "type": "filesystem", "config": {"root": str(tmp_path / "fs")}}],
+    }

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from ct_helpers import (
+
+from tests.helpers.central import (
     central_client,
     dead_url,
     encode_events,
@@ -14,7 +15,6 @@ from ct_helpers import (
     metric,
     site_gateway,
 )
-
 from wafermon_hosts.central.cache import AnswerCache
 
 

@@ -7,8 +7,8 @@ import contextlib
 
 import httpx
 import orjson
-from gw_helpers import served
 
+from tests.helpers.gateway import served
 from wafermon import encode_array
 from wafermon_hosts.gateway.stream import Broadcaster
 

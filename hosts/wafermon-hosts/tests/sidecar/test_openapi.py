@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import schemathesis
 import yaml
-from gw_helpers import FUZZ_TOKENS, call_with_token
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
 from starlette.routing import Route
 
+from tests.helpers.gateway import FUZZ_TOKENS, call_with_token
 from wafermon.config import load_config
 from wafermon_hosts.sidecar import create_app, load_sidecar
 

@@ -8,8 +8,8 @@ import subprocess
 
 import httpx
 import yaml
-from test_gw_server import WAFERMON, gateway_process, stop, write_site
 
+from tests.helpers.gateway_process import WAFERMON, gateway_process, stop, write_site
 from wafermon import encode_array
 
 

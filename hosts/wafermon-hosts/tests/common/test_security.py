@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from ct_helpers import serve_app, write_central_config
-from sc_helpers import free_port, metric
 
 import wafermon_backend_gateway.plugin
+from tests.helpers.central import serve_app, write_central_config
+from tests.helpers.sidecar import free_port, metric
 from wafermon import Health, Query, QueryAdapter, QueryResult, encode_array, hookimpl
 from wafermon.config import load_config
 from wafermon_hosts.central import create_app as create_central_app
@@ -414,7 +414,7 @@ def test_verify_tls_false_is_warned_at_start(tmp_path):
 
 async def test_central_refuses_a_site_answer_larger_than_its_cap(tmp_path, plugins):
     """A site (or something posing as one) cannot make central hold an unbounded answer."""
-    from ct_helpers import central_client, job_events, site_gateway
+    from tests.helpers.central import central_client, job_events, site_gateway
 
     events = job_events("fab1", [(f"j{n}", n) for n in range(40)])
     async with site_gateway(tmp_path, plugins, "fab1", events) as url:

@@ -6,8 +6,8 @@ import io
 import json
 
 import httpx
-from gw_helpers import Buggy
 
+from tests.helpers.gateway import Buggy
 from wafermon_hosts.common.logs import configure_logging
 
 

@@ -14,12 +14,12 @@ import httpx
 import pytest
 import schemathesis
 import yaml
-from ct_helpers import dead_url, encode_events, job_events, write_central_config
-from gw_helpers import FUZZ_TOKENS, call_with_token, free_port
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
 
+from tests.helpers.central import dead_url, encode_events, job_events, write_central_config
+from tests.helpers.gateway import FUZZ_TOKENS, call_with_token, free_port
 from wafermon.config import load_config
 from wafermon_hosts.central import create_app, load_central
 

@@ -3,8 +3,7 @@ and the failure is named on /v1/healthz (the router logs it once, with its trace
 
 from __future__ import annotations
 
-from sc_helpers import FAST_RETRY, Collect, wait_for
-
+from tests.helpers.sidecar import FAST_RETRY, Collect, wait_for
 from wafermon import encode_array
 
 INGEST = "/v1/ingest/events"

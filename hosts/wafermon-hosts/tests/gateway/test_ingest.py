@@ -5,8 +5,8 @@ from __future__ import annotations
 import attrs
 import orjson
 import pytest
-from gw_helpers import FlakySqlStore
 
+from tests.helpers.gateway import FlakySqlStore
 from wafermon import encode_array, encode_ndjson, hookimpl, to_json_dict
 
 INGEST = "/v1/ingest/managed"

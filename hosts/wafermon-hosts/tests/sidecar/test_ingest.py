@@ -7,9 +7,9 @@ import asyncio
 import httpx
 import orjson
 import pytest
-from gw_helpers import running
-from sc_helpers import Collect, ids, wait_for
 
+from tests.helpers.gateway import running
+from tests.helpers.sidecar import Collect, ids, wait_for
 from wafermon import decode_batch, encode_array, encode_ndjson, hookimpl, to_json_dict
 from wafermon.spool import verify
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sc_helpers import Proc, free_port, ndjson_batch, processes, write_yaml
+
+from tests.helpers.sidecar import Proc, free_port, ndjson_batch, processes, write_yaml
 
 INGEST = "/v1/ingest/events"
 

@@ -14,10 +14,16 @@ import click
 import httpx
 import pytest
 import yaml
-from ct_helpers import central_client, dead_url, job_events, site_gateway, write_central_config
-from gw_helpers import free_port
 from starlette.routing import Route
 
+from tests.helpers.central import (
+    central_client,
+    dead_url,
+    job_events,
+    site_gateway,
+    write_central_config,
+)
+from tests.helpers.gateway import free_port
 from wafermon import ConfigError
 from wafermon.config import load_config
 from wafermon_hosts.central import build_central

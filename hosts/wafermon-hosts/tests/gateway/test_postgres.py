@@ -9,8 +9,8 @@ import asyncio
 
 import httpx
 import orjson
-from gw_helpers import served
 
+from tests.helpers.gateway import served
 from wafermon import encode_array, to_json_dict
 
 

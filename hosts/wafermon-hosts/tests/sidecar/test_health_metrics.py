@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
-from sc_helpers import Collect, wait_for
 
+from tests.helpers.sidecar import Collect, wait_for
 from wafermon import encode_array
 
 INGEST = "/v1/ingest/events"

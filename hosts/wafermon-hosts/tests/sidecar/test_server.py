@@ -8,29 +8,21 @@ import time
 
 import httpx
 import orjson
-from sc_helpers import (
-    FAST_RETRY,
+
+from tests.helpers.gateway_process import self_signed
+from tests.helpers.sidecar import (
     WAFERMON,
     Proc,
     event_ids,
     filesystem_event_ids,
     ndjson_batch,
     processes,
+    site,
     write_yaml,
 )
-from test_gw_server import self_signed
 
 INGEST = "/v1/ingest/events"
 NDJSON = {"content-type": "application/x-ndjson"}
-
-
-def site(tmp_path, *, backends=None, **sidecar) -> dict:
-    return {
-        "site_id": "fab1",
-        "sidecar": {"spool": {"dir": str(tmp_path / "spool")}, "retry": FAST_RETRY, **sidecar},
-        "backends": backends
-        or [{"name": "archive", "type": "filesystem", "config": {"root": str(tmp_path / "fs")}}],
-    }
 
 
 def wait_until(condition, timeout: float = 30.0) -> None:

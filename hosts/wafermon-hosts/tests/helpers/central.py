@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import yaml
-from gw_helpers import free_port, running
 
+from tests.helpers.gateway import free_port, running
 from wafermon import App, Entity, ErrorInfo, Event, Metrics, encode_array
 from wafermon.config import load_config
 from wafermon.plugins import Plugins

@@ -5,7 +5,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from ct_helpers import central_client, dead_url, job_events, metric, serve_app, site_gateway
+
+from tests.helpers.central import (
+    central_client,
+    dead_url,
+    job_events,
+    metric,
+    serve_app,
+    site_gateway,
+)
 
 TIMEOUT = 0.5  # central's per-site deadline in these tests
 SLOW = 5.0  # how long the slow site holds every answer
@@ -157,7 +165,7 @@ async def test_no_site_reachable_is_an_empty_answer_and_health_down(tmp_path):
 
 
 async def test_a_site_whose_store_is_down_is_reachable_but_missing(tmp_path, plugins):
-    from gw_helpers import FlakySqlStore
+    from tests.helpers.gateway import FlakySqlStore
 
     events = job_events("fab1", [("a1", 10)])
     async with (
