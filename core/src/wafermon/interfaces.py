@@ -186,9 +186,19 @@ class QueryAdapter(Component):
 # -- alerts -------------------------------------------------------------------------------------
 
 
+ALERT_STATUSES = ("firing", "resolved")
+
+
 @attrs.frozen(kw_only=True)
 class Alert:
-    """What an alert rule found, handed to every notifier the rule names."""
+    """What an alert rule found, handed to every notifier the rule names.
+
+    One alert is one ``fingerprint`` (the rule plus the labels it matched): the gateway's
+    engine notifies when it starts firing and when it is resolved (``status``), and may repeat
+    a firing one. ``labels`` say what matched (``site_id``, ``app``, ``business_key``,
+    ``job_id``, ``monitor``...); ``description`` is the rendered message template; ``url``
+    links to the gateway or dashboard view when the site config names one.
+    """
 
     rule: str
     severity: str  # info | warning | critical
@@ -197,10 +207,22 @@ class Alert:
     time: datetime | None = None
     event_ids: tuple[UUID, ...] = ()
     details: dict[str, Any] = attrs.Factory(dict)
+    fingerprint: str = ""
+    status: str = "firing"  # firing | resolved
+    labels: dict[str, str] = attrs.Factory(dict)
+    description: str = ""
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None  # set when resolved
+    url: str | None = None
 
 
 class Notifier(Component):
-    """Delivers alerts to people (mail, chat, pager). Same error contract as Emitter."""
+    """Delivers alerts to people (mail, chat, pager). Same error contract as Emitter.
+
+    ``notify`` raises ``RetryableError`` when a later attempt may succeed (the engine retries
+    with backoff) and ``PermanentError`` when it never will (the engine gives up and records
+    the reason on the alert and in /metrics).
+    """
 
     @abc.abstractmethod
     async def notify(self, alert: Alert) -> None: ...
