@@ -207,3 +207,45 @@ def test_hook_tracing_writes_to_stderr(monkeypatch, capsys):
     quiet.register(registering("memory"), "memory")
     quiet.routes("gateway")
     assert capsys.readouterr().err == ""
+
+
+def test_stream_consumers_are_a_component_kind():
+    """register_consumers types are checked against StreamConsumer and found by kind."""
+    import wafermon
+    from wafermon import StreamBatch, StreamConsumer
+
+    class Queue(StreamConsumer):
+        async def fetch(self, max_messages, timeout):
+            return StreamBatch()
+
+        async def lag(self):
+            return {}
+
+    class Plug:
+        @wafermon.hookimpl
+        def register_consumers(self, register):
+            register("queue", Queue)
+
+    plugins = Plugins()
+    plugins.register(Plug(), "queueplug")
+    assert plugins.require("consumer", "queue", needed_by="test").cls is Queue
+    assert "consumer:queue" in plugins.info()[0].provides
+
+
+async def test_stream_batch_settles_through_the_consumers_callables():
+    from wafermon import StreamBatch, StreamMessage
+
+    calls = []
+
+    async def commit():
+        calls.append("commit")
+
+    async def dead(message, reason):
+        calls.append((message.where, reason))
+
+    message = StreamMessage(b"{}", "t/0@1")
+    batch = StreamBatch([message], on_commit=commit, on_dead_letter=dead)
+    await batch.dead_letter(message, "bad")
+    await batch.commit()
+    assert calls == [("t/0@1", "bad"), "commit"]
+    await StreamBatch().commit()  # an empty batch has nothing to commit

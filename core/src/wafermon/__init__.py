@@ -45,6 +45,8 @@ from .errors import (  # noqa: E402
 )
 from .events import App, Entity, EntityType, ErrorInfo, Event, Kind, Metrics, Source  # noqa: E402
 from .interfaces import (  # noqa: E402
+    DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTER_WHERE_HEADER,
     Alert,
     Emitter,
     Health,
@@ -52,6 +54,9 @@ from .interfaces import (  # noqa: E402
     Query,
     QueryAdapter,
     QueryResult,
+    StreamBatch,
+    StreamConsumer,
+    StreamMessage,
     decode_cursor,
     encode_cursor,
 )
@@ -63,6 +68,8 @@ def schema_path() -> Path:
 
 
 __all__ = [
+    "DEAD_LETTER_REASON_HEADER",
+    "DEAD_LETTER_WHERE_HEADER",
     "Alert",
     "App",
     "BatchDecodeError",
@@ -94,6 +101,9 @@ __all__ = [
     "Seconds",
     "Secret",
     "Source",
+    "StreamBatch",
+    "StreamConsumer",
+    "StreamMessage",
     "WafermonError",
     "decode_batch",
     "decode_cursor",

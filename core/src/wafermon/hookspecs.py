@@ -38,6 +38,15 @@ def register_notifiers(register: Any) -> None:
 
 
 @hookspec
+def register_consumers(register: Any) -> None:
+    """Register stream consumer types: ``register(type_name, StreamConsumerSubclass)``.
+
+    ``type_name`` is what a gateway config writes in ``gateway.streams[].type``; use the same
+    name as the plugin's emitter (``kafka``, ``nats``), so one type names both ends of a stream.
+    """
+
+
+@hookspec
 def transform_events(events: list[Any], host: str, site_id: str) -> list[Any] | None:
     """Transform or enrich a batch of events before it is stored or forwarded.
 

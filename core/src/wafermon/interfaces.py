@@ -1,4 +1,5 @@
-"""What a plugin implements: Emitter, QueryAdapter, Notifier, and the Query they answer.
+"""What a plugin implements: Emitter, QueryAdapter, Notifier, StreamConsumer, and the Query
+they answer.
 
 These are the contracts the hosts program against. Each component is built by the core from a
 site-config entry: ``cls(name=..., settings=...)`` where ``settings`` is an instance of the
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import base64
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -226,3 +227,79 @@ class Notifier(Component):
 
     @abc.abstractmethod
     async def notify(self, alert: Alert) -> None: ...
+
+
+# -- stream consumers ---------------------------------------------------------------------------
+
+#: Header names a consumer puts on a dead-lettered message (values are UTF-8 bytes).
+DEAD_LETTER_REASON_HEADER = "wafermon-dead-letter-reason"
+DEAD_LETTER_WHERE_HEADER = "wafermon-dead-letter-where"
+
+
+@attrs.frozen
+class StreamMessage:
+    """One record from a broker: one event's wire JSON or an NDJSON batch of events.
+
+    ``where`` says where it came from ("wm-events/3@1234", "EVENTS/ingest#57"), for logs and
+    dead-letter reasons; ``headers`` are the broker's message headers.
+    """
+
+    body: bytes
+    where: str
+    headers: Mapping[str, bytes] = attrs.Factory(dict)
+
+
+async def _nothing_to_commit() -> None:
+    return None
+
+
+async def _no_dead_letter(message: StreamMessage, reason: str) -> None:
+    raise RuntimeError(f"{message.where}: this batch has no dead-letter destination ({reason})")
+
+
+@attrs.frozen
+class StreamBatch:
+    """Messages fetched together, and how to settle them with the broker.
+
+    The consumer supplies ``on_commit`` (acknowledge every message of the batch: Kafka commits
+    offset+1 per partition, NATS acks each) and ``on_dead_letter`` (publish one message with
+    the reason to the dead-letter topic/subject). A caller dead-letters the messages it cannot
+    store, then commits the batch only after the store committed the rest; a batch never
+    committed is delivered again (to this or another group member).
+    """
+
+    messages: Sequence[StreamMessage] = ()
+    on_commit: Callable[[], Awaitable[None]] = _nothing_to_commit
+    on_dead_letter: Callable[[StreamMessage, str], Awaitable[None]] = _no_dead_letter
+
+    async def commit(self) -> None:
+        """Acknowledge every message; RetryableError if the broker did not take it."""
+        if self.messages:
+            await self.on_commit()
+
+    async def dead_letter(self, message: StreamMessage, reason: str) -> None:
+        """Publish ``message`` with ``reason`` to the dead-letter destination (returns once
+        the broker has it); it is settled by the batch's ``commit`` like the others."""
+        await self.on_dead_letter(message, reason)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+class StreamConsumer(Component):
+    """Reads a topic/stream as one member of a consumer group (a gateway's stream ingest).
+
+    Built like every component, ``cls(name=..., settings=...)``; ``start`` joins the group,
+    ``close`` leaves it without committing anything. ``fetch`` and ``lag`` raise
+    ``RetryableError`` while the broker is unreachable; the caller backs off and asks again.
+    """
+
+    @abc.abstractmethod
+    async def fetch(self, max_messages: int, timeout: float) -> StreamBatch:
+        """Up to ``max_messages`` messages, waiting at most ``timeout`` seconds for the first;
+        an empty batch on timeout. Never more, and no unbounded prefetch behind it."""
+
+    @abc.abstractmethod
+    async def lag(self) -> dict[str, int]:
+        """Messages not yet committed, per partition/consumer this member reads
+        (``{"wm-events/3": 120}``, ``{"EVENTS/ingest": 42}``)."""

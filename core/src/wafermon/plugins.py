@@ -24,7 +24,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, did_you_mean
-from .interfaces import Component, Emitter, Notifier, QueryAdapter
+from .interfaces import Component, Emitter, Notifier, QueryAdapter, StreamConsumer
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ COMPONENT_KINDS: dict[str, tuple[str, type[Component]]] = {
     "emitter": ("register_emitters", Emitter),
     "query_adapter": ("register_query_adapters", QueryAdapter),
     "notifier": ("register_notifiers", Notifier),
+    "consumer": ("register_consumers", StreamConsumer),
 }
 
 
@@ -196,7 +197,7 @@ class Plugins:
         return provided
 
     def types(self, kind: str) -> dict[str, Provided]:
-        """Type name -> Provided for one kind ('emitter', 'query_adapter', 'notifier')."""
+        """Type name -> Provided for one kind (emitter, query_adapter, notifier, consumer)."""
         return dict(self._collect()[kind])
 
     def require(self, kind: str, type_name: str, *, needed_by: str) -> Provided:
