@@ -302,19 +302,30 @@ class SourceConfig:
 
 
 @attrs.frozen
+class NotifierConfig:
+    """A notifier the gateway's alert engine delivers alerts through (rules name it)."""
+
+    name: str = attrs.field(validator=_component_name)
+    type: str
+    enabled: bool = True
+    config: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.frozen
 class SiteConfig:
     """The whole file. Host sections are structured by each host into its own settings class."""
 
     site_id: str = attrs.field(validator=_site_id)
     backends: list[BackendConfig] = attrs.Factory(list)
     sources: list[SourceConfig] = attrs.Factory(list)
+    notifiers: list[NotifierConfig] = attrs.Factory(list)
     sidecar: dict[str, Any] = attrs.Factory(dict)
     gateway: dict[str, Any] = attrs.Factory(dict)
     central: dict[str, Any] = attrs.Factory(dict)
     dashboard: dict[str, Any] = attrs.Factory(dict)
 
 
-COMPONENT_SECTIONS = {"backends": "emitter", "sources": "query_adapter"}
+COMPONENT_SECTIONS = {"backends": "emitter", "sources": "query_adapter", "notifiers": "notifier"}
 
 
 _PARENT = re.compile(r"(\.[^.\[]+|\[\d+\])$")  # the last step of a key path
@@ -348,8 +359,9 @@ class LoadedConfig:
         finally:
             _CONFIG_DIR.reset(token)
 
-    def enabled(self, section: str) -> list[tuple[int, BackendConfig | SourceConfig]]:
-        """(index, entry) for the enabled entries of 'backends' or 'sources', by priority."""
+    def enabled(self, section: str) -> list[tuple[int, Any]]:
+        """(index, entry) for the enabled entries of 'backends', 'sources' or 'notifiers', by
+        priority."""
         entries = list(enumerate(getattr(self.site, section)))
         entries = [(i, e) for i, e in entries if e.enabled]
         return sorted(entries, key=lambda ie: getattr(ie[1], "priority", 0))
@@ -362,7 +374,7 @@ class LoadedConfig:
         ]
 
     def find(self, section: str, name: str) -> tuple[int, Any] | tuple[None, None]:
-        """(index, entry) of the entry called ``name`` in 'backends' or 'sources'."""
+        """(index, entry) of the entry called ``name`` in 'backends', 'sources' or 'notifiers'."""
         for index, entry in enumerate(getattr(self.site, section)):
             if entry.name == name:
                 return index, entry
