@@ -184,6 +184,84 @@ class QueryAdapter(Component):
     async def query(self, query: Query) -> QueryResult: ...
 
 
+# -- metric trends (an optional capability of a query adapter) ----------------------------------
+
+#: Statistics a trend source answers per period: sum, average, minimum, maximum, sample count.
+TREND_STATS = ("sum", "avg", "min", "max", "count")
+MAX_TREND_POINTS = 1440  # per series: bounds the answer (a day of minutes)
+MAX_TREND_SERIES = 20  # series of one ``by_app`` answer
+MAX_TREND_PERIOD = 86_400
+
+
+def _period(_inst: object, attribute: attrs.Attribute, value: int) -> None:
+    if type(value) is not int or not 60 <= value <= MAX_TREND_PERIOD or value % 60:
+        raise FieldValueError(
+            attribute.name, f"must be a multiple of 60 from 60 to {MAX_TREND_PERIOD} seconds"
+        )
+
+
+def _utc(_inst: object, attribute: attrs.Attribute, value: datetime) -> None:
+    _optional_utc(_inst, attribute, value)
+    if value is None:
+        raise FieldValueError(attribute.name, "is required")
+
+
+@attrs.frozen(kw_only=True)
+class TrendQuery:
+    """One metric of one site over ``start <= time < end``, one ``stat`` value per ``period``
+    seconds: the site's total, one ``app``'s, or one series per app (``by_app``).
+
+    At most MAX_TREND_POINTS periods per series, so an answer stays small whatever is asked.
+    """
+
+    metric: str
+    site_id: str
+    start: datetime = attrs.field(validator=_utc)
+    end: datetime = attrs.field(validator=_utc)
+    period: int = attrs.field(default=300, validator=_period)
+    stat: str = attrs.field(default="sum", validator=_optional_choice(TREND_STATS))
+    app: str | None = None
+    by_app: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.end <= self.start:
+            raise FieldValueError("end", "must be after start")
+        points = (self.end - self.start).total_seconds() / self.period
+        if points > MAX_TREND_POINTS:
+            low = -(-(self.end - self.start).total_seconds() // (60 * MAX_TREND_POINTS)) * 60
+            raise FieldValueError(
+                "period",
+                f"{self.period}s gives {points:.0f} points, more than {MAX_TREND_POINTS}: "
+                f"use at least {low:.0f}s or a shorter range",
+            )
+        if self.by_app and self.app is not None:
+            raise FieldValueError("by_app", "give either one app or by_app, not both")
+
+
+@attrs.frozen
+class TrendSeries:
+    """One line of a trend: ``name`` is the app (or the site for its total); ``points`` are
+    (period start, value) oldest first, and a period without data has no point."""
+
+    name: str
+    app: str | None
+    points: list[tuple[datetime, float]]
+
+
+class TrendSource(abc.ABC):
+    """Mixed into a QueryAdapter whose backend keeps metrics (CloudWatch: GetMetricData), so
+    the gateway's ``GET /v1/trends`` and the dashboard's trend view can read them. Optional:
+    the gateway offers trends only for the sources that are a TrendSource."""
+
+    @abc.abstractmethod
+    def trend_metrics(self) -> Mapping[str, str]:
+        """The metric names ``trends`` answers, each with its unit (``JobsFailed``: Count)."""
+
+    @abc.abstractmethod
+    async def trends(self, query: TrendQuery) -> list[TrendSeries]:
+        """The series for ``query`` (metric is one of ``trend_metrics``); raise like ``query``."""
+
+
 # -- alerts -------------------------------------------------------------------------------------
 
 
