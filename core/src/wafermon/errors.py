@@ -78,9 +78,17 @@ class EmitterError(WafermonError):
 
 
 class RetryableError(EmitterError):
-    """Transient: the backend is down, slow or overloaded. The router retries with backoff."""
+    """Transient: the backend is down, slow or overloaded. The router retries with backoff.
+
+    ``retry_after`` is the wait in seconds the other side asked for (an HTTP ``Retry-After``),
+    or None; a caller that retries waits at least that long before the next attempt.
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentError(EmitterError):
