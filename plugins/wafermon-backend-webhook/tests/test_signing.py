@@ -61,7 +61,7 @@ def test_empty_secret_is_refused():
 def test_retry_after_as_seconds_or_http_date():
     from email.utils import formatdate
 
-    from wafermon_backend_webhook.emitter import _retry_after
+    from wafermon_backend_webhook.posting import retry_after as _retry_after
 
     assert _retry_after("7") == 7.0
     assert _retry_after(None) is None

@@ -2,7 +2,8 @@
 
 It checks every request's signature with its own HMAC code (not the plugin's ``verify``, so a
 bug there cannot hide itself) and answers as told through ``POST /control``: fail with a
-status, throttle with a Retry-After, refuse bodies with too many events, then recover.
+status, throttle with a Retry-After, answer late, refuse bodies with too many events, then
+recover.
 A uniquely named module (not conftest) so several packages' tests can run in one pytest.
 """
 
@@ -68,6 +69,8 @@ class Receiver:
                 return JSONResponse({"error": "bad signature"}, 401)
         if self.plan:
             step = self.plan.pop(0)
+            if step.get("delay"):  # a slow receiver: the sender's timeout fires first
+                await asyncio.sleep(step["delay"])
             record["status"] = step["status"]
             headers = {"Retry-After": step["retry_after"]} if step.get("retry_after") else None
             return Response(step.get("body", "no"), step["status"], headers=headers)

@@ -11,6 +11,9 @@
         type: webhook
         config: {url: "${SLACK_WEBHOOK_URL}", preset: slack}   # or teams
 
+The same package provides the alert notifiers ``webhook``, ``slack`` and ``teams``
+(``notifier.py``; one POST per notification, the gateway's alert engine retries).
+
 ``signing.sign`` / ``signing.verify`` are the signature for anything else that posts or
 receives wafermon webhooks (alert notifiers, receivers). docs/backends/webhook.md has the rest.
 """

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from email.utils import parsedate_to_datetime
 
 import attrs
 import httpx
@@ -45,13 +43,11 @@ from wafermon import (
     ndjson_of,
 )
 
+from .posting import Refused, post_once
 from .presets import PRESETS
 from .signing import signature_headers
 
 BATCH_ID_HEADER = "X-Wafermon-Batch-Id"
-RETRY_STATUS = frozenset({408, 429})
-ANSWER_BYTES = 2048  # of a refusal's body kept for the dead-letter reason; the rest unread
-ANSWER_CHARS = 300
 SENT_MEMORY = 10_000  # chat messages remembered as posted (by their events' ids)
 PRESET_NAMES = ("generic", *PRESETS)
 BATCH_NAMESPACE = uuid.UUID("6f0a3c52-3b1e-4d0e-9a8e-5c1d2b7e9f40")  # for batch ids
@@ -219,34 +215,25 @@ class WebhookEmitter(Emitter):
             headers["Content-Type"] = "application/json"
             if settings.secret:  # a fresh timestamp per attempt, so retries stay in the window
                 headers.update(signature_headers(settings.secret.reveal(), body))
-            wait = settings.backoff * 2 ** (attempt - 1)
             self._stats["requests"] += 1
             try:
-                async with self._client.stream(
-                    "POST", settings.url.reveal(), content=body, headers=headers
-                ) as response:
-                    status = response.status_code
-                    answer = await _answer(response)  # read, so the connection is reused
-                    if 200 <= status < 300:
-                        self._last_error = ""
-                        return
-                    hinted = _retry_after(response.headers.get("Retry-After"))
-            except httpx.HTTPError as exc:
-                # The URL may hold a credential (chat hooks): name the backend, not the URL.
-                problem = f"{self.name}: {type(exc).__name__} posting to the webhook"
+                await post_once(self._client, settings.url.reveal(), body, headers, self.name)
+            except Refused as exc:
+                self._last_error = problem = str(exc)
+                if exc.status == 413:
+                    raise _TooLarge(problem) from None
+                self._stats["refused"] += 1
+                raise _Refused(problem) from None
+            except RetryableError as exc:
+                self._last_error = problem = str(exc)
+                wait = exc.retry_after
+                if wait is None:
+                    wait = settings.backoff * 2 ** (attempt - 1)
             else:
-                problem = f"{self.name}: the webhook answered {status}: {answer}"
-                if status == 413:
-                    raise _TooLarge(problem)
-                if status < 500 and status not in RETRY_STATUS:
-                    self._stats["refused"] += 1
-                    self._last_error = problem
-                    raise _Refused(problem)
-                if hinted is not None:
-                    wait = hinted
-            self._last_error = problem
+                self._last_error = ""
+                return
             if wait > settings.max_retry_after:
-                raise RetryableError(f"{problem} (asked to wait {wait:.0f}s)")
+                raise RetryableError(f"{problem} (asked to wait {wait:.0f}s)", retry_after=wait)
             if attempt == settings.attempts:
                 raise RetryableError(problem)
             self._stats["retries"] += 1
@@ -257,29 +244,3 @@ def _batch_id(lines: Sequence[bytes]) -> str:
     """The same UUID for the same events, so a retried body is recognisably the same."""
     digest = hashlib.sha256(b"\n".join(lines)).hexdigest()
     return str(uuid.uuid5(BATCH_NAMESPACE, digest))
-
-
-async def _answer(response: httpx.Response) -> str:
-    """The start of the receiver's answer, for the dead-letter reason; bounded, one line.
-    Reading a short body to its end lets httpx return the connection to its pool."""
-    data = b""
-    async for chunk in response.aiter_raw():
-        data += chunk
-        if len(data) >= ANSWER_BYTES:
-            break  # a long answer is cut here; that connection is closed, not reused
-    text = " ".join(data[:ANSWER_BYTES].decode("utf-8", "replace").split())
-    return (text[:ANSWER_CHARS] + "…") if len(text) > ANSWER_CHARS else (text or "(no body)")
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
