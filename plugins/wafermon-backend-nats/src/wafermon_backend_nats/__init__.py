@@ -1,0 +1,31 @@
+"""wafermon-backend-nats: NATS JetStream between sidecars and a group of gateways.
+
+As a backend (sidecar router, Python SDK direct mode), each event is published to
+``<subject_prefix>.<site>.<app>`` with ``Nats-Msg-Id`` = event_id, and ``emit`` returns once
+the server acknowledged every one::
+
+    backends:
+      - name: queue
+        type: nats
+        config:
+          servers: [nats://nats1:4222, nats://nats2:4222]
+          user: wafermon
+          password: ${NATS_PASSWORD}       # a secret: masked, never logged
+          stream: WAFERMON_EVENTS          # created when missing (file storage)
+          duplicate_window: 2m
+
+As a gateway stream (``gateway.streams``), every gateway binds the same durable pull
+consumer and stores what it fetches before acking it::
+
+    gateway:
+      streams:
+        - name: events
+          type: nats
+          config: {servers: [nats://nats1:4222], durable: wafermon-gateway}
+
+docs/backends/nats.md has every setting and what each failure does.
+"""
+
+from .connection import subject_token
+
+__all__ = ["subject_token"]
