@@ -294,6 +294,33 @@ class Alert:
     ends_at: datetime | None = None  # set when resolved
     url: str | None = None
 
+    def title(self) -> str:
+        """``[FIRING] critical: <summary>`` (or ``[RESOLVED]``): every notifier's headline."""
+        summary = " ".join(self.summary.split())
+        summary = summary if len(summary) <= 200 else summary[:199] + "…"
+        return f"[{self.status.upper()}] {self.severity}: {summary}"
+
+    def facts(self) -> list[tuple[str, str]]:
+        """(name, text) pairs a person needs to act, in the order every notifier shows them:
+        status, severity, site, app, key, rule, started, resolved; empty ones left out."""
+
+        def when(value: datetime | None) -> str:
+            return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else ""
+
+        labels = self.labels
+        key = labels.get("business_key") or labels.get("job_id") or labels.get("monitor")
+        facts = [
+            ("Status", self.status),
+            ("Severity", self.severity),
+            ("Site", self.site_id or labels.get("site_id") or ""),
+            ("App", labels.get("app", "")),
+            ("Key", key or ""),
+            ("Rule", self.rule),
+            ("Started", when(self.starts_at)),
+            ("Resolved", when(self.ends_at) if self.status == "resolved" else ""),
+        ]
+        return [(name, value) for name, value in facts if value]
+
 
 class Notifier(Component):
     """Delivers alerts to people (mail, chat, pager). Same error contract as Emitter.

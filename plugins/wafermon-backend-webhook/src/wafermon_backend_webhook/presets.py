@@ -149,36 +149,10 @@ SEVERITY_MARKS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 RESOLVED_MARK = "✅"
 
 
-def _when(value: Any) -> str:
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else ""
-
-
-def alert_title(alert: Any) -> str:
-    """``[FIRING] critical: <summary>`` (or ``[RESOLVED]``), the line every channel shows."""
-    return f"[{alert.status.upper()}] {alert.severity}: {_short(alert.summary, 200)}"
-
-
-def alert_facts(alert: Any) -> list[tuple[str, str]]:
-    """What a person needs to act: severity, site, app, key, status, times, rule."""
-    labels = alert.labels
-    key = labels.get("business_key") or labels.get("job_id") or labels.get("monitor")
-    facts = [
-        ("Status", alert.status),
-        ("Severity", alert.severity),
-        ("Site", alert.site_id or labels.get("site_id") or ""),
-        ("App", labels.get("app", "")),
-        ("Key", key or ""),
-        ("Rule", alert.rule),
-        ("Started", _when(alert.starts_at)),
-        ("Resolved", _when(alert.ends_at) if alert.status == "resolved" else ""),
-    ]
-    return [(name, value) for name, value in facts if value]
-
-
 def slack_alert(alert: Any) -> dict[str, Any]:
     mark = RESOLVED_MARK if alert.status == "resolved" else SEVERITY_MARKS.get(alert.severity, "")
-    title = _slack_escape(alert_title(alert))
-    lines = [f"*{name}:* {_slack_escape(value)}" for name, value in alert_facts(alert)]
+    title = _slack_escape(alert.title())
+    lines = [f"*{name}:* {_slack_escape(value)}" for name, value in alert.facts()]
     if alert.description:
         lines.append(_slack_escape(_short(alert.description, 1500)))
     if alert.url:
@@ -195,11 +169,11 @@ def slack_alert(alert: Any) -> dict[str, Any]:
 
 
 def teams_alert(alert: Any) -> dict[str, Any]:
-    facts = [{"title": name, "value": value} for name, value in alert_facts(alert)]
+    facts = [{"title": name, "value": value} for name, value in alert.facts()]
     body: list[dict[str, Any]] = [{"type": "FactSet", "facts": facts}]
     if alert.description:
         body.append({"type": "TextBlock", "text": _short(alert.description, 1500), "wrap": True})
-    card = _teams_card(alert_title(alert), body)
+    card = _teams_card(alert.title(), body)
     if alert.url:
         content = card["attachments"][0]["content"]
         content["actions"] = [
