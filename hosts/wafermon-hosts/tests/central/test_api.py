@@ -28,6 +28,7 @@ from wafermon import ConfigError
 from wafermon.config import load_config
 from wafermon_hosts.central import build_central
 from wafermon_hosts.central.cli import add_commands
+from wafermon_hosts.common.openapi import undocumented
 
 CENTRAL = [sys.executable, "-m", "wafermon_hosts.central"]
 
@@ -124,6 +125,7 @@ async def test_every_route_is_described_and_open_paths_need_no_auth(tmp_path):
         for m in r.methods - {"HEAD"}
     }
     assert described == served
+    assert undocumented(doc) == [], "declare these handlers' docs with @operation"
     open_ops = {p for p, ops in doc["paths"].items() if ops["get"]["security"] == []}
     assert open_ops == {"/v1/healthz", "/metrics", "/openapi.json"}
     refs = {

@@ -126,6 +126,12 @@ def test_every_route_has_an_entry(build_app, build_sidecar_app, tmp_path):
     apps = {"gateway": build_app(), "sidecar": build_sidecar_app(), "central": central}
     for name, app in apps.items():
         assert routes_of(app) == set(TABLE[name]), f"{name}: add the new route to TABLE"
+        # The OpenAPI document says the same scope for each route as the table (and auth).
+        paths = app.state.openapi["paths"]
+        for (method, path), (scope, _ok) in TABLE[name].items():
+            op = paths[re.sub(r":\w+}", "}", path)][method.lower()]
+            assert op.get("x-wafermon-scope") == scope, (name, method, path)
+            assert op["security"] == ([] if scope is None else [{"bearer": []}])
 
 
 @pytest.mark.parametrize("host", list(TABLE))

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from tests.helpers.gateway import FUZZ_TOKENS, call_with_token
 from wafermon import hookimpl
 from wafermon.config import load_config
+from wafermon_hosts.common.openapi import json_content, operation, undocumented
 from wafermon_hosts.gateway import create_app
 from wafermon_hosts.gateway.app import load_gateway
 
@@ -42,6 +43,18 @@ async def test_every_route_is_described_and_nothing_else(start_gateway):
     assert doc["openapi"].startswith("3.")
     assert described(doc) == served_routes(app)
     assert all(isinstance(r, Route) for r in app.routes)  # no mounts hiding routes
+    assert undocumented(doc) == [], "declare these handlers' docs with @operation"
+
+
+def test_a_route_without_a_declaration_is_marked(build_app):
+    """What test_every_route_is_described_and_nothing_else refuses: a handler without docs."""
+    from wafermon_hosts.gateway.openapi import document
+
+    async def bare(_request):
+        return None
+
+    doc = document([Route("/v1/bare", bare)])
+    assert undocumented(doc) == ["GET /v1/bare"]
 
 
 async def test_plugin_routes_are_described_too(start_gateway, plugins):
@@ -62,6 +75,29 @@ async def test_plugin_routes_are_described_too(start_gateway, plugins):
         assert ok.text == "hi"
     assert ("/v1/x/extra/{n}", "GET") in described(doc)
     assert {(re.sub(r":\w+}", "}", p), m) for p, m in served_routes(app)} == described(doc)
+    extra = doc["paths"]["/v1/x/extra/{n}"]["get"]
+    assert extra["summary"].startswith("Added by a plugin")
+    assert extra["security"] == [{"bearer": []}] and extra["x-wafermon-scope"] == "read"
+
+
+async def test_a_plugin_route_can_declare_its_docs(start_gateway, plugins):
+    from starlette.responses import PlainTextResponse
+
+    @operation("extraHello", "Say hello.", {"200": json_content({"type": "string"}, "Hi.")})
+    async def hello(_request):
+        return PlainTextResponse("hi")
+
+    class Extra:
+        @hookimpl
+        def register_routes(self, host):
+            return [Route("/v1/x/extra/hello", hello)]
+
+    plugins.register(Extra(), "extra")
+    async with start_gateway() as (client, _app):
+        doc = (await client.get("/openapi.json")).json()
+    op = doc["paths"]["/v1/x/extra/hello"]["get"]
+    assert (op["operationId"], op["summary"]) == ("extraHello", "Say hello.")
+    assert set(op["responses"]) == {"200", "401", "403"}  # the read scope's answers added
 
 
 async def test_plugin_mounts_are_described_with_their_routes(start_gateway, plugins):
@@ -87,10 +123,8 @@ async def test_plugin_mounts_are_described_with_their_routes(start_gateway, plug
     assert {("/v1/x/tools/ping", "GET"), ("/v1/x/app/{path}", "GET")} <= described(doc)
 
 
-def test_every_operation_documents_its_responses_and_auth(tmp_path, plugins):
-    from wafermon_hosts.gateway.openapi import document
-
-    doc = document()
+def test_every_operation_documents_its_responses_and_auth(build_app):
+    doc = build_app().state.openapi
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             assert op["responses"], (path, method)
@@ -102,6 +136,13 @@ def test_every_operation_documents_its_responses_and_auth(tmp_path, plugins):
         if ops["get" if "get" in ops else "post"]["security"] == []
     }
     assert open_ops == {"/v1/healthz", "/metrics", "/openapi.json"}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if op["security"]:
+                assert {"401", "403"} <= set(op["responses"]), (path, method)
+    ingest = doc["paths"]["/v1/ingest/managed"]["post"]
+    assert ingest["x-wafermon-scope"] == "ingest"
+    assert "Retry-After" in ingest["responses"]["503"]["headers"]
 
 
 # -- fuzzing ------------------------------------------------------------------------------------

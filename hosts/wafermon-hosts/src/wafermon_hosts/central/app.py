@@ -12,17 +12,15 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
 from ..common.auth import READ, TokenAuth, open_scopes
-from ..common.errors import EXCEPTION_HANDLERS, JSONResponse
+from ..common.errors import EXCEPTION_HANDLERS
 from ..common.observe import RequestObserver
-from ..common.openapi import plugin_paths
+from ..common.openapi import serve_document
 from ..common.tracing import Tracing
 from . import openapi, routes
 from .runtime import Central
@@ -59,12 +57,8 @@ def scope_of(path: str) -> str | None:
 def create_app(central: Central) -> Starlette:
     """The ASGI app serving ``central``; its lifespan opens and closes the site clients."""
     plugin_routes = central.plugins.routes("central") if central.plugins is not None else []
-    api = openapi.document(plugin_paths(plugin_routes))
-
-    async def openapi_json(_request: Request) -> Response:
-        return JSONResponse(api)
-
-    app_routes = [
+    # Each handler declares its OpenAPI operation (@operation, common/openapi.py).
+    own_routes = [
         Route("/v1/sites", routes.sites, methods=["GET"]),
         Route("/v1/jobs", routes.jobs, methods=["GET"]),
         Route("/v1/subjobs", routes.subjobs, methods=["GET"]),
@@ -73,9 +67,9 @@ def create_app(central: Central) -> Starlette:
         Route("/v1/data/unified", routes.unified, methods=["GET"]),
         Route("/v1/healthz", routes.healthz, methods=["GET"]),
         Route("/metrics", central.metrics.endpoint, methods=["GET"]),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-        *plugin_routes,
+        Route("/openapi.json", serve_document, methods=["GET"]),
     ]
+    app_routes = [*own_routes, *plugin_routes]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -98,4 +92,5 @@ def create_app(central: Central) -> Starlette:
         lifespan=lifespan,
     )
     app.state.central = central
+    app.state.openapi = openapi.document(own_routes, plugin_routes, scope_of)
     return app

@@ -1,4 +1,5 @@
-"""Central's OpenAPI 3.1 description, served at /openapi.json.
+"""Central's OpenAPI 3.1 document, served at /openapi.json: component schemas and shared
+parameters; each handler in ``routes`` declares its operation (``@operation``).
 
 Entities and events are described by the gateway's own schemas (central passes them on, adding
 ``site`` to list items), so the two documents cannot drift apart.
@@ -6,29 +7,19 @@ Entities and events are described by the gateway's own schemas (central passes t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from wafermon.interfaces import MAX_QUERY_LIMIT
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT
 
-from ..common.openapi import ERROR_SCHEMAS, METRICS_PATH, OPENAPI_PATH, open_get
+from ..common.openapi import ERROR_SCHEMAS
 from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
-from ..common.openapi import json_content as _json
+from ..common.openapi import query_param as _query
 from ..common.openapi import ref as _ref
 from ..gateway.openapi import EVENT_FILTERS
 from ..gateway.openapi import SCHEMAS as GATEWAY_SCHEMAS
-
-
-def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or {"type": "string", "minLength": 1},
-    }
-
 
 SITE = _query(
     "site",
@@ -36,11 +27,9 @@ SITE = _query(
     "it selects gateways and is not passed on.",
 )
 TIME = {"type": "string", "format": "date-time"}
-READ_AUTH = [{"bearer": []}]
+#: 401 and 403 come with every route that needs a token (``common.openapi.AUTH_ERRORS``).
 COMMON_ERRORS = {
-    "400": _error("A parameter is invalid (problems[].path names it), or every site refused it."),
-    "401": _error("A read token is configured and the request carries none."),
-    "403": _error("The token does not grant the read scope."),
+    "400": _error("A parameter is invalid (problems[].path names it), or every site refused it.")
 }
 
 ENTITY_PARAMS = [
@@ -60,6 +49,16 @@ ENTITY_PARAMS = [
         {"type": "integer", "minimum": 1, "maximum": MAX_ENTITY_LIMIT},
     ),
     _query("cursor", "next_cursor of the previous page (same filters, sort and sites)."),
+]
+UNIFIED_PARAMS = [
+    *[p for p in EVENT_FILTERS if p["name"] not in ("site", "limit")],
+    SITE,
+    _query(
+        "limit",
+        "Page size (default 100).",
+        {"type": "integer", "minimum": 1, "maximum": MAX_QUERY_LIMIT},
+    ),
+    _query("sources", "Comma-separated source names, passed to every site."),
 ]
 
 SITE_STATUS = {
@@ -173,101 +172,18 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _list_op(operation_id: str, summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "get": {
-            "operationId": operation_id,
-            "summary": summary,
-            "security": READ_AUTH,
-            "parameters": [*ENTITY_PARAMS, *extra],
-            "responses": {
-                "200": _json(_ref("MergedPage"), "One merged page and each site's status."),
-                **COMMON_ERRORS,
-            },
-        }
-    }
-
-
-PATHS: dict[str, Any] = {
-    "/v1/sites": {
-        "get": {
-            "operationId": "sites",
-            "summary": "The sites this central host reads.",
-            "security": READ_AUTH,
-            "responses": {"200": _json(_ref("Sites"), "The configured sites."), **COMMON_ERRORS},
-        }
-    },
-    "/v1/jobs": _list_op("jobs", "Jobs of one, several or all sites, merged by the sort.", []),
-    "/v1/subjobs": _list_op(
-        "subjobs",
-        "Subjobs of one, several or all sites, merged by the sort.",
-        [_query("parent_id", "Subjobs of this job.")],
-    ),
-    "/v1/jobs/{id}": {
-        "get": {
-            "operationId": "jobDetail",
-            "summary": "A job (or subjob) with its subjobs and events, from the site that has it.",
-            "security": READ_AUTH,
-            "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
-                SITE,
-                _query(
-                    "events_limit",
-                    "At most this many events (default 1000).",
-                    {"type": "integer", "minimum": 1, "maximum": 10_000},
-                ),
-            ],
-            "responses": {
-                "200": _json(_ref("SiteJobDetail"), "The job and the site that has it."),
-                **COMMON_ERRORS,
-                "404": _error("No site that answered has this id (missing sites are named)."),
-            },
-        }
-    },
-    "/v1/data/unified": {
-        "get": {
-            "operationId": "unified",
-            "summary": "Unified events of one, several or all sites, merged by (time, event_id).",
-            "security": READ_AUTH,
-            "parameters": [
-                *[p for p in EVENT_FILTERS if p["name"] not in ("site", "limit")],
-                SITE,
-                _query(
-                    "limit",
-                    "Page size (default 100).",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_QUERY_LIMIT},
-                ),
-                _query("sources", "Comma-separated source names, passed to every site."),
-            ],
-            "responses": {
-                "200": _json(_ref("MergedEvents"), "Merged events and each site's status."),
-                **COMMON_ERRORS,
-            },
-        }
-    },
-    "/v1/healthz": open_get(
-        "health",
-        "Each site's reachability, status and latency "
-        "(no auth: status only; details with the read token).",
-        {
-            "200": _json(_ref("CentralHealth"), "ok, or degraded when a site is not ok."),
-            "503": _json(_ref("CentralHealth"), "down: no site is reachable."),
-        },
-    ),
-    "/metrics": METRICS_PATH,
-    "/openapi.json": OPENAPI_PATH,
-}
-
-
-def document(plugin_routes: list[tuple[str, list[str]]] = ()) -> dict[str, Any]:
-    """The OpenAPI document; ``plugin_routes`` (path, methods) are listed as plugin-defined."""
+def document(
+    routes: Sequence[Any],
+    plugin_routes: Sequence[Any] = (),
+    scope_of: Callable[[str], str | None] = lambda _path: "read",
+) -> dict[str, Any]:
+    """The OpenAPI document of these routes (each handler declares its own ``@operation``)."""
     return common_document(
         title="wafermon central",
         description="Many sites' gateways behind one API: fan-out with per-site timeouts, "
         "partial answers that name missing sites, merged pagination.",
-        paths=PATHS,
+        routes=routes,
+        plugin_routes=plugin_routes,
         schemas=SCHEMAS,
-        security=READ_AUTH,
-        plugin_routes=list(plugin_routes),
-        plugin_access="read scope",
+        scope_of=scope_of,
     )

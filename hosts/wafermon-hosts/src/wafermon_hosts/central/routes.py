@@ -27,6 +27,7 @@ from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT, STATUS_RANK
 
 from ..common.errors import ApiError, JSONResponse, bad_parameter
 from ..common.health import health_response
+from ..common.openapi import error, json_content, operation, path_param, query_param, ref
 from ..gateway.params import Params
 from .merge import (
     DONE,
@@ -40,6 +41,7 @@ from .merge import (
     merge_events,
     plan,
 )
+from .openapi import COMMON_ERRORS, ENTITY_PARAMS, SITE, UNIFIED_PARAMS
 from .sites import SiteAnswer
 
 ENTITY_FILTERS = ("app", "status", "business_key", "sub_key", "since", "until")
@@ -117,6 +119,11 @@ def _note_partial(central: Any, route: str, answers: dict[str, SiteAnswer]) -> N
 # -- GET /v1/sites -----------------------------------------------------------------------------
 
 
+@operation(
+    "sites",
+    "The sites this central host reads.",
+    {"200": json_content(ref("Sites"), "The configured sites."), **COMMON_ERRORS},
+)
 async def sites(request: Request) -> Response:
     central = _central(request)
     Params(request, set())
@@ -214,10 +221,28 @@ async def _entities(request: Request, kind: str) -> Response:
     )
 
 
+def _list_op(operation_id: str, summary: str, extra: list[dict[str, Any]]) -> Any:
+    return operation(
+        operation_id,
+        summary,
+        {
+            "200": json_content(ref("MergedPage"), "One merged page and each site's status."),
+            **COMMON_ERRORS,
+        },
+        parameters=[*ENTITY_PARAMS, *extra],
+    )
+
+
+@_list_op("jobs", "Jobs of one, several or all sites, merged by the sort.", [])
 async def jobs(request: Request) -> Response:
     return await _entities(request, "job")
 
 
+@_list_op(
+    "subjobs",
+    "Subjobs of one, several or all sites, merged by the sort.",
+    [query_param("parent_id", "Subjobs of this job.")],
+)
 async def subjobs(request: Request) -> Response:
     return await _entities(request, "subjob")
 
@@ -225,6 +250,24 @@ async def subjobs(request: Request) -> Response:
 # -- GET /v1/jobs/{id} -------------------------------------------------------------------------
 
 
+@operation(
+    "jobDetail",
+    "A job (or subjob) with its subjobs and events, from the site that has it.",
+    {
+        "200": json_content(ref("SiteJobDetail"), "The job and the site that has it."),
+        **COMMON_ERRORS,
+        "404": error("No site that answered has this id (missing sites are named)."),
+    },
+    parameters=[
+        path_param("id", "The job's or subjob's id (may hold '/')."),
+        SITE,
+        query_param(
+            "events_limit",
+            "At most this many events (default 1000).",
+            {"type": "integer", "minimum": 1, "maximum": EVENTS_LIMIT_MAX},
+        ),
+    ],
+)
 async def job_detail(request: Request) -> Response:
     central = _central(request)
     params = Params(request, {"site", "events_limit"})
@@ -253,6 +296,15 @@ async def job_detail(request: Request) -> Response:
 # -- GET /v1/data/unified ----------------------------------------------------------------------
 
 
+@operation(
+    "unified",
+    "Unified events of one, several or all sites, merged by (time, event_id).",
+    {
+        "200": json_content(ref("MergedEvents"), "Merged events and each site's status."),
+        **COMMON_ERRORS,
+    },
+    parameters=UNIFIED_PARAMS,
+)
 async def unified(request: Request) -> Response:
     central = _central(request)
     allowed = {
@@ -304,6 +356,15 @@ async def unified(request: Request) -> Response:
 # -- GET /v1/healthz ---------------------------------------------------------------------------
 
 
+@operation(
+    "health",
+    "Each site's reachability, status and latency "
+    "(no auth: status only; details with the read token).",
+    {
+        "200": json_content(ref("CentralHealth"), "ok, or degraded when a site is not ok."),
+        "503": json_content(ref("CentralHealth"), "down: no site is reachable."),
+    },
+)
 async def healthz(request: Request) -> Response:
     central = _central(request)
     answers = await central.health.get()

@@ -13,17 +13,15 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
 from ..common.auth import INGEST, READ, TokenAuth, open_scopes
-from ..common.errors import EXCEPTION_HANDLERS, JSONResponse
+from ..common.errors import EXCEPTION_HANDLERS
 from ..common.observe import RequestObserver
-from ..common.openapi import plugin_paths as _plugin_paths
+from ..common.openapi import serve_document
 from ..common.tracing import Tracing
 from . import entities, health, ingest, openapi, query, stream
 from .runtime import Gateway
@@ -69,12 +67,8 @@ def scope_of(path: str) -> str | None:
 def create_app(gw: Gateway) -> Starlette:
     """The ASGI app serving ``gw``; its lifespan starts and closes the components."""
     plugin_routes = gw.plugins.routes("gateway")
-    api = openapi.document(_plugin_paths(plugin_routes))
-
-    async def openapi_json(_request: Request) -> Response:
-        return JSONResponse(api)
-
-    routes = [
+    # Each handler declares its OpenAPI operation (@operation, common/openapi.py).
+    own_routes = [
         Route(INGEST_PATH, ingest.ingest, methods=["POST"]),
         Route("/v1/jobs", entities.jobs, methods=["GET"]),
         Route("/v1/subjobs", entities.subjobs, methods=["GET"]),
@@ -84,9 +78,9 @@ def create_app(gw: Gateway) -> Starlette:
         Route("/v1/stream", stream.stream, methods=["GET"]),
         Route("/v1/healthz", health.healthz, methods=["GET"]),
         Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-        *plugin_routes,
+        Route("/openapi.json", serve_document, methods=["GET"]),
     ]
+    routes = [*own_routes, *plugin_routes]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -109,4 +103,5 @@ def create_app(gw: Gateway) -> Starlette:
         lifespan=lifespan,
     )
     app.state.gateway = gw
+    app.state.openapi = openapi.document(own_routes, plugin_routes, scope_of)
     return app

@@ -17,7 +17,9 @@ from wafermon.errors import FieldValueError
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT, STATUS_RANK, EntityQuery, EntityState
 
 from ..common.errors import ApiError, JSONResponse, bad_parameter
+from ..common.openapi import error, json_content, operation, path_param, query_param, ref
 from .archive import with_archived_events
+from .openapi import COMMON_ERRORS, ENTITY_FILTERS, STORE_DOWN
 from .params import Params
 
 #: EntityQuery field -> query parameter, for naming the parameter in a 400.
@@ -67,14 +69,44 @@ async def _list(request: Request, entity_type: str) -> Response:
     )
 
 
+@operation(
+    "listJobs",
+    "Jobs, newest start first by default.",
+    {"200": json_content(ref("EntityPage"), "A page of jobs."), **COMMON_ERRORS, **STORE_DOWN},
+    parameters=ENTITY_FILTERS,
+)
 async def jobs(request: Request) -> Response:
     return await _list(request, "job")
 
 
+@operation(
+    "listSubjobs",
+    "Subjobs, optionally of one job (parent_id).",
+    {"200": json_content(ref("EntityPage"), "A page of subjobs."), **COMMON_ERRORS, **STORE_DOWN},
+    parameters=[*ENTITY_FILTERS, query_param("parent_id", "Only subjobs of this job.")],
+)
 async def subjobs(request: Request) -> Response:
     return await _list(request, "subjob")
 
 
+@operation(
+    "getJob",
+    "A job (or subjob) with its subjobs and its events, oldest first.",
+    {
+        "200": json_content(ref("JobDetail"), "The job."),
+        **COMMON_ERRORS,
+        "404": error("No job or subjob has this id."),
+        **STORE_DOWN,
+    },
+    parameters=[
+        path_param("id", "The job's or subjob's id (may hold '/')."),
+        query_param(
+            "events_limit",
+            "At most this many events (default 1000).",
+            {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS_LIMIT},
+        ),
+    ],
+)
 async def job_detail(request: Request) -> Response:
     gw = request.app.state.gateway
     params = Params(request, {"events_limit"})

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..common.health import health_response
+from ..common.openapi import json_content, operation, ref
 
 
 async def report(gw: Any) -> dict[str, Any]:
@@ -44,6 +45,14 @@ async def report(gw: Any) -> dict[str, Any]:
     }
 
 
+@operation(
+    "health",
+    "Health of the store and the sources (no auth: status only; details with the read token).",
+    {
+        "200": json_content(ref("Health"), "ok, or degraded when a source is failing."),
+        "503": json_content(ref("Health"), "down: the managed store is not ok."),
+    },
+)
 async def healthz(request: Request) -> Response:
     body = await request.app.state.gateway.health.get()
     return health_response(request, body, 503 if body["status"] == "down" else 200)

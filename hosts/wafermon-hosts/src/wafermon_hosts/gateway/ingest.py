@@ -23,6 +23,8 @@ from wafermon.wire import WireBatch
 
 from ..common.errors import JSONResponse
 from ..common.limits import ingest_body
+from ..common.openapi import EVENTS_BODY, error, json_content, operation, ref
+from .openapi import STORE_DOWN
 
 DROPPED = "dropped by a transform_events plugin"
 
@@ -38,6 +40,19 @@ def _result(index: int, event_id: Any, status: str, errors: list[Problem] = ()) 
     return result
 
 
+@operation(
+    "ingest",
+    "Store a batch of events in the managed store; one result per event.",
+    {
+        "200": json_content(ref("IngestResponse"), "Every event's outcome, in input order."),
+        "400": error("The body as a whole is unreadable."),
+        "413": error("The body is larger than gateway.max_body_bytes."),
+        "415": error("Unsupported Content-Type."),
+        "422": error("More events than gateway.max_batch_events."),
+        **STORE_DOWN,
+    },
+    request_body=EVENTS_BODY,
+)
 async def ingest(request: Request) -> Response:
     gw = request.app.state.gateway
     async with ingest_body(request, gw.body_budget, gw.settings) as batch:

@@ -1,4 +1,6 @@
-"""The gateway's OpenAPI 3.1 description, as one data structure.
+"""The gateway's OpenAPI 3.1 document: component schemas and the parameters several routes
+share; each handler declares its operation (``@operation``, see ``common.openapi``) and the
+paths come from the routes the app serves.
 
 It is served at /openapi.json, a test checks that it describes every route the app has (and
 nothing else), and the API fuzz test generates its requests from it. The wire event schema is
@@ -8,34 +10,17 @@ describe a different event than the codec accepts.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from wafermon.interfaces import MAX_QUERY_LIMIT
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT
 
-from ..common.openapi import (
-    ERROR_SCHEMAS,
-    EVENTS_BODY,
-    METRICS_PATH,
-    OPENAPI_PATH,
-    event_schemas,
-    open_get,
-)
+from ..common.openapi import ERROR_SCHEMAS, event_schemas, retry_later
 from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
-from ..common.openapi import json_content as _json
+from ..common.openapi import query_param as _query
 from ..common.openapi import ref as _ref
-
-
-def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or {"type": "string", "minLength": 1},
-    }
-
 
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -83,17 +68,10 @@ EVENT_FILTERS = [
     _query("cursor", "next_cursor of the previous page."),
 ]
 
-READ_AUTH = [{"bearer": []}]
-COMMON_ERRORS = {
-    "400": _error("A parameter is invalid; problems[].path names it."),
-    "401": _error("A token is configured and the request carries none."),
-    "403": _error("The token does not grant this scope."),
-}
+#: 401 and 403 come with every route that needs a token (``common.openapi.AUTH_ERRORS``).
+COMMON_ERRORS = {"400": _error("A parameter is invalid; problems[].path names it.")}
 STORE_DOWN = {
-    "503": {
-        **_error("The managed store is unavailable; retry after Retry-After seconds."),
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-    }
+    "503": retry_later("The managed store is unavailable; retry after Retry-After seconds.")
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -243,168 +221,18 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-PATHS: dict[str, Any] = {
-    "/v1/ingest/managed": {
-        "post": {
-            "operationId": "ingest",
-            "summary": "Store a batch of events in the managed store; one result per event.",
-            "security": [{"bearer": []}],
-            "requestBody": EVENTS_BODY,
-            "responses": {
-                "200": _json(_ref("IngestResponse"), "Every event's outcome, in input order."),
-                "400": _error("The body as a whole is unreadable."),
-                "401": COMMON_ERRORS["401"],
-                "403": _error("The token does not grant the ingest scope."),
-                "413": _error("The body is larger than gateway.max_body_bytes."),
-                "415": _error("Unsupported Content-Type."),
-                "422": _error("More events than gateway.max_batch_events."),
-                **STORE_DOWN,
-            },
-        }
-    },
-    "/v1/jobs": {
-        "get": {
-            "operationId": "listJobs",
-            "summary": "Jobs, newest start first by default.",
-            "security": READ_AUTH,
-            "parameters": ENTITY_FILTERS,
-            "responses": {
-                "200": _json(_ref("EntityPage"), "A page of jobs."),
-                **COMMON_ERRORS,
-                **STORE_DOWN,
-            },
-        }
-    },
-    "/v1/subjobs": {
-        "get": {
-            "operationId": "listSubjobs",
-            "summary": "Subjobs, optionally of one job (parent_id).",
-            "security": READ_AUTH,
-            "parameters": [*ENTITY_FILTERS, _query("parent_id", "Only subjobs of this job.")],
-            "responses": {
-                "200": _json(_ref("EntityPage"), "A page of subjobs."),
-                **COMMON_ERRORS,
-                **STORE_DOWN,
-            },
-        }
-    },
-    "/v1/jobs/{id}": {
-        "get": {
-            "operationId": "getJob",
-            "summary": "A job (or subjob) with its subjobs and its events, oldest first.",
-            "security": READ_AUTH,
-            "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
-                _query(
-                    "events_limit",
-                    "At most this many events (default 1000).",
-                    {"type": "integer", "minimum": 1, "maximum": 10_000},
-                ),
-            ],
-            "responses": {
-                "200": _json(_ref("JobDetail"), "The job."),
-                **COMMON_ERRORS,
-                "404": _error("No job or subjob has this id."),
-                **STORE_DOWN,
-            },
-        }
-    },
-    "/v1/query/external": {
-        "post": {
-            "operationId": "queryExternal",
-            "summary": "Run a query on one named source (or 'managed').",
-            "security": READ_AUTH,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": ["source"],
-                            "properties": {"source": {"type": "string"}, "query": _ref("Query")},
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "200": _json(_ref("EventPage"), "One page of the source's events."),
-                **COMMON_ERRORS,
-                "404": _error("No source has this name."),
-                "413": _error("The body is larger than gateway.max_body_bytes."),
-                "415": _error("Unsupported Content-Type."),
-                "502": _error("The source failed; error says why."),
-                "504": _error("The source did not answer within gateway.source_timeout."),
-            },
-        }
-    },
-    "/v1/data/unified": {
-        "get": {
-            "operationId": "unified",
-            "summary": "Events from the managed store and the sources, merged and deduplicated.",
-            "security": READ_AUTH,
-            "parameters": [
-                *EVENT_FILTERS,
-                _query("parent_id", "Only events of the subjobs of this job."),
-                _query(
-                    "sources",
-                    "Comma-separated source names (default: managed and every configured source).",
-                ),
-            ],
-            "responses": {
-                "200": _json(_ref("UnifiedPage"), "Merged events and each source's status."),
-                **COMMON_ERRORS,
-            },
-        }
-    },
-    "/v1/stream": {
-        "get": {
-            "operationId": "stream",
-            "summary": "Server-sent events: each newly accepted event as it is ingested.",
-            "security": READ_AUTH,
-            "parameters": [
-                _query("site", "Only this site."),
-                _query("app", "Only this app."),
-                {
-                    "name": "Last-Event-ID",
-                    "in": "header",
-                    "required": False,
-                    "description": "Reconnecting: first replay the events stored after this "
-                    "event_id (from the last 10,000 stored).",
-                    "schema": {"type": "string"},
-                },
-            ],
-            "responses": {
-                "200": {
-                    "description": "text/event-stream; `data:` is a wire event, `id:` its "
-                    "event_id. Comment lines report heartbeats and dropped events.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                },
-                **COMMON_ERRORS,
-            },
-        }
-    },
-    "/v1/healthz": open_get(
-        "health",
-        "Health of the store and the sources (no auth: status only; details with the read token).",
-        {
-            "200": _json(_ref("Health"), "ok, or degraded when a source is failing."),
-            "503": _json(_ref("Health"), "down: the managed store is not ok."),
-        },
-    ),
-    "/metrics": METRICS_PATH,
-    "/openapi.json": OPENAPI_PATH,
-}
 
-
-def document(plugin_routes: list[tuple[str, list[str]]] = ()) -> dict[str, Any]:
-    """The OpenAPI document; ``plugin_routes`` (path, methods) are listed as plugin-defined."""
+def document(
+    routes: Sequence[Any],
+    plugin_routes: Sequence[Any] = (),
+    scope_of: Callable[[str], str | None] = lambda _path: "read",
+) -> dict[str, Any]:
+    """The OpenAPI document of these routes (each handler declares its own ``@operation``)."""
     return common_document(
         title="wafermon gateway",
         description="A site's managed event store, external sources and unified view.",
-        paths=PATHS,
+        routes=routes,
+        plugin_routes=plugin_routes,
         schemas=SCHEMAS,
-        security=READ_AUTH,
-        plugin_routes=list(plugin_routes),
-        plugin_access="read scope",
+        scope_of=scope_of,
     )

@@ -25,6 +25,8 @@ from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES, decode_cursor
 
 from ..common.errors import ApiError, JSONResponse, bad_parameter
 from ..common.limits import media_type, read_body
+from ..common.openapi import error, json_content, operation, query_param, ref
+from .openapi import COMMON_ERRORS, EVENT_FILTERS
 from .params import Params, parse_time
 from .runtime import SourceUnavailable
 from .settings import MANAGED
@@ -103,6 +105,32 @@ def query_from_json(value: Any, path: str) -> Query:
     raise ApiError(400, "invalid query", problems)
 
 
+@operation(
+    "queryExternal",
+    "Run a query on one named source (or 'managed').",
+    {
+        "200": json_content(ref("EventPage"), "One page of the source's events."),
+        **COMMON_ERRORS,
+        "404": error("No source has this name."),
+        "413": error("The body is larger than gateway.max_body_bytes."),
+        "415": error("Unsupported Content-Type."),
+        "502": error("The source failed; error says why."),
+        "504": error("The source did not answer within gateway.source_timeout."),
+    },
+    request_body={
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["source"],
+                    "properties": {"source": {"type": "string"}, "query": ref("Query")},
+                }
+            }
+        },
+    },
+)
 async def external(request: Request) -> Response:
     gw = request.app.state.gateway
     kind = media_type(request)
@@ -165,6 +193,22 @@ def _unified_query(params: Params) -> Query:
     return query
 
 
+@operation(
+    "unified",
+    "Events from the managed store and the sources, merged and deduplicated.",
+    {
+        "200": json_content(ref("UnifiedPage"), "Merged events and each source's status."),
+        **COMMON_ERRORS,
+    },
+    parameters=[
+        *EVENT_FILTERS,
+        query_param("parent_id", "Only events of the subjobs of this job."),
+        query_param(
+            "sources",
+            "Comma-separated source names (default: managed and every configured source).",
+        ),
+    ],
+)
 async def unified(request: Request) -> Response:
     gw = request.app.state.gateway
     allowed = {

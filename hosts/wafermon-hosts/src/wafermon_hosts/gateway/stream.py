@@ -27,6 +27,8 @@ from starlette.responses import Response, StreamingResponse
 from wafermon import Event
 from wafermon.codec import unstructure_event
 
+from ..common.openapi import operation, query_param
+from .openapi import COMMON_ERRORS
 from .params import Params
 
 HEARTBEAT_S = 15.0
@@ -164,6 +166,30 @@ def _frame(event: Event) -> bytes:
     return b"id: %s\ndata: %s\n\n" % (str(event.event_id).encode(), data)
 
 
+@operation(
+    "stream",
+    "Server-sent events: each newly accepted event as it is ingested.",
+    {
+        "200": {
+            "description": "text/event-stream; `data:` is a wire event, `id:` its event_id. "
+            "Comment lines report heartbeats and dropped events.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **COMMON_ERRORS,
+    },
+    parameters=[
+        query_param("site", "Only this site."),
+        query_param("app", "Only this app."),
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "description": "Reconnecting: first replay the events stored after this event_id "
+            "(from the last 10,000 stored).",
+            "schema": {"type": "string"},
+        },
+    ],
+)
 async def stream(request: Request) -> Response:
     params = Params(request, {"site", "app"})
     site, app = params.text("site"), params.text("app")

@@ -13,17 +13,15 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
 from ..common.auth import INGEST, READ, TokenAuth, open_scopes
-from ..common.errors import EXCEPTION_HANDLERS, JSONResponse
+from ..common.errors import EXCEPTION_HANDLERS
 from ..common.observe import RequestObserver
-from ..common.openapi import plugin_paths
+from ..common.openapi import serve_document
 from ..common.tracing import Tracing
 from . import health, ingest, openapi
 from .runtime import Sidecar
@@ -65,18 +63,15 @@ def create_app(sc: Sidecar) -> Starlette:
     """The ASGI app serving ``sc``; its lifespan opens the spool, starts backends and router,
     and on shutdown drains, stops and closes them."""
     plugin_routes = sc.plugins.routes("sidecar")
-    api = openapi.document(plugin_paths(plugin_routes))
-
-    async def openapi_json(_request: Request) -> Response:
-        return JSONResponse(api)
-
-    routes = [
-        *(Route(path, ingest.ingest, methods=["POST"]) for path in INGEST_PATHS),
+    # Each handler declares its OpenAPI operation (@operation, common/openapi.py).
+    own_routes = [
+        Route(INGEST_PATHS[0], ingest.ingest, methods=["POST"]),
+        Route(INGEST_PATHS[1], ingest.ingest_batch, methods=["POST"]),
         Route("/v1/healthz", health.healthz, methods=["GET"]),
         Route("/metrics", sc.metrics.endpoint, methods=["GET"]),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-        *plugin_routes,
+        Route("/openapi.json", serve_document, methods=["GET"]),
     ]
+    routes = [*own_routes, *plugin_routes]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -99,4 +94,5 @@ def create_app(sc: Sidecar) -> Starlette:
         lifespan=lifespan,
     )
     app.state.sidecar = sc
+    app.state.openapi = openapi.document(own_routes, plugin_routes, scope_of)
     return app

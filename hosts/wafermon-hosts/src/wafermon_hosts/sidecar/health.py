@@ -19,6 +19,7 @@ from starlette.responses import Response
 from wafermon.router import Breaker
 
 from ..common.health import health_response
+from ..common.openapi import json_content, operation, ref
 
 
 def backend_status(sc: Any) -> dict[str, dict[str, Any]]:
@@ -42,6 +43,15 @@ def backend_status(sc: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+@operation(
+    "health",
+    "The spool and every backend's delivery state "
+    "(no auth: status only; details with the read token).",
+    {
+        "200": json_content(ref("Health"), "ok, or degraded when a backend's circuit is open."),
+        "503": json_content(ref("Health"), "down (the spool is unusable) or stopping."),
+    },
+)
 async def healthz(request: Request) -> Response:
     sc = request.app.state.sidecar
     spool = sc.spool

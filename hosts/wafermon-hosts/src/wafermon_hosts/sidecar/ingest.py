@@ -24,6 +24,7 @@ from wafermon.wire import WireBatch
 
 from ..common.errors import ApiError, JSONResponse
 from ..common.limits import ingest_body
+from ..common.openapi import EVENTS_BODY, error, json_content, operation, ref, retry_later
 from .runtime import RETRY_AFTER_S
 
 DROPPED = "dropped by a transform_events plugin"
@@ -39,6 +40,36 @@ def _result(index: int, event_id: Any, status: str, errors: list[Problem] = ()) 
     }
 
 
+def _documented(operation_id: str, summary: str) -> Any:
+    return operation(
+        operation_id,
+        summary,
+        {
+            "202": json_content(
+                ref("IngestResponse"),
+                "The accepted events are on disk (fsynced); every event's outcome, in input order.",
+            ),
+            "400": json_content(
+                {"oneOf": [ref("IngestResponse"), ref("Error")]},
+                "Nothing was stored: no event is valid (per-event results), or the body is "
+                "unreadable as a whole (invalid JSON or UTF-8, nested too deeply).",
+            ),
+            "403": error("The token is not the sidecar's ingest token."),
+            "413": error("The body is larger than sidecar.max_body_bytes."),
+            "415": error("Unsupported Content-Type."),
+            "422": error("More events than sidecar.max_batch_events."),
+            "503": retry_later(
+                "Nothing was stored: the spool is full or failing, or the sidecar is shutting "
+                "down; send the same body again after Retry-After seconds."
+            ),
+        },
+        request_body=EVENTS_BODY,
+    )
+
+
+@_documented(
+    "ingestEvents", "Accept events into the durable spool (one event, a JSON array or NDJSON)."
+)
 async def ingest(request: Request) -> Response:
     sc = request.app.state.sidecar
     if not sc.accepting:
@@ -50,6 +81,11 @@ async def ingest(request: Request) -> Response:
         )
     async with ingest_body(request, sc.body_budget, sc.settings) as batch:
         return await _spool(sc, batch)
+
+
+@_documented("ingestEventsBatch", "The same as POST /v1/ingest/events (kept for older SDKs).")
+async def ingest_batch(request: Request) -> Response:
+    return await ingest(request)
 
 
 async def _spool(sc: Any, batch: WireBatch) -> Response:

@@ -1,4 +1,5 @@
-"""The sidecar's OpenAPI 3.1 description, as one data structure.
+"""The sidecar's OpenAPI 3.1 document: its component schemas; the operations are declared on
+the handlers (``@operation``, see ``common.openapi``) and the paths come from the routes.
 
 Served at /openapi.json; a test checks that it describes every route the app has (and nothing
 else) and the API fuzz test generates its requests from it. The event schema is the core's.
@@ -6,23 +7,12 @@ else) and the API fuzz test generates its requests from it. The event schema is 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..common.openapi import (
-    ERROR_SCHEMAS,
-    EVENTS_BODY,
-    METRICS_PATH,
-    OPENAPI_PATH,
-    error,
-    event_schemas,
-    json_content,
-    open_get,
-    ref,
-)
+from ..common.openapi import ERROR_SCHEMAS, event_schemas, ref
 from ..common.openapi import document as common_document
 
-AUTH = [{"bearer": []}]
-RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}}
 COUNTER = {"type": "integer", "minimum": 0}
 
 SCHEMAS: dict[str, Any] = {
@@ -97,71 +87,18 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _ingest(operation_id: str, summary: str) -> dict[str, Any]:
-    return {
-        "post": {
-            "operationId": operation_id,
-            "summary": summary,
-            "security": AUTH,
-            "requestBody": EVENTS_BODY,
-            "responses": {
-                "202": json_content(
-                    ref("IngestResponse"),
-                    "The accepted events are on disk (fsynced); every event's outcome, in "
-                    "input order.",
-                ),
-                "400": json_content(
-                    {"oneOf": [ref("IngestResponse"), ref("Error")]},
-                    "Nothing was stored: no event is valid (per-event results), or the body "
-                    "is unreadable as a whole (invalid JSON or UTF-8, nested too deeply).",
-                ),
-                "401": error("A token is configured and the request carries none."),
-                "403": error("The token is not the sidecar's ingest token."),
-                "413": error("The body is larger than sidecar.max_body_bytes."),
-                "415": error("Unsupported Content-Type."),
-                "422": error("More events than sidecar.max_batch_events."),
-                "503": {
-                    **error(
-                        "Nothing was stored: the spool is full or failing, or the sidecar is "
-                        "shutting down; send the same body again after Retry-After seconds."
-                    ),
-                    "headers": RETRY_AFTER,
-                },
-            },
-        }
-    }
-
-
-PATHS: dict[str, Any] = {
-    "/v1/ingest/events": _ingest(
-        "ingestEvents", "Accept events into the durable spool (one event, a JSON array or NDJSON)."
-    ),
-    "/v1/ingest/events:batch": _ingest(
-        "ingestEventsBatch", "The same as POST /v1/ingest/events (kept for older SDKs)."
-    ),
-    "/v1/healthz": open_get(
-        "health",
-        "The spool and every backend's delivery state "
-        "(no auth: status only; details with the read token).",
-        {
-            "200": json_content(ref("Health"), "ok, or degraded when a backend's circuit is open."),
-            "503": json_content(ref("Health"), "down (the spool is unusable) or stopping."),
-        },
-    ),
-    "/metrics": METRICS_PATH,
-    "/openapi.json": OPENAPI_PATH,
-}
-
-
-def document(plugin_routes: list[tuple[str, list[str]]] = ()) -> dict[str, Any]:
-    """The OpenAPI document; ``plugin_routes`` (path, methods) are listed as plugin-defined."""
+def document(
+    routes: Sequence[Any],
+    plugin_routes: Sequence[Any] = (),
+    scope_of: Callable[[str], str | None] = lambda _path: "ingest",
+) -> dict[str, Any]:
+    """The OpenAPI document of these routes (each handler declares its own ``@operation``)."""
     return common_document(
         title="wafermon sidecar",
         description="Accepts events into a durable local spool and delivers them to every "
         "configured backend.",
-        paths=PATHS,
+        routes=routes,
+        plugin_routes=plugin_routes,
         schemas=SCHEMAS,
-        security=AUTH,
-        plugin_routes=list(plugin_routes),
-        plugin_access="needs the ingest token",
+        scope_of=scope_of,
     )
