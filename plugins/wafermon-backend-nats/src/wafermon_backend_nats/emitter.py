@@ -138,13 +138,12 @@ class NatsEmitter(Emitter):
                     )
                 acks = await asyncio.gather(*futures, return_exceptions=True)
         except TimeoutError:
-            for future in futures:
-                future.cancel()  # frees its slot in the in-flight bound
             self._fail(f"no PubAck within {wait:g} s for {len(batch)} events")
         except Exception as exc:  # noqa: BLE001 - a lost connection, a closed client
-            for future in futures:
-                future.cancel()
             self._fail(f"publishing failed: {describe(exc)}", exc)
+        finally:
+            for future in futures:
+                future.cancel()  # one still waiting (timeout, cancelled emit) frees its slot
         failed = [a for a in acks if isinstance(a, BaseException)]
         self._stats["duplicates"] += sum(
             1 for a in acks if not isinstance(a, BaseException) and a.duplicate
