@@ -21,6 +21,10 @@ events only if the backend asks (the gateway forwarder and file writers never do
 has the events of a record at hand (decoded at ingest) hands them over with
 ``remember(seq, batch)``; a record read back from disk is decoded at most once, shared by every
 loop. That cache is bounded by events and by records, so a dead backend cannot grow memory.
+
+A host that wants each delivery to run inside something of its own (the sidecar: a tracing span
+continuing the requests that brought the records) passes ``delivery_scope`` and hands each
+record's context to ``remember``; the core itself knows nothing of tracing.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,6 +55,16 @@ log = logging.getLogger(__name__)
 
 #: Seconds between cancelling the delivery loops again while the router stops.
 STOP_RECHECK_S = 0.5
+
+#: Record contexts kept for ``delivery_scope`` (oldest dropped first): they are telemetry, not
+#: data, so a record delivered after a restart or far behind simply has none.
+MAX_RECORD_CONTEXTS = 10_000
+
+#: ``delivery_scope(backend, seqs, contexts)``: entered around delivering the records ``seqs``
+#: to ``backend`` (every attempt), with the contexts ``remember`` was given for them.
+DeliveryScope = Callable[
+    [str, Sequence[int], Sequence[Mapping[str, str]]], contextlib.AbstractContextManager[object]
+]
 
 
 class Breaker(enum.StrEnum):
@@ -109,6 +123,7 @@ class Router:
         loop_retry_s: float = 1.0,
         max_decoded_events: int = 10_000,
         max_decoded_records: int = 256,
+        delivery_scope: DeliveryScope | None = None,
     ) -> None:
         self.spool = spool
         self.routes = sorted(routes, key=lambda r: r.priority)
@@ -124,6 +139,8 @@ class Router:
         self._tasks: list[asyncio.Task[None]] = []
         self._decoded: dict[int, EventBatch] = {}  # recent records, shared by the loops
         self._decoded_events = 0  # events in self._decoded
+        self.delivery_scope = delivery_scope
+        self._contexts: dict[int, Mapping[str, str]] = {}
 
     def start(self) -> None:
         self._tasks = [
@@ -131,8 +148,15 @@ class Router:
             for r in self.routes
         ]
 
-    def remember(self, seq: int, events: Sequence[Event]) -> None:
-        """The events of record ``seq`` (an EventBatch of its bytes, or the decoded events)."""
+    def remember(
+        self, seq: int, events: Sequence[Event], context: Mapping[str, str] | None = None
+    ) -> None:
+        """The events of record ``seq`` (an EventBatch of its bytes, or the decoded events),
+        and the context ``delivery_scope`` gets for it."""
+        if context:
+            self._contexts[seq] = context
+            while len(self._contexts) > MAX_RECORD_CONTEXTS:
+                del self._contexts[next(iter(self._contexts))]
         self._cache(seq, EventBatch.from_events(events))
 
     def notify(self) -> None:
@@ -192,22 +216,18 @@ class Router:
                         await wake.wait()
                 continue
             events = EventBatch.concat([self._events(seq, payload) for seq, payload in records])
-            with self._delivery_scope(route, [seq for seq, _ in records]):
+            with self._scope(route.name, [seq for seq, _ in records]):
                 await self._deliver(route, state, events)
             last = records[-1][0]
             await asyncio.to_thread(self.spool.ack, route.name, last)
             state.acked_seq = last
             self._forget_decoded()
 
-    def _delivery_scope(
-        self, route: Route, seqs: list[int]
-    ) -> contextlib.AbstractContextManager[object]:
-        """Entered around delivering the records ``seqs`` to ``route`` (all attempts).
-
-        A host overrides it to make a tracing span current while the emitter runs; the core
-        itself knows nothing of tracing.
-        """
-        return contextlib.nullcontext()
+    def _scope(self, backend: str, seqs: list[int]) -> contextlib.AbstractContextManager[object]:
+        if self.delivery_scope is None:
+            return contextlib.nullcontext()
+        contexts = [self._contexts[seq] for seq in seqs if seq in self._contexts]
+        return self.delivery_scope(backend, seqs, contexts)
 
     def _events(self, seq: int, payload: bytes) -> EventBatch:
         events = self._decoded.get(seq)
@@ -228,6 +248,8 @@ class Router:
         floor = min(s.acked_seq for s in self.states.values())
         for seq in [s for s in self._decoded if s <= floor]:
             self._decoded_events -= len(self._decoded.pop(seq))
+        for seq in [s for s in self._contexts if s <= floor]:
+            del self._contexts[seq]
         self._trim()
 
     def _trim(self) -> None:

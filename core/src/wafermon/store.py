@@ -327,13 +327,14 @@ class ManagedStore(Emitter, QueryAdapter):
     """A store a gateway can own: idempotent ingest plus current job and subjob state."""
 
     @abc.abstractmethod
-    async def ingest(self, events: Sequence[Event]) -> list[bool]:
+    async def ingest(
+        self, events: Sequence[Event], *, bodies: Sequence[bytes | None] | None = None
+    ) -> list[bool]:
         """Store events; for each, True if new, False if its event_id was already stored.
 
-        A store may also accept a keyword ``bodies``: for each event, the JSON text it was
-        decoded from (bytes, or None where unknown), which a store that keeps the wire JSON can
-        store as it is instead of encoding the event again. The gateway passes it (for NDJSON
-        batches) only to stores whose ``ingest`` has that parameter.
+        ``bodies``, when given, holds for each event the JSON text it was decoded from (None
+        where unknown, e.g. an event a transform replaced): a store that keeps the wire JSON
+        stores it as it is instead of encoding the event again; any other store ignores it.
         """
 
     async def emit(self, batch: Sequence[Event]) -> None:

@@ -58,9 +58,9 @@ class FlakySqlStore(SqlStore):
         if type(self).down:
             raise RetryableError("database connection lost")
 
-    async def ingest(self, events):
+    async def ingest(self, events, *, bodies=None):
         self._check()
-        return await super().ingest(events)
+        return await super().ingest(events, bodies=bodies)
 
     async def entities(self, query):
         self._check()

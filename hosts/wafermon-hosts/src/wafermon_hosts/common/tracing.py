@@ -126,6 +126,18 @@ class Tracing:
         ) as span:
             yield span
 
+    def delivery_scope(
+        self, backend: str, seqs: Sequence[int], carriers: Sequence[Mapping[str, str]]
+    ) -> contextlib.AbstractContextManager[Any]:
+        """The router's ``delivery_scope``: a span per delivery of spooled records to a backend,
+        continuing the trace of the requests that brought them."""
+        attributes = {
+            "wafermon.backend": backend,
+            "wafermon.spool.first_seq": seqs[0],
+            "wafermon.spool.last_seq": seqs[-1],
+        }
+        return self.delivery_span(f"deliver {backend}", carriers, attributes)
+
     def shutdown(self) -> None:
         """Flush and stop exporting (called on host shutdown)."""
         self.provider.shutdown()

@@ -79,7 +79,7 @@ async def _ingest(gw: Any, batch: WireBatch) -> Response:
         to_store = list({e.event_id: e for e in transformed}.values())
     # An event a plugin replaced gets None: the store encodes it. Identity is sound here
     # because every decoded event stays alive in ``unique`` meanwhile.
-    bodies = [lines.get(id(e)) for e in to_store] if gw.store_takes_bodies else None
+    bodies = [lines.get(id(e)) for e in to_store]
 
     outcome = await _store(gw, to_store, bodies)
     dropped = ("rejected", [Problem("$", DROPPED)])
@@ -107,14 +107,13 @@ async def _ingest(gw: Any, batch: WireBatch) -> Response:
 
 
 async def _store(
-    gw: Any, events: list[Event], bodies: list[bytes | None] | None
+    gw: Any, events: list[Event], bodies: list[bytes | None]
 ) -> dict[UUID, tuple[str, list[Problem]]]:
     """event_id -> (status, problems) for each event handed to the store."""
     if not events:
         return {}
     try:
-        call = gw.store.ingest(events) if bodies is None else gw.store.ingest(events, bodies=bodies)
-        stored = await gw.call_store(call)
+        stored = await gw.call_store(gw.store.ingest(events, bodies=bodies))
     except PermanentError as exc:
         # The store refused some events for good; the contract says the others were stored.
         refused = None if exc.event_ids is None else {str(i) for i in exc.event_ids}

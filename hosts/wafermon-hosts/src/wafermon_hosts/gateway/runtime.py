@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import time
 from collections.abc import Awaitable, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
 
@@ -26,6 +24,7 @@ from ..common.health import CachedCheck
 from ..common.limits import ByteBudget
 from ..common.logs import get_logger
 from ..common.metrics import HostMetrics
+from ..common.supervise import Supervised, checked_health
 from ..common.tracing import Tracing
 from .archive import archive_source, retain
 from .health import report as health_report
@@ -100,51 +99,21 @@ class GatewayMetrics(HostMetrics):
             self.events.labels(outcome)
 
 
-class SourceHandle:
-    """A query adapter plus whether it is started; restarts a failed one lazily."""
+class SourceHandle(Supervised[QueryAdapter]):
+    """A query adapter under supervision, restarted lazily at most every SOURCE_RETRY_S."""
 
-    def __init__(self, name: str, adapter: QueryAdapter, timeout: float) -> None:
-        self.name = name
-        self.adapter = adapter
-        self.timeout = timeout
-        self.started = False
-        self.error: str | None = None
-        self._retry_at = 0.0
-        self._lock = asyncio.Lock()
+    def __init__(self, adapter: QueryAdapter, timeout: float) -> None:
+        super().__init__(adapter, role="source", timeout=timeout, retry_s=SOURCE_RETRY_S)
 
-    async def start(self) -> None:
-        async with self._lock:
-            if self.started:
-                return
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await self.adapter.start()
-            except Exception as exc:  # noqa: BLE001 - any failure is reported, not fatal
-                self.error = f"failed to start: {describe(exc)}"
-                self._retry_at = time.monotonic() + SOURCE_RETRY_S
-                log.warning("source failed to start", source=self.name, error=self.error)
-                with contextlib.suppress(Exception):
-                    await self.adapter.close()
-                return
-            self.started, self.error = True, None
+    @property
+    def adapter(self) -> QueryAdapter:
+        return self.component
 
     async def ready(self) -> QueryAdapter:
         """The adapter, started; SourceUnavailable while a failed start is not due a retry."""
-        if not self.started and time.monotonic() >= self._retry_at:
-            await self.start()
-        if not self.started:
+        if not await self.ensure_started():
             raise SourceUnavailable(self.error or "not started")
-        return self.adapter
-
-    async def health(self) -> Health:
-        if not self.started:
-            return Health(False, self.error or "not started")
-        return await checked_health(self.adapter, self.timeout)
-
-    async def close(self) -> None:
-        if self.started:
-            self.started = False
-            await self.adapter.close()
+        return self.component
 
 
 class Gateway:
@@ -162,10 +131,8 @@ class Gateway:
         self.settings = parts.settings
         self.store = parts.store
         self.store_type = parts.store_type
-        # Whether the store's ingest() takes the optional ``bodies`` (see ManagedStore.ingest).
-        self.store_takes_bodies = _has_keyword(parts.store.ingest, "bodies")
         timeout = parts.settings.source_timeout
-        self.sources = {n: SourceHandle(n, a, timeout) for n, a in parts.sources.items()}
+        self.sources = {n: SourceHandle(a, timeout) for n, a in parts.sources.items()}
         self.archive_source = archive_source(parts.sources)  # retention archives when set
         self.plugins = plugins
         self.tracing = tracing
@@ -273,21 +240,3 @@ class Gateway:
                 f"the managed store is unavailable: {describe(exc)}",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             ) from None
-
-
-async def checked_health(component: Any, timeout: float) -> Health:
-    """``health()`` with a deadline; a component that raises or hangs is reported not ok."""
-    try:
-        async with asyncio.timeout(timeout):
-            return await component.health()
-    except TimeoutError:
-        return Health(False, f"health check did not answer within {timeout:g}s")
-    except Exception as exc:  # noqa: BLE001 - health must not raise; report it instead
-        return Health(False, f"health check failed: {describe(exc)}")
-
-
-def _has_keyword(function: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(function).parameters
-    except (TypeError, ValueError):  # no signature to read: assume the plain contract
-        return False

@@ -14,7 +14,6 @@ share one fsync (the event loop's default pool has only cpu + 4 threads).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
 import time
@@ -34,6 +33,7 @@ from ..common.errors import ApiError
 from ..common.limits import ByteBudget
 from ..common.logs import get_logger
 from ..common.metrics import HostMetrics
+from ..common.supervise import Supervised
 from ..common.tracing import Tracing
 from .settings import SidecarParts
 
@@ -49,7 +49,6 @@ BREAKER_VALUE = {Breaker.CLOSED: 0, Breaker.HALF_OPEN: 1, Breaker.OPEN: 2}
 #: Decoded events the router may keep for backends that are behind (about 2 KB each).
 MAX_DECODED_EVENTS = 10_000
 #: Records whose ingest trace context the router keeps for their delivery spans.
-MAX_TRACED_RECORDS = 10_000
 #: Seconds before a backend's delivery loop resumes after its spool read or ack failed.
 LOOP_RETRY_S = 1.0
 #: Seconds between checks that the spool directory still exists.
@@ -63,104 +62,36 @@ class SidecarStartError(RuntimeError):
 
 
 class SupervisedEmitter(Emitter):
-    """A backend's emitter, started lazily: a failed start is retried before the next emit.
-
-    The router sees a failed start as a retryable failure of that backend only (backoff,
-    breaker, /healthz), never as a reason to stop the sidecar.
-    """
+    """A backend's emitter, started lazily (``Supervised``): the router sees a failed start as
+    a retryable failure of that backend only (backoff, breaker, /healthz), never as a reason to
+    stop the sidecar."""
 
     def __init__(self, inner: Emitter, type_name: str) -> None:
         super().__init__(inner.name, inner.settings)
         self.inner = inner
         self.type_name = type_name
-        self.started = False
-        self.start_error: str | None = None
-        self._lock = asyncio.Lock()
+        self.supervised = Supervised(inner, role="backend", timeout=START_TIMEOUT_S)
+
+    @property
+    def started(self) -> bool:
+        return self.supervised.started
 
     async def start(self) -> None:
-        """Start the backend; a failure is recorded and logged, not raised."""
-        async with self._lock:
-            if self.started:
-                return
-            try:
-                async with asyncio.timeout(START_TIMEOUT_S):
-                    await self.inner.start()
-            except Exception as exc:  # noqa: BLE001 - any failure is reported, not fatal
-                error = f"failed to start: {describe(exc)}"
-                if error != self.start_error:  # once per distinct reason; the router logs retries
-                    log.warning("backend failed to start", backend=self.name, error=error)
-                self.start_error = error
-                with contextlib.suppress(Exception):
-                    await self.inner.close()
-                return
-            self.started, self.start_error = True, None
+        await self.supervised.start()
 
     async def emit(self, batch: Sequence[Event]) -> None:
-        if not self.started:
-            await self.start()
-            if not self.started:
-                raise RetryableError(self.start_error or "not started")
+        if not await self.supervised.ensure_started():
+            raise RetryableError(self.supervised.error or "not started")
         await self.inner.emit(batch)
 
     async def health(self) -> Health:
-        if not self.started:
-            return Health(False, self.start_error or "not started")
-        return await self.inner.health()
+        return await self.supervised.health()
 
     def stats(self) -> dict[str, float]:
         return self.inner.stats() if self.started else {}
 
     async def close(self) -> None:
-        async with self._lock:
-            if self.started:
-                self.started = False
-                await self.inner.close()
-
-
-class SidecarRouter(Router):
-    """The core router, plus tracing: each record keeps its ingest request's trace context and
-    each delivery runs in a span continuing it (``_delivery_scope``), so the ``traceparent`` a
-    client sent reaches the next hop.
-    """
-
-    def __init__(self, *args: Any, tracing: Tracing | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.tracing = tracing
-        # Kept in memory only: a trace is telemetry, not data, so records delivered after a
-        # restart get delivery spans of their own.
-        self._traces: dict[int, dict[str, str]] = {}
-
-    def remember(
-        self, seq: int, events: Sequence[Event], trace: dict[str, str] | None = None
-    ) -> None:
-        """The decoded events of record ``seq``, and the trace context of the request that
-        brought them (when tracing)."""
-        if trace:
-            self._traces[seq] = trace
-            while len(self._traces) > MAX_TRACED_RECORDS:
-                del self._traces[next(iter(self._traces))]
-        super().remember(seq, events)
-
-    def _delivery_scope(
-        self, route: Route, seqs: list[int]
-    ) -> contextlib.AbstractContextManager[object]:
-        """With tracing: a span per delivery whose parent is the first record's request."""
-        if self.tracing is None:
-            return contextlib.nullcontext()
-        carriers = [self._traces[seq] for seq in seqs if seq in self._traces]
-        attributes = {
-            "wafermon.backend": route.name,
-            "wafermon.spool.first_seq": seqs[0],
-            "wafermon.spool.last_seq": seqs[-1],
-        }
-        return self.tracing.delivery_span(f"deliver {route.name}", carriers, attributes)
-
-    def _forget_decoded(self) -> None:
-        if self._traces:
-            floor = min(s.acked_seq for s in self.states.values())
-            for seq in [s for s in self._traces if s <= floor]:
-                del self._traces[seq]
-        super()._forget_decoded()
+        await self.supervised.close()
 
 
 class SidecarMetrics(HostMetrics):
@@ -301,7 +232,7 @@ class Sidecar:
             for p in parts.routes
         ]
         self.spool: Spool | None = None
-        self.router: SidecarRouter | None = None
+        self.router: Router | None = None
         self.accepting = False
         self.spool_error: str | None = None  # why the last append failed, until one succeeds
         self.start_error: str | None = None  # why the spool did not open, for the CLI
@@ -321,7 +252,7 @@ class Sidecar:
             raise SidecarStartError(self.start_error) from exc
         self._executor = ThreadPoolExecutor(APPEND_THREADS, thread_name_prefix="spool-append")
         await asyncio.gather(*(e.start() for e in self.emitters.values()))
-        self.router = SidecarRouter(
+        self.router = Router(
             self.spool,
             self.routes,
             dead_letter_dir=self.dead_letter_dir,
@@ -329,7 +260,7 @@ class Sidecar:
             batch_bytes=self.settings.delivery_batch_bytes,
             loop_retry_s=LOOP_RETRY_S,
             max_decoded_events=MAX_DECODED_EVENTS,
-            tracing=self.tracing,
+            delivery_scope=self.tracing.delivery_scope if self.tracing else None,
         )
         self.router.start()
         self.accepting = True
