@@ -46,6 +46,9 @@ GATEWAY = {
     ("POST", "/v1/query/external"): (READ, 200),
     ("GET", "/v1/data/unified"): (READ, 200),
     ("GET", "/v1/stream"): (READ, 200),
+    ("GET", "/v1/trends"): (READ, 400),  # no trend source configured: 400 naming `source`
+    ("GET", "/v1/trends/sources"): (READ, 200),
+    ("GET", "/-/plugins"): (READ, 200),
     ("GET", "/v1/healthz"): (None, 200),
     ("GET", "/metrics"): (None, 200),
     ("GET", "/openapi.json"): (None, 200),
@@ -53,6 +56,7 @@ GATEWAY = {
 SIDECAR = {
     ("POST", "/v1/ingest/events"): (INGEST, 202),
     ("POST", "/v1/ingest/events:batch"): (INGEST, 202),
+    ("GET", "/-/plugins"): (READ, 200),
     ("GET", "/v1/healthz"): (None, 200),
     ("GET", "/metrics"): (None, 200),
     ("GET", "/openapi.json"): (None, 200),
@@ -63,6 +67,7 @@ CENTRAL = {
     ("GET", "/v1/subjobs"): (READ, 200),
     ("GET", "/v1/jobs/{id:path}"): (READ, 404),
     ("GET", "/v1/data/unified"): (READ, 200),
+    ("GET", "/-/plugins"): (READ, 200),
     ("GET", "/v1/healthz"): (None, 200),
     ("GET", "/metrics"): (None, 200),
     ("GET", "/openapi.json"): (None, 200),

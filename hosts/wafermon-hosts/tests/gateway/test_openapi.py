@@ -77,7 +77,8 @@ async def test_plugin_routes_are_described_too(start_gateway, plugins):
     assert {(re.sub(r":\w+}", "}", p), m) for p, m in served_routes(app)} == described(doc)
     extra = doc["paths"]["/v1/x/extra/{n}"]["get"]
     assert extra["summary"].startswith("Added by a plugin")
-    assert extra["security"] == [{"bearer": []}] and extra["x-wafermon-scope"] == "read"
+    assert extra["security"] == [{"bearer": []}]
+    assert extra["x-wafermon-scope"] == "read"
 
 
 async def test_a_plugin_route_can_declare_its_docs(start_gateway, plugins):

@@ -21,6 +21,8 @@ from ..common.auth import READ, TokenAuth, open_scopes
 from ..common.errors import EXCEPTION_HANDLERS
 from ..common.observe import RequestObserver
 from ..common.openapi import serve_document
+from ..common.plugin_list import PATH as PLUGINS_PATH
+from ..common.plugin_list import list_plugins
 from ..common.tracing import Tracing
 from . import openapi, routes
 from .runtime import Central
@@ -66,6 +68,7 @@ def create_app(central: Central) -> Starlette:
         Route("/v1/jobs/{id:path}", routes.job_detail, methods=["GET"]),
         Route("/v1/data/unified", routes.unified, methods=["GET"]),
         Route("/v1/healthz", routes.healthz, methods=["GET"]),
+        Route(PLUGINS_PATH, list_plugins, methods=["GET"]),
         Route("/metrics", central.metrics.endpoint, methods=["GET"]),
         Route("/openapi.json", serve_document, methods=["GET"]),
     ]
@@ -92,5 +95,6 @@ def create_app(central: Central) -> Starlette:
         lifespan=lifespan,
     )
     app.state.central = central
+    app.state.plugins = central.plugins
     app.state.openapi = openapi.document(own_routes, plugin_routes, scope_of)
     return app

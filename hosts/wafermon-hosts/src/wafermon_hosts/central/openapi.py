@@ -18,6 +18,7 @@ from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
 from ..common.openapi import query_param as _query
 from ..common.openapi import ref as _ref
+from ..common.plugin_list import SCHEMAS as PLUGIN_SCHEMAS
 from ..gateway.openapi import EVENT_FILTERS
 from ..gateway.openapi import SCHEMAS as GATEWAY_SCHEMAS
 
@@ -85,6 +86,7 @@ SITE_STATUS = {
 SCHEMAS: dict[str, Any] = {
     **{k: v for k, v in GATEWAY_SCHEMAS.items() if k == "Event" or k.startswith("Event_")},
     **ERROR_SCHEMAS,
+    **PLUGIN_SCHEMAS,
     "Entity": GATEWAY_SCHEMAS["Entity"],
     "SourceStatus": GATEWAY_SCHEMAS["SourceStatus"],
     "SiteStatus": SITE_STATUS,

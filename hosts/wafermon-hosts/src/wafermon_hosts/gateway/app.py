@@ -22,6 +22,8 @@ from ..common.auth import INGEST, READ, TokenAuth, open_scopes
 from ..common.errors import EXCEPTION_HANDLERS
 from ..common.observe import RequestObserver
 from ..common.openapi import serve_document
+from ..common.plugin_list import PATH as PLUGINS_PATH
+from ..common.plugin_list import list_plugins
 from ..common.tracing import Tracing
 from . import entities, health, ingest, openapi, query, stream
 from .runtime import Gateway
@@ -77,6 +79,7 @@ def create_app(gw: Gateway) -> Starlette:
         Route("/v1/data/unified", query.unified, methods=["GET"]),
         Route("/v1/stream", stream.stream, methods=["GET"]),
         Route("/v1/healthz", health.healthz, methods=["GET"]),
+        Route(PLUGINS_PATH, list_plugins, methods=["GET"]),
         Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
         Route("/openapi.json", serve_document, methods=["GET"]),
     ]
@@ -103,5 +106,6 @@ def create_app(gw: Gateway) -> Starlette:
         lifespan=lifespan,
     )
     app.state.gateway = gw
+    app.state.plugins = gw.plugins
     app.state.openapi = openapi.document(own_routes, plugin_routes, scope_of)
     return app

@@ -22,6 +22,8 @@ from ..common.auth import INGEST, READ, TokenAuth, open_scopes
 from ..common.errors import EXCEPTION_HANDLERS
 from ..common.observe import RequestObserver
 from ..common.openapi import serve_document
+from ..common.plugin_list import PATH as PLUGINS_PATH
+from ..common.plugin_list import list_plugins
 from ..common.tracing import Tracing
 from . import health, ingest, openapi
 from .runtime import Sidecar
@@ -68,6 +70,7 @@ def create_app(sc: Sidecar) -> Starlette:
         Route(INGEST_PATHS[0], ingest.ingest, methods=["POST"]),
         Route(INGEST_PATHS[1], ingest.ingest_batch, methods=["POST"]),
         Route("/v1/healthz", health.healthz, methods=["GET"]),
+        Route(PLUGINS_PATH, list_plugins, methods=["GET"]),
         Route("/metrics", sc.metrics.endpoint, methods=["GET"]),
         Route("/openapi.json", serve_document, methods=["GET"]),
     ]
@@ -94,5 +97,6 @@ def create_app(sc: Sidecar) -> Starlette:
         lifespan=lifespan,
     )
     app.state.sidecar = sc
+    app.state.plugins = sc.plugins
     app.state.openapi = openapi.document(own_routes, plugin_routes, scope_of)
     return app

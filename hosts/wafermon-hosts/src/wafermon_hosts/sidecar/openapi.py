@@ -12,12 +12,14 @@ from typing import Any
 
 from ..common.openapi import ERROR_SCHEMAS, event_schemas, ref
 from ..common.openapi import document as common_document
+from ..common.plugin_list import SCHEMAS as PLUGIN_SCHEMAS
 
 COUNTER = {"type": "integer", "minimum": 0}
 
 SCHEMAS: dict[str, Any] = {
     **event_schemas(),
     **ERROR_SCHEMAS,
+    **PLUGIN_SCHEMAS,
     "IngestResult": {
         "type": "object",
         "required": ["index", "event_id", "status", "errors"],

@@ -1,0 +1,82 @@
+"""GET /-/plugins: the plugins a host runs, so an operator can see which versions answer.
+
+The same facts as ``wafermon plugins --json`` (name, version, distribution, hooks, warnings,
+load error), with ``provides`` grouped by kind (``{"emitter": ["sql"], ...}``). It needs the
+read scope (the default for a path ``scope_of`` does not list) and costs no plugin work: the
+registrations were collected when the host built its components.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from wafermon import strip_credentials
+from wafermon.plugins import PluginInfo
+
+from .errors import JSONResponse
+from .openapi import json_content, operation, ref
+
+PATH = "/-/plugins"
+
+SCHEMAS: dict[str, Any] = {
+    "Plugin": {
+        "type": "object",
+        "required": ["name", "version", "distribution", "provides", "hooks", "warnings", "error"],
+        "properties": {
+            "name": {"type": "string", "description": "The entry point's name."},
+            "version": {"type": ["string", "null"], "description": "Its distribution's."},
+            "distribution": {"type": ["string", "null"]},
+            "provides": {
+                "type": "object",
+                "description": "Kind (emitter, query_adapter, notifier, ...) -> the type "
+                "names it registers, as site configs write them.",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            },
+            "hooks": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The hooks it implements.",
+            },
+            "warnings": {"type": "array", "items": {"type": "string"}},
+            "error": {
+                "type": ["string", "null"],
+                "description": "Why it failed to load (then it provides nothing).",
+            },
+        },
+    },
+    "Plugins": {
+        "type": "object",
+        "required": ["plugins"],
+        "properties": {"plugins": {"type": "array", "items": ref("Plugin")}},
+    },
+}
+
+
+def plugin_json(info: PluginInfo) -> dict[str, Any]:
+    provides: dict[str, list[str]] = {}
+    for item in info.provides:
+        kind, _, type_name = item.partition(":")
+        provides.setdefault(kind, []).append(type_name)
+    return {
+        "name": info.name,
+        "version": info.version,
+        "distribution": info.distribution,
+        "provides": provides,
+        "hooks": list(info.hooks),
+        "warnings": [strip_credentials(w) for w in info.warnings],
+        "error": None if info.error is None else strip_credentials(info.error),
+    }
+
+
+@operation(
+    "plugins",
+    "The plugins this host loaded: name, version, what each provides, the hooks it implements.",
+    {"200": json_content(ref("Plugins"), "Every plugin, loaded or broken, by name.")},
+)
+async def list_plugins(request: Request) -> Response:
+    plugins = request.app.state.plugins
+    infos = [] if plugins is None else plugins.info()
+    return JSONResponse({"plugins": [plugin_json(info) for info in infos]})
