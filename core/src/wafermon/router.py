@@ -83,6 +83,11 @@ class RetryPolicy:
     failure_threshold: int = 5
     open_seconds: float = 30.0
 
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1, 2, ...): exponential backoff
+        capped at ``max_delay_s``, with full jitter so many retrying callers spread out."""
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+
 
 @attrs.define
 class BackendState:
@@ -280,8 +285,7 @@ class Router:
             except Exception as exc:  # noqa: BLE001 - every other failure is retried
                 attempt += 1
                 self._failed(state, exc)
-                delay = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** (attempt - 1))
-                await asyncio.sleep(random.uniform(0, delay))  # full jitter
+                await asyncio.sleep(self.policy.delay(attempt))
                 continue
             self._succeeded(state)
             state.delivered_events += len(events)
