@@ -60,6 +60,24 @@ async def ingest(request: Request) -> Response:
 
 
 async def _ingest(gw: Any, batch: WireBatch) -> Response:
+    counts, not_accepted = await store_batch(gw, batch)
+    for outcome_name, n in counts.items():
+        if n:
+            gw.metrics.events.labels(outcome_name).inc(n)
+    return JSONResponse(
+        {
+            "accepted": counts["accepted"],
+            "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"],
+            "results": not_accepted,
+        }
+    )
+
+
+async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Store a decoded batch: counts per outcome (accepted, duplicate, rejected) and one
+    result per event not accepted, in input order. HTTP ingest and the stream consumers
+    (gateway.streams) both store through here. ApiError 503 when the store is down."""
     not_accepted = [_result(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected]
     # One copy per event_id goes on; later copies in the same batch are duplicates of it.
     first: dict[str, int] = {}
@@ -87,23 +105,16 @@ async def _ingest(gw: Any, batch: WireBatch) -> Response:
         status, errors = outcome.get(UUID(event_id), dropped)
         if status != "accepted":
             not_accepted.append(_result(index, event_id, status, errors))
-    gw.stream.publish([e for e in to_store if outcome[e.event_id][0] == "accepted"])
+    accepted = [e for e in to_store if outcome[e.event_id][0] == "accepted"]
+    gw.stream.publish(accepted)
+    if gw.alerting is not None:
+        gw.alerting.observe(accepted)  # stream time: the site's watermark
 
     counts = {"accepted": batch.total - len(not_accepted), "duplicate": 0, "rejected": 0}
     for result in not_accepted:
         counts[result["status"]] += 1
-    for outcome_name, n in counts.items():
-        if n:
-            gw.metrics.events.labels(outcome_name).inc(n)
     not_accepted.sort(key=lambda result: result["index"])
-    return JSONResponse(
-        {
-            "accepted": counts["accepted"],
-            "duplicates": counts["duplicate"],
-            "rejected": counts["rejected"],
-            "results": not_accepted,
-        }
-    )
+    return counts, not_accepted
 
 
 async def _store(
