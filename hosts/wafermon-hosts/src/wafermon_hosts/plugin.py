@@ -6,10 +6,12 @@ from wafermon import hookimpl
 
 @hookimpl
 def register_commands(cli):
+    from .alerts_cli import alerts
     from .central.cli import central
     from .gateway.cli import gateway
     from .sidecar.cli import sidecar
 
+    cli.add_command(alerts)
     cli.add_command(central)
     cli.add_command(gateway)
     cli.add_command(sidecar)
