@@ -249,3 +249,47 @@ async def test_stream_batch_settles_through_the_consumers_callables():
     await batch.commit()
     assert calls == [("t/0@1", "bad"), "commit"]
     await StreamBatch().commit()  # an empty batch has nothing to commit
+
+
+def test_hooks_run_through_pluggy_so_wrappers_see_every_call(plugins, valid):
+    """Registration and transform hooks are called through pluggy (one plugin at a time), never
+    by calling an implementation's function directly: a hook wrapper sees each call."""
+    seen = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def register_emitters(self, register):
+            seen.append("register_emitters")
+            return (yield)
+
+        @hookimpl(wrapper=True)
+        def transform_events(self, events):
+            seen.append(f"transform_events {len(events)}")
+            return (yield)
+
+    plugins.register(registering("memory"), "memory")
+    plugins.register(registering("other"), "other")
+    plugins.register(plugin_module("t", transform_events=lambda events: events[:1]), "t")
+    plugins.register(Wrapper(), "wrapper")
+    assert set(plugins.types("emitter")) == {"memory", "other"}
+    assert plugins.types("emitter")["other"].plugin == "other"
+    event = wafermon.structure_event(valid)
+    assert plugins.transform_events([event, event], host="cli", site_id="fab1") == [event]
+    assert seen == ["register_emitters", "register_emitters", "transform_events 2"]
+    info = {i.name: i for i in plugins.info()}
+    assert info["wrapper"].provides == []
+    assert info["wrapper"].error is None
+
+
+def test_registration_protocols_type_the_register_argument():
+    """The Register* protocols describe the callable the core passes (checked by pyright in CI)."""
+    from wafermon.hookspecs import RegisterEmitter
+
+    got = []
+
+    def register(type_name: str, cls: type[Emitter] | str) -> None:
+        got.append((type_name, cls))
+
+    typed: RegisterEmitter = register
+    typed("memory", MemoryEmitter)
+    assert got == [("memory", MemoryEmitter)]

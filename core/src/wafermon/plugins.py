@@ -21,9 +21,11 @@ from typing import Any
 
 import attrs
 import pluggy
+from pluggy import HookCaller, HookImpl
 
 from . import hookspecs
 from .errors import PluginError, did_you_mean
+from .events import Event
 from .interfaces import Component, Emitter, Notifier, QueryAdapter, StreamConsumer
 
 log = logging.getLogger(__name__)
@@ -83,13 +85,11 @@ class Plugins:
         self._info: dict[str, PluginInfo] = {}
         self._provided: dict[str, dict[str, Provided]] | None = None
         self._clashes: dict[tuple[str, str], str] = {}
+        self._callers: dict[tuple[str, str], HookCaller] = {}
         self._tracing = os.environ.get("WAFERMON_TRACE_HOOKS", "") not in ("", "0", "false")
         if self._tracing:
             self.pm.trace.root.setwriter(lambda text: sys.stderr.write(f"wafermon hook: {text}"))
             self.pm.enable_tracing()
-
-    def _trace(self, message: str) -> None:
-        sys.stderr.write(f"wafermon hook: {message.rstrip()}\n")
 
     @classmethod
     def discover(cls) -> Plugins:
@@ -130,11 +130,13 @@ class Plugins:
         hooks = sorted(c.name for c in self.pm.get_hookcallers(module) or [])
         self._info[name] = PluginInfo(name, version, distribution, hooks)
         self._provided = None
+        self._callers = {}
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
         self._info.pop(name, None)
         self._provided = None
+        self._callers = {}
 
     def _broken(self, name: str, version: str | None, dist: str | None, reason: str) -> None:
         log.warning("plugin %r failed to load and is skipped: %s", name, reason)
@@ -150,7 +152,7 @@ class Plugins:
         for info in self._info.values():
             info.provides, info.warnings = [], []
         for kind, (hook_name, base) in COMPONENT_KINDS.items():
-            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            for impl in self._implementations(hook_name):
                 registered: list[Provided] = []
 
                 def register(
@@ -168,11 +170,8 @@ class Plugins:
                         raise PluginError(f"{cls!r} is not a subclass of {_base.__name__}")
                     _out.append(Provided(_kind, type_name, cls, _plugin))
 
-                # Called one plugin at a time (not through pm.hook) to know who registered what.
-                if self._tracing:
-                    self._trace(f"{hook_name} [{impl.plugin_name}]")
                 try:
-                    impl.function(register=register)
+                    self._call_one(hook_name, impl.plugin_name, register=register)
                 except Exception as exc:  # noqa: BLE001 - a plugin's own bug marks it broken
                     self._info[impl.plugin_name].error = f"{hook_name} failed: {_reason(exc)}"
                     continue
@@ -234,20 +233,42 @@ class Plugins:
     @property
     def transforms_events(self) -> bool:
         """Whether any plugin implements transform_events (else ingest needs no Event objects)."""
-        return bool(self.pm.hook.transform_events.get_hookimpls())
+        return bool(self._implementations("transform_events"))
 
-    def transform_events(self, events: list[Any], *, host: str, site_id: str) -> list[Any]:
+    def transform_events(self, events: list[Event], *, host: str, site_id: str) -> list[Event]:
         """Run every transform_events implementation in turn, each on the previous output."""
-        kwargs: dict[str, Any] = {"host": host, "site_id": site_id}
         # pluggy calls implementations last-registered first; keep that order for the chain.
-        for impl in reversed(self.pm.hook.transform_events.get_hookimpls()):
-            if self._tracing:
-                self._trace(f"transform_events [{impl.plugin_name}] {len(events)} events")
-            kwargs["events"] = events
-            result = impl.function(*(kwargs[arg] for arg in impl.argnames))
-            if result is not None:
-                events = list(result)
+        for impl in reversed(self._implementations("transform_events")):
+            result = self._call_one(
+                "transform_events", impl.plugin_name, events=events, host=host, site_id=site_id
+            )
+            if result:  # pluggy leaves out a None answer
+                events = list(result[0])
         return events
+
+    def _implementations(self, hook_name: str) -> list[HookImpl]:
+        """The plugins' implementations of a hook, without hook wrappers."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        return [i for i in impls if not (i.wrapper or i.hookwrapper)]
+
+    def _call_one(self, hook_name: str, plugin_name: str, **kwargs: Any) -> list[Any]:
+        """Call one plugin's implementation of a hook through pluggy: hook wrappers, tracing
+        and monitoring see the call, yet each plugin's answer and failure is its own (who
+        registered what; a chain of transforms). pluggy's list of non-None answers."""
+        if self._tracing:
+            sys.stderr.write(f"wafermon hook: {hook_name} [{plugin_name}]\n")
+        return self._only(hook_name, plugin_name)(**kwargs)
+
+    def _only(self, hook_name: str, plugin_name: str) -> HookCaller:
+        """The hook as a caller of one plugin's implementation plus every hook wrapper."""
+        key = (hook_name, plugin_name)
+        caller = self._callers.get(key)
+        if caller is None:
+            others = [
+                i.plugin for i in self._implementations(hook_name) if i.plugin_name != plugin_name
+            ]
+            caller = self._callers[key] = self.pm.subset_hook_caller(hook_name, others)
+        return caller
 
     def routes(self, host: str) -> list[Any]:
         """Extra routes every plugin adds to ``host``."""
