@@ -82,3 +82,15 @@ def make_events(n: int, *, site: str = "fab1", app: str = "etch", start: int = 0
         )
         for i in range(start, start + n)
     ]
+
+
+async def held(js, stream: str) -> list[tuple[str, bytes, str]]:
+    """(subject, body, Nats-Msg-Id) of every message the stream holds, in order."""
+    info = await js.stream_info(stream)
+    if not info.state.messages:
+        return []
+    out = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg(stream, seq)
+        out.append((msg.subject, msg.data, msg.headers["Nats-Msg-Id"]))
+    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from nats_helpers import free_port
+from nats_helpers import free_port, held
 
 import wafermon_backend_nats.plugin
 from wafermon.testing import EmitterContract
@@ -26,10 +26,6 @@ class TestNatsEmitterContract(EmitterContract):
     @pytest.fixture
     def stored_ids(self, raw, names):
         async def read() -> list[str]:
-            info = await raw.stream_info(names["stream"])
-            return [
-                (await raw.get_msg(names["stream"], seq)).headers["Nats-Msg-Id"]
-                for seq in range(info.state.first_seq, info.state.last_seq + 1)
-            ]
+            return [msg_id for _, _, msg_id in await held(raw, names["stream"])]
 
         return read

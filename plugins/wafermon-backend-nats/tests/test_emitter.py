@@ -8,7 +8,7 @@ import logging
 import attrs
 import pytest
 from nats.js.api import StreamConfig
-from nats_helpers import NatsServer, make_events
+from nats_helpers import NatsServer, held, make_events
 
 from wafermon import (
     EventBatch,
@@ -29,16 +29,6 @@ def emitter(url: str, names: dict, **settings) -> NatsEmitter:
     return NatsEmitter("queue", EmitterSettings(servers=[url], **{**own, **settings}))
 
 
-async def stored(js, stream: str) -> list[tuple[str, bytes, str]]:
-    """(subject, body, Nats-Msg-Id) of every message in the stream, in order."""
-    info = await js.stream_info(stream)
-    out = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await js.get_msg(stream, seq)
-        out.append((msg.subject, msg.data, msg.headers["Nats-Msg-Id"]))
-    return out
-
-
 async def test_each_event_is_a_message_on_its_site_and_app_subject(nats_url, names, raw):
     events = make_events(3, app="etch") + make_events(2, site="fab2", app="litho.v2 *x>")
     batch = EventBatch.from_ndjson(encode_ndjson(events))  # what a sidecar hands over
@@ -47,15 +37,15 @@ async def test_each_event_is_a_message_on_its_site_and_app_subject(nats_url, nam
     try:
         await em.emit(batch)
         # emit has returned: every PubAck is in, so the stream holds them all right now.
-        held = await stored(raw, names["stream"])
+        stored = await held(raw, names["stream"])
     finally:
         await em.close()
     prefix = names["subject_prefix"]
-    assert [s for s, _, _ in held] == [f"{prefix}.fab1.etch"] * 3 + [
+    assert [s for s, _, _ in stored] == [f"{prefix}.fab1.etch"] * 3 + [
         f"{prefix}.fab2.litho_v2__x_"
     ] * 2
-    assert [i for _, _, i in held] == [str(e.event_id) for e in events]
-    assert [b + b"\n" for _, b, _ in held] == batch.ndjson.splitlines(keepends=True)
+    assert [i for _, _, i in stored] == [str(e.event_id) for e in events]
+    assert [b + b"\n" for _, b, _ in stored] == batch.ndjson.splitlines(keepends=True)
     assert not batch.decoded  # the lines went out as received
     assert em.stats()["published"] == 5
 
@@ -73,7 +63,7 @@ async def test_a_retried_batch_is_dropped_by_the_server_as_duplicates(nats_url, 
     info = await raw.stream_info(names["stream"])
     assert info.state.messages == 55
     assert em.stats()["duplicates"] == 60
-    ids = [i for _, _, i in await stored(raw, names["stream"])]
+    ids = [i for _, _, i in await held(raw, names["stream"])]
     assert len(set(ids)) == 55
 
 
@@ -161,11 +151,11 @@ async def test_server_down_is_retryable_and_nothing_is_lost_after_restart(tmp_pa
         await em.emit(before)  # an old batch sent again: the store kept its ids
         assert (await em.health()).ok
         js = em._link.js
-        held = await stored(js, names["stream"])
+        stored = await held(js, names["stream"])
     finally:
         await em.close()
         server.stop()
-    assert sorted(i for _, _, i in held) == sorted(str(e.event_id) for e in before + during)
+    assert sorted(i for _, _, i in stored) == sorted(str(e.event_id) for e in before + during)
 
 
 async def test_start_fails_fast_when_the_server_is_down(names):
@@ -226,11 +216,11 @@ async def test_an_event_larger_than_max_payload_is_dead_lettered(tmp_path, names
             await em.emit(events)
         assert refused.value.event_ids == [str(events[1].event_id)]
         js = em._link.js
-        held = await stored(js, names["stream"])
+        stored = await held(js, names["stream"])
         await em.close()
     finally:
         server.stop()
-    assert [i for _, _, i in held] == [str(events[0].event_id), str(events[2].event_id)]
+    assert [i for _, _, i in stored] == [str(events[0].event_id), str(events[2].event_id)]
 
 
 @pytest.mark.parametrize(
