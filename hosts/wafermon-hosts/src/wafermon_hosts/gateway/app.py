@@ -25,7 +25,7 @@ from ..common.openapi import serve_document
 from ..common.plugin_list import PATH as PLUGINS_PATH
 from ..common.plugin_list import list_plugins
 from ..common.tracing import Tracing
-from . import entities, health, ingest, openapi, query, stream
+from . import entities, health, ingest, openapi, query, stream, trends
 from .runtime import Gateway
 from .settings import SERVED_SCOPES, build_gateway
 
@@ -77,6 +77,8 @@ def create_app(gw: Gateway) -> Starlette:
         Route("/v1/jobs/{id:path}", entities.job_detail, methods=["GET"]),
         Route("/v1/query/external", query.external, methods=["POST"]),
         Route("/v1/data/unified", query.unified, methods=["GET"]),
+        Route("/v1/trends", trends.trends, methods=["GET"]),
+        Route("/v1/trends/sources", trends.sources, methods=["GET"]),
         Route("/v1/stream", stream.stream, methods=["GET"]),
         Route("/v1/healthz", health.healthz, methods=["GET"]),
         Route(PLUGINS_PATH, list_plugins, methods=["GET"]),
