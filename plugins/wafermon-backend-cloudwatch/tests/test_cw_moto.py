@@ -17,7 +17,16 @@ from wafermon_backend_cloudwatch.adapter import (
 )
 from wafermon_backend_cloudwatch.emitter import CloudWatchEmitter, CloudWatchSettings
 
-from wafermon import EventBatch, PermanentError, Query, Secret, encode_event, to_json_dict
+from wafermon import (
+    EventBatch,
+    FieldValueError,
+    PermanentError,
+    Query,
+    Secret,
+    TrendQuery,
+    encode_event,
+    to_json_dict,
+)
 from wafermon.config import load_config
 from wafermon.plugins import Plugins
 
@@ -164,13 +173,51 @@ async def test_metrics_and_trends(aws, make_event):
     assert em.stats()["metric_calls"] == 1
     source = adapter(aws, dimensions=dims)
     # minute periods from a whole minute: every event's minute is one bucket
-    window = {"start": t, "end": t + timedelta(minutes=15), "period": 60}
-    failed = await source.trends("JobsFailed", site_id="fab1", **window)
-    assert [(p - t, v) for p, v in failed] == [(timedelta(0), 1.0), (timedelta(minutes=5), 2.0)]
-    etch = await source.trends("JobsFailed", site_id="fab1", app="etch", **window)
-    assert [v for _, v in etch] == [1.0, 1.0]
-    duration = await source.trends("JobDuration", site_id="fab1", stat="Maximum", **window)
-    assert [v for _, v in duration] == [30.0, 5.0]
+    window = {"site_id": "fab1", "start": t, "end": t + timedelta(minutes=15), "period": 60}
+    [failed] = await source.trends(TrendQuery(metric="JobsFailed", **window))
+    assert (failed.name, failed.app) == ("fab1", None)
+    assert [(p - t, v) for p, v in failed.points] == [
+        (timedelta(0), 1.0),
+        (timedelta(minutes=5), 2.0),
+    ]
+    [etch] = await source.trends(TrendQuery(metric="JobsFailed", app="etch", **window))
+    assert [v for _, v in etch.points] == [1.0, 1.0]
+    [duration] = await source.trends(TrendQuery(metric="JobDuration", stat="max", **window))
+    assert [v for _, v in duration.points] == [30.0, 5.0]
+    [average] = await source.trends(TrendQuery(metric="JobDuration", stat="avg", **window))
+    assert [v for _, v in average.points] == [20.0, 5.0]  # (10 + 30) / 2 from StatisticValues
+    # One series per app, found through ListMetrics; litho has a failure but no duration.
+    by_app = await source.trends(TrendQuery(metric="JobsFailed", by_app=True, **window))
+    assert [(s.name, [v for _, v in s.points]) for s in by_app] == [
+        ("etch", [1.0, 1.0]),
+        ("litho", [1.0]),
+    ]
+    by_app = await source.trends(TrendQuery(metric="JobDuration", by_app=True, **window))
+    assert [s.name for s in by_app] == ["etch"]
+    with pytest.raises(FieldValueError, match="unknown metric"):
+        await source.trends(TrendQuery(metric="Nope", **window))
+    await source.close()
+
+
+async def test_trends_by_app_keep_only_the_exact_dimension_set(aws, make_event):
+    """ListMetrics matches dimension subsets; a series with one more dimension (another
+    deployment's Line) is not this source's and must not become an app line."""
+    t = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    run = {"Run": aws["namespace"]}
+    await emit(aws, [make_event("failed", time=t)], dimensions=run)
+    await emit(aws, [make_event("failed", app="cmp", time=t)], dimensions={**run, "Line": "L9"})
+    async with client(aws, "cloudwatch") as cw:  # the service does return both
+        listed = await cw.list_metrics(
+            Namespace=aws["namespace"],
+            MetricName="JobsFailed",
+            Dimensions=[{"Name": "Site", "Value": "fab1"}, {"Name": "Run", "Value": run["Run"]}],
+        )
+    apps = {d["Value"] for m in listed["Metrics"] for d in m["Dimensions"] if d["Name"] == "App"}
+    assert apps == {"etch", "cmp"}
+    source = adapter(aws, dimensions=run)
+    window = {"site_id": "fab1", "start": t, "end": t + timedelta(minutes=5), "period": 60}
+    series = await source.trends(TrendQuery(metric="JobsFailed", by_app=True, **window))
+    assert [s.name for s in series] == ["etch"]
     await source.close()
 
 
@@ -184,10 +231,12 @@ async def test_a_retried_batch_sends_metrics_once_per_process(aws, make_event):
     await em.emit(events)  # the router's resend after a later part failed
     await em.close()
     source = adapter(aws, dimensions=dims)
-    points = await source.trends(
-        "JobsFailed", site_id="fab1", start=t, end=t + timedelta(minutes=5), period=60
+    [series] = await source.trends(
+        TrendQuery(
+            metric="JobsFailed", site_id="fab1", start=t, end=t + timedelta(minutes=5), period=60
+        )
     )
-    assert [v for _, v in points] == [3.0]
+    assert [v for _, v in series.points] == [3.0]
     await source.close()
 
 

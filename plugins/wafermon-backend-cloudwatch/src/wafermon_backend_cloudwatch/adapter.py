@@ -1,5 +1,5 @@
 """CloudWatchQueryAdapter: reads the log lines the emitter wrote back as unified events, and
-metric trends through GetMetricData.
+metric trends through GetMetricData (a core TrendSource, read by the gateway's /v1/trends).
 
 FilterLogEvents gets the time range (and the app's stream when the stream template names only
 ``{app}``) and a JSON filter pattern built from the query, so AWS sends less; but every event
@@ -30,13 +30,17 @@ import wafermon
 from wafermon import (
     Event,
     EventDecodeError,
+    FieldValueError,
     Health,
     Query,
     QueryAdapter,
     QueryResult,
+    TrendQuery,
+    TrendSeries,
+    TrendSource,
     WafermonError,
 )
-from wafermon.interfaces import STATUSES
+from wafermon.interfaces import MAX_TREND_POINTS, MAX_TREND_SERIES, STATUSES
 
 from . import metrics
 from .aws import (
@@ -54,6 +58,11 @@ log = logging.getLogger(__name__)
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9 ._:/@+=,-]{1,256}")
 #: Keep this many candidates before trimming to the page (bounds memory, amortises the trim).
 _TRIM_FACTOR = 4
+
+
+#: TrendQuery's statistics -> CloudWatch's.
+_STATS = {"sum": "Sum", "avg": "Average", "min": "Minimum", "max": "Maximum",
+          "count": "SampleCount"}  # fmt: skip
 
 
 class QueryTooBroad(WafermonError):
@@ -94,7 +103,7 @@ def _ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-class CloudWatchQueryAdapter(QueryAdapter):
+class CloudWatchQueryAdapter(QueryAdapter, TrendSource):
     Settings = CloudWatchSourceSettings
     settings: CloudWatchSourceSettings
 
@@ -179,55 +188,91 @@ class CloudWatchQueryAdapter(QueryAdapter):
             groups += [g["logGroupName"] for g in page.get("logGroups", [])]
         return [(group, streams) for group in groups]
 
-    async def trends(
-        self,
-        metric: str,
-        *,
-        start: datetime,
-        end: datetime,
-        site_id: str,
-        app: str | None = None,
-        period: int = 300,
-        stat: str = "Sum",
-    ) -> list[tuple[datetime, float]]:
-        """One metric's values per ``period`` seconds, oldest first, through GetMetricData.
+    def trend_metrics(self) -> dict[str, str]:
+        """Every metric the emitter writes, with its CloudWatch unit."""
+        return dict(metrics.METRIC_UNITS)
 
-        ``metric`` is a name the emitter writes (``JobsFailed``, ``JobDuration`` ...); the
-        dimensions are Site (and App when given) plus the configured static ones, exactly as
-        the emitter writes them.
+    async def trends(self, query: TrendQuery) -> list[TrendSeries]:
+        """``query.metric`` per period through GetMetricData, with the dimensions the emitter
+        writes: Site (the site's total), Site + App, plus the configured static ones.
+
+        ``by_app`` first lists the metric's Site + App series (ListMetrics, exact dimension
+        set checked here) and asks for at most MAX_TREND_SERIES of them in one request.
         """
-        sets = metrics.dimension_sets(site_id, app or "", self.settings.dimensions)
-        dims = sets[1] if app is not None else sets[0]
+        if query.metric not in metrics.METRIC_UNITS:
+            raise FieldValueError("metric", f"unknown metric {query.metric!r}")
+        static = self.settings.dimensions
+        try:
+            if query.by_app:
+                apps = await self._apps(query.metric, query.site_id)
+            else:
+                apps = [query.app]
+            sets = [
+                metrics.dimension_sets(query.site_id, app or "", static)[0 if app is None else 1]
+                for app in apps
+            ]
+            found = await self._metric_data(query, sets) if sets else {}
+        except (ClientError, BotoCoreError) as exc:
+            raise delivery_error("GetMetricData", exc) from exc
+        return [
+            TrendSeries(app or query.site_id, app, sorted(found.get(n, [])))
+            for n, app in enumerate(apps)
+        ]
+
+    async def _apps(self, metric: str, site_id: str) -> list[str]:
+        """The apps with a Site + App series of ``metric`` (at most MAX_TREND_SERIES)."""
+        wanted = {"Site", "App", *self.settings.dimensions}
+        fixed = {"Site": site_id, **self.settings.dimensions}
+        client = await self._clients.get("cloudwatch")
+        apps: set[str] = set()
+        paginator = client.get_paginator("list_metrics")
+        pages = paginator.paginate(
+            Namespace=self.settings.namespace,
+            MetricName=metric,
+            Dimensions=[{"Name": k, "Value": v} for k, v in fixed.items()],
+        )
+        async for page in pages:
+            for found in page.get("Metrics", []):
+                dims = {d["Name"]: d["Value"] for d in found.get("Dimensions", [])}
+                if found.get("Namespace", self.settings.namespace) != self.settings.namespace:
+                    continue
+                if set(dims) == wanted and all(dims[k] == v for k, v in fixed.items()):
+                    apps.add(dims["App"])
+        return sorted(apps)[:MAX_TREND_SERIES]
+
+    async def _metric_data(
+        self, query: TrendQuery, sets: list[tuple[tuple[str, str], ...]]
+    ) -> dict[int, list[tuple[datetime, float]]]:
+        """GetMetricData for one series per dimension set: index -> (time, value) points."""
         request = {
             "MetricDataQueries": [
                 {
-                    "Id": "m0",
+                    "Id": f"m{n}",
                     "MetricStat": {
                         "Metric": {
                             "Namespace": self.settings.namespace,
-                            "MetricName": metric,
+                            "MetricName": query.metric,
                             "Dimensions": [{"Name": k, "Value": v} for k, v in dims],
                         },
-                        "Period": period,
-                        "Stat": stat,
+                        "Period": query.period,
+                        "Stat": _STATS[query.stat],
                     },
                 }
+                for n, dims in enumerate(sets)
             ],
-            "StartTime": start,
-            "EndTime": end,
+            "StartTime": query.start,
+            "EndTime": query.end,
             "ScanBy": "TimestampAscending",
         }
         client = await self._clients.get("cloudwatch")
-        points: list[tuple[datetime, float]] = []
-        try:
-            async for page in client.get_paginator("get_metric_data").paginate(**request):
-                for result in page.get("MetricDataResults", []):
-                    points += zip(
-                        result.get("Timestamps", []), result.get("Values", []), strict=True
-                    )
-        except (ClientError, BotoCoreError) as exc:
-            raise delivery_error("GetMetricData", exc) from exc
-        return sorted(points)
+        found: dict[int, list[tuple[datetime, float]]] = {}
+        async for page in client.get_paginator("get_metric_data").paginate(**request):
+            for result in page.get("MetricDataResults", []):
+                points = found.setdefault(int(result["Id"][1:]), [])
+                points += zip(result.get("Timestamps", []), result.get("Values", []), strict=True)
+                if len(points) > MAX_TREND_POINTS:  # never more than asked for: bounded
+                    raise QueryTooBroad(f"GetMetricData sent more than {MAX_TREND_POINTS} points")
+        return found
 
 
 async def _log_events(client: Any, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

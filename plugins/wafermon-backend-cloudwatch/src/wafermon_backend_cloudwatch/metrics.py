@@ -34,6 +34,15 @@ _FIGURES = (
     ("cpu_system_s", "CpuSystem", "Seconds"),
     ("mem_max_mb", "MemoryMax", "Megabytes"),
 )
+#: Every metric name the emitter writes -> its unit (what a trend can be asked for).
+METRIC_UNITS = {
+    prefix + name: unit
+    for prefix in ("Job", "Subjob")
+    for name, unit in [
+        *((suffix, "Count") for suffix in _COUNTS.values()),
+        *((name, unit) for _, name, unit in _FIGURES),
+    ]
+}
 
 
 def _values(event: Event) -> Iterator[tuple[str, str, float]]:
