@@ -135,6 +135,29 @@ def config_show(file: str) -> None:
 
 
 @cli.group()
+def plugin() -> None:
+    """Write your own plugin (docs/plugin-tutorial.md)."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option(
+    "--dir", "directory", default=".", show_default=True, type=click.Path(file_okay=False)
+)
+def plugin_new(name: str, directory: str) -> None:
+    """Create wafermon-backend-NAME/: a working emitter, its tests (wafermon.testing's contract
+    suite) and a README."""
+    from .scaffold import new_plugin
+
+    try:
+        target = new_plugin(name, Path(directory))
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    click.echo(f"created {target}")
+    click.echo(f"next: pip install -e '{target}[test]' && pytest {target}")
+
+
+@cli.group()
 def spool() -> None:
     """Inspect and verify a durable spool directory (read-only)."""
 

@@ -19,19 +19,10 @@ from typing import ClassVar
 
 import attrs
 
-from .. import hookimpl
+from .. import encode_cursor, hookimpl
 from ..errors import EmitterError, PermanentError, RetryableError
 from ..events import Event
-from ..interfaces import (
-    Alert,
-    Emitter,
-    Health,
-    Notifier,
-    Query,
-    QueryAdapter,
-    QueryResult,
-    encode_cursor,
-)
+from ..interfaces import Alert, Emitter, Health, Notifier, Query, QueryAdapter, QueryResult
 
 
 @attrs.frozen
