@@ -22,13 +22,17 @@ from ..common.openapi import json_content, operation, ref
 async def report(gw: Any) -> dict[str, Any]:
     """Run every check once: the body of a healthz answer (details included)."""
     names = list(gw.sources)
-    store, *sources = await asyncio.gather(
-        gw.store_health(), *(gw.sources[n].health() for n in names)
+    streams = list(gw.streams.values())
+    store, *checks = await asyncio.gather(
+        gw.store_health(),
+        *(gw.sources[n].health() for n in names),
+        *(s.sample(gw.settings.source_timeout) for s in streams),
     )
+    sources, stream_checks = checks[: len(names)], checks[len(names) :]
     source_json = {n: {"ok": h.ok, "detail": h.detail} for n, h in zip(names, sources, strict=True)}
     if not store.ok:
         status = "down"
-    elif not all(h.ok for h in sources):
+    elif not all(h.ok for h in [*sources, *stream_checks]):
         status = "degraded"
     else:
         status = "ok"
@@ -42,6 +46,7 @@ async def report(gw: Any) -> dict[str, Any]:
             "detail": store.detail,
         },
         "sources": source_json,
+        "streams": {s.name: s.report(h) for s, h in zip(streams, stream_checks, strict=True)},
     }
 
 

@@ -27,6 +27,7 @@ from ..common.metrics import HostMetrics
 from ..common.supervise import Supervised, checked_health
 from ..common.tracing import Tracing
 from .archive import archive_source, retain
+from .consume import StreamCollector, StreamRunner
 from .health import report as health_report
 from .settings import MANAGED, GatewayParts
 from .stream import Broadcaster
@@ -148,6 +149,13 @@ class Gateway:
         self.metrics.before_scrape(self._sample_health)
         self._retention: asyncio.Task[None] | None = None
         self.start_error: str | None = None  # why the store did not start, for the CLI
+        #: gateway.streams: one consumer loop each, started after the store, stopped first.
+        self.streams = {
+            name: StreamRunner(self, name, consumer, max_in_flight)
+            for name, (consumer, max_in_flight) in parts.streams.items()
+        }
+        if self.streams:
+            self.metrics.registry.register(StreamCollector(self.streams))
 
     @property
     def source_names(self) -> list[str]:
@@ -172,6 +180,8 @@ class Gateway:
             )
         await asyncio.gather(*(s.start() for s in self.sources.values()))
         self._retention = asyncio.create_task(self._retention_loop(), name="retention")
+        for runner in self.streams.values():
+            runner.start()
         log.info(
             "gateway started",
             site_id=self.site_id,
@@ -181,6 +191,8 @@ class Gateway:
         )
 
     async def close(self) -> None:
+        # Streams first: the batch in hand is stored and committed while the store is open.
+        await asyncio.gather(*(runner.stop() for runner in self.streams.values()))
         self.stream.close()
         if self._retention is not None:
             self._retention.cancel()

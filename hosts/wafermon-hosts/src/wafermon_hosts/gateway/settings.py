@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from wafermon import ByteSize, ConfigError, Problem, QueryAdapter, Seconds
+from wafermon import ByteSize, ConfigError, Problem, QueryAdapter, Seconds, StreamConsumer
 from wafermon.config import LoadedConfig
 from wafermon.errors import FieldValueError
 from wafermon.plugins import Plugins
@@ -25,6 +25,7 @@ from ..common.settings import (
 )
 from ..common.settings import check_listen as _listen
 from ..common.settings import positive as _positive
+from .consume import StreamEntry, build_consumers
 
 #: The name the managed store has in the unified view and in POST /v1/query/external.
 MANAGED = "managed"
@@ -49,6 +50,8 @@ class GatewaySettings:
     #: How long a health check's result is reused by /v1/healthz and /metrics.
     health_ttl: Seconds = attrs.field(default=Seconds(HEALTH_TTL), validator=not_negative)
     tracing: TracingSettings = TracingSettings()
+    #: Topics/streams this gateway consumes into its store as one member of a group.
+    streams: list[StreamEntry] = attrs.Factory(list)
 
 
 @attrs.frozen
@@ -60,6 +63,8 @@ class GatewayParts:
     store: ManagedStore
     store_type: str
     sources: dict[str, QueryAdapter]
+    #: gateway.streams: name -> (StreamConsumer, max_in_flight)
+    streams: dict[str, tuple[StreamConsumer, int]] = attrs.Factory(dict)
 
 
 def build_gateway(
@@ -79,11 +84,12 @@ def build_gateway(
     problems += auth_problems(loaded, "gateway", settings, SERVED_SCOPES)
     store, store_type = _build_store(loaded, plugins, settings, problems)
     sources = _build_sources(loaded, plugins, settings, problems)
+    streams = build_consumers(loaded, plugins, settings.streams, problems)
     if problems:
         relative = [attrs.evolve(p, path=p.path.removeprefix("$.")) for p in problems]
         raise ConfigError(relative, str(loaded.path))
     assert store is not None
-    return GatewayParts(loaded.site.site_id, settings, store, store_type, sources)
+    return GatewayParts(loaded.site.site_id, settings, store, store_type, sources, streams=streams)
 
 
 def _build_store(
