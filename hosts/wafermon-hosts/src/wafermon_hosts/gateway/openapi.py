@@ -219,6 +219,23 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {"ok": {"type": "boolean"}, "detail": {"type": "string"}},
                 },
             },
+            "streams": {
+                "type": "object",
+                "description": "gateway.streams this gateway consumes (docs/scale-out.md).",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "ok": {"type": "boolean"},
+                        "detail": {"type": "string"},
+                        "lag": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "lag_total": {"type": "integer"},
+                        "committed_messages": {"type": "integer"},
+                        "dead_lettered": {"type": "integer"},
+                        "events": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    },
+                },
+            },
         },
     },
 }
