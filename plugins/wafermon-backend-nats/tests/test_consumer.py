@@ -101,17 +101,33 @@ async def test_group_members_share_the_messages(nats_url, names):
     assert got_b
 
 
-async def test_an_uncommitted_batch_is_delivered_again(nats_url, names):
+async def test_an_uncommitted_batch_is_delivered_again_after_ack_wait(nats_url, names, raw):
     await publish(nats_url, names, make_events(5))
     first = consumer(nats_url, names, ack_wait=Seconds(1))
     await first.start()
     taken = await first.fetch(5, timeout=2)
     assert len(taken) == 5
-    await first.close()  # a gateway gone before its store committed: nothing acked
+    await first._link.nc.close()  # a gateway killed before its store committed: no ack, no nak
     second = consumer(nats_url, names, ack_wait=Seconds(1))
     await second.start()
     try:
         again = await drain(second, 5)
+    finally:
+        await second.close()
+        await first.close()
+    assert again == [m.body for m in taken.messages]
+
+
+async def test_a_member_that_closes_hands_its_batch_over_at_once(nats_url, names):
+    await publish(nats_url, names, make_events(5))
+    first = consumer(nats_url, names, ack_wait=Seconds(600))
+    await first.start()
+    taken = await first.fetch(5, timeout=2)
+    await first.close()  # a stopping gateway: nak'ed, not left for ack_wait (10 min here)
+    second = consumer(nats_url, names, ack_wait=Seconds(600))
+    await second.start()
+    try:
+        again = await asyncio.wait_for(drain(second, 5), 20)
     finally:
         await second.close()
     assert again == [m.body for m in taken.messages]

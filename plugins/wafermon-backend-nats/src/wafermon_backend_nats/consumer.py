@@ -15,13 +15,16 @@ with the second left for the next fetch.
 
 Dead letters: ``StreamBatch.dead_letter`` publishes the body to ``dead_letter_subject`` with
 the reason and origin in headers (``wafermon-dead-letter-reason`` / ``-where``) and waits for
-the PubAck; the original is acked with the rest at commit. The dead-letter stream
+the PubAck; the original is acked with the rest at commit. A member that closes with messages
+fetched but not committed (a stopping gateway, a batch it gives up on) naks them, so another
+member gets them at once rather than after ``ack_wait``. The dead-letter stream
 (``dead_letter_stream``, file storage) is created with the events stream when missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 
 import attrs
@@ -96,6 +99,7 @@ class NatsConsumer(StreamConsumer):
         self._link = Link(settings, f"wafermon {name}", self._prepare)
         self._sub: JetStreamContext.PullSubscription | None = None
         self._spare: deque[Msg] = deque()  # the 2nd message of a batch-of-2 fetch for 1
+        self._unsettled: dict[int, Msg] = {}  # fetched, not yet acked: nak'ed at close
         self._where = f"{settings.stream}/{settings.durable}"
         self._stats = dict.fromkeys(("fetched", "acked", "dead_lettered"), 0.0)
 
@@ -117,8 +121,18 @@ class NatsConsumer(StreamConsumer):
         await self._link.jetstream()
 
     async def close(self) -> None:
+        """Leave without acking: what this member holds is nak'ed, so the server hands it to
+        another member now instead of after ack_wait (a killed gateway cannot: ack_wait)."""
+        held = [*self._unsettled.values(), *self._spare]
         self._sub = None
-        self._spare.clear()  # never acked: the server delivers them again after ack_wait
+        self._spare.clear()
+        self._unsettled.clear()
+        nc = self._link.nc
+        if held and nc is not None and nc.is_connected:
+            with contextlib.suppress(Exception):
+                for msg in held:
+                    await msg.nak()
+                await nc.flush(timeout=1)
         await self._link.close()
 
     async def health(self) -> Health:
@@ -148,6 +162,7 @@ class NatsConsumer(StreamConsumer):
             msgs += got[:room]
             self._spare.extend(got[room:])
         self._stats["fetched"] += len(msgs)
+        self._unsettled.update((id(msg), msg) for msg in msgs)
         return self._batch(msgs)
 
     def _batch(self, msgs: list[Msg]) -> StreamBatch:
@@ -177,6 +192,9 @@ class NatsConsumer(StreamConsumer):
         )
         failed = [r for r in results if isinstance(r, BaseException)]
         self._stats["acked"] += len(msgs) - len(failed)
+        for msg, result in zip(msgs, results, strict=True):
+            if not isinstance(result, BaseException):
+                self._unsettled.pop(id(msg), None)
         if failed:
             raise self._link.failed(
                 f"{len(failed)} of {len(msgs)} acks not confirmed: {describe(failed[0])}"
