@@ -7,6 +7,7 @@
 | `/job/<id>`  | one job: subjob Gantt, duration / CPU / memory (``views.detail``) |
 | `/history`   | unified events with a source picker (``views.history``)    |
 | `/sites`     | multi-site comparison, central only (``views.sites``)      |
+| `/trends`    | metric trends of a trend source, gateway only (``views.trends``) |
 | `/health`    | gateway/central and sidecar health, metrics (``views.health``) |
 
 The app holds no data: every callback asks the gateway or central over HTTP (``client.Api``).
@@ -24,10 +25,11 @@ from dash import Dash, Input, Output, State, dcc, html
 
 from . import __version__
 from .client import Api, ApiError, Sidecar
-from .views import detail, health, history, jobs, live, sites
+from .views import detail, health, history, jobs, live, sites, trends
 
-NAV = [("/", "Live"), ("/jobs", "Jobs"), ("/history", "History"), ("/sites", "Sites"),
-       ("/health", "Health")]  # fmt: skip
+NAV = [("/", "Live"), ("/jobs", "Jobs"), ("/history", "History"), ("/trends", "Trends"),
+       ("/sites", "Sites"), ("/health", "Health")]  # fmt: skip
+CENTRAL_ONLY, GATEWAY_ONLY = {"/sites"}, {"/trends"}
 SITES_TTL = 30.0
 
 
@@ -57,7 +59,8 @@ class Context:
 def _header(ctx: Context) -> html.Header:
     mode = "central" if ctx.api.central else "gateway"
     links = [dcc.Link(label, href=href, className="nav-link", id=f"nav-{label.lower()}")
-             for href, label in NAV if href != "/sites" or ctx.api.central]  # fmt: skip
+             for href, label in NAV
+             if href not in (GATEWAY_ONLY if ctx.api.central else CENTRAL_ONLY)]  # fmt: skip
     return html.Header(
         [
             html.Div([html.Span("wafermon", className="brand"),
@@ -82,6 +85,8 @@ def page(ctx: Context, pathname: str | None, search: str | None) -> Any:
         return history.layout(ctx, query)
     if path == "/sites":
         return sites.layout(ctx, query)
+    if path == "/trends":
+        return trends.layout(ctx, query)
     if path == "/health":
         return health.layout(ctx, query)
     return html.Div([html.H2("Not found"), dcc.Link("Back to the live view", href="/")])
@@ -108,7 +113,7 @@ def create_app(ctx: Context) -> Dash:
     def route(pathname: str | None, search: str | None) -> Any:
         return page(ctx, pathname, search)
 
-    for view in (live, jobs, history, sites, health):
+    for view in (live, jobs, history, trends, sites, health):
         view.register(app, ctx)
     app.server.config["wafermon_context"] = ctx
 

@@ -1,4 +1,5 @@
-"""Plotly figures: the subjob Gantt chart, per-subjob resources, throughput, history, sites.
+"""Plotly figures: the subjob Gantt chart, per-subjob resources, throughput, history, sites,
+metric trends.
 
 Built from the API's JSON with plotly's graph objects only (no pandas): a Gantt chart is a
 horizontal bar chart whose bars start at ``base`` on a date axis.
@@ -220,4 +221,32 @@ def site_latency(rows: Sequence[dict[str, Any]]) -> go.Figure:
         )
     )
     fig.update_layout(**LAYOUT, title=title)
+    return fig
+
+
+def period_label(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min"
+
+
+def trend(body: dict[str, Any]) -> go.Figure:
+    """One line per series of a ``/v1/trends`` answer (the site's total, or one per app)."""
+    title = f"{body['metric']} ({body['unit']}), {body['stat']} per {period_label(body['period'])}"
+    fig = go.Figure()
+    for series in body["series"]:
+        if series["points"]:
+            fig.add_trace(
+                go.Scatter(
+                    name=series["name"],
+                    x=[parse_time(p["time"]) for p in series["points"]],
+                    y=[p["value"] for p in series["points"]],
+                    mode="lines+markers",
+                )
+            )
+    if not fig.data:
+        return empty(title, "no data points in this window")
+    fig.update_layout(**LAYOUT, title=title)
+    fig.update_xaxes(type="date", range=[parse_time(body["since"]), parse_time(body["until"])])
+    fig.update_yaxes(title_text=body["unit"], rangemode="tozero")
     return fig

@@ -143,6 +143,14 @@ class Api:
     def unified(self, **params: Any) -> dict[str, Any]:
         return self._get("/v1/data/unified", params)
 
+    def trend_sources(self) -> dict[str, Any]:
+        """The gateway's sources that answer trends: name -> {metrics: {name: unit}, stats}."""
+        return self._get("/v1/trends/sources")["sources"]
+
+    def trends(self, **params: Any) -> dict[str, Any]:
+        """``/v1/trends``: one metric of one source per period (``series`` of points)."""
+        return self._get("/v1/trends", params)
+
     def health(self) -> dict[str, Any]:
         """``/v1/healthz`` (its 503 answer is a health report too)."""
         return self._get("/v1/healthz", ok=(200, 503))
