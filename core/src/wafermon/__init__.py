@@ -60,9 +60,8 @@ from .interfaces import (  # noqa: E402
     TrendQuery,
     TrendSeries,
     TrendSource,
-    decode_cursor,
-    encode_cursor,
 )
+from .pages import decode_cursor, encode_cursor, merge_pages, pack_cursor, unpack_cursor
 
 
 def schema_path() -> Path:
@@ -117,6 +116,9 @@ __all__ = [
     "describe",
     "encode_array",
     "encode_cursor",
+    "merge_pages",
+    "pack_cursor",
+    "unpack_cursor",
     "encode_event",
     "encode_ndjson",
     "hookimpl",

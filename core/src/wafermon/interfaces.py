@@ -11,17 +11,16 @@ Components must never log or repr a ``Secret`` value.
 from __future__ import annotations
 
 import abc
-import base64
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
 import attrs
-import orjson
 
 from .errors import FieldValueError
 from .events import ENTITY_TYPES, Event, Kind
+from .pages import decode_cursor
 
 
 @attrs.frozen
@@ -151,22 +150,6 @@ class Query:
     def after_cursor(self) -> tuple[datetime, UUID] | None:
         """The sort key the cursor points past, or None on the first page."""
         return None if self.cursor is None else decode_cursor(self.cursor)
-
-
-def encode_cursor(event: Event) -> str:
-    """An opaque keyset cursor pointing just after ``event``."""
-    raw = orjson.dumps([event.time, str(event.event_id)], option=orjson.OPT_UTC_Z)
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    """Inverse of encode_cursor; a malformed cursor raises FieldValueError('cursor', ...)."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        time_text, event_id = orjson.loads(raw)
-        return datetime.fromisoformat(time_text), UUID(event_id)
-    except (ValueError, TypeError) as exc:
-        raise FieldValueError("cursor", f"not a cursor this service issued ({exc})") from None
 
 
 @attrs.frozen

@@ -18,7 +18,6 @@ order the merge are stored as text whose bytewise order is the core's tuple orde
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
 import logging
@@ -44,6 +43,8 @@ from wafermon import (
     Seconds,
     Secret,
     encode_cursor,
+    pack_cursor,
+    unpack_cursor,
 )
 from wafermon.config import config_dir
 from wafermon.errors import FieldValueError
@@ -306,14 +307,13 @@ def merge_set(dialect: Dialect, new: Any) -> dict[str, Any]:
 
 
 def _encode_entity_cursor(sort: str, value: datetime, entity_id: str) -> str:
-    raw = orjson.dumps([sort, value, entity_id], option=orjson.OPT_UTC_Z)
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pack_cursor(sort, value, entity_id)
 
 
 def _decode_entity_cursor(cursor: str, sort: str) -> tuple[datetime, str]:
+    values = unpack_cursor(cursor)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_sort, value, entity_id = orjson.loads(raw)
+        cursor_sort, value, entity_id = values
         when = datetime.fromisoformat(value)
         if cursor_sort != sort or type(entity_id) is not str or when.utcoffset() is None:
             raise ValueError("issued for another sort order" if cursor_sort != sort else "bad")

@@ -30,20 +30,18 @@ sites for ``limit`` events after it, merges by ``(time, event_id)``, keeps one c
 
 from __future__ import annotations
 
-import base64
-import binascii
 import heapq
 import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
 import attrs
-import orjson
 
-from wafermon import encode_cursor
+from wafermon import merge_pages
+from wafermon.errors import FieldValueError
+from wafermon.pages import key_cursor, pack_cursor, unpack_cursor
 from wafermon.store import MAX_ENTITY_LIMIT
 
 from ..common.errors import bad_parameter
@@ -66,23 +64,18 @@ State = SiteState | str  # or DONE
 
 
 def encode_composite(sort: str, states: dict[str, State]) -> str:
-    body = {
-        "v": CURSOR_VERSION,
-        "sort": sort,
-        "sites": {n: s if s == DONE else s.to_json() for n, s in states.items()},
-    }
-    return base64.urlsafe_b64encode(orjson.dumps(body)).decode().rstrip("=")
+    sites = {n: s if s == DONE else s.to_json() for n, s in states.items()}
+    return pack_cursor(CURSOR_VERSION, sort, sites)
 
 
 def decode_composite(cursor: str, sort: str, sites: Sequence[str]) -> dict[str, State]:
     """The per-site states of a composite cursor; 400 naming ``cursor`` if it does not fit."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        body = orjson.loads(raw)
-        if not isinstance(body, dict) or body.get("v") != CURSOR_VERSION:
+        version, cursor_sort, site_states = unpack_cursor(cursor)
+        if version != CURSOR_VERSION:
             raise ValueError("unknown cursor version")
         states: dict[str, State] = {}
-        for name, value in body["sites"].items():
+        for name, value in site_states.items():
             if value == DONE:
                 states[name] = DONE
                 continue
@@ -94,10 +87,12 @@ def decode_composite(cursor: str, sort: str, sites: Sequence[str]) -> dict[str, 
             ):
                 raise ValueError("bad site state")
             states[name] = SiteState(c, k, tuple(last) if last else None)
-    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
+    except FieldValueError as exc:
+        raise bad_parameter("cursor", exc.message) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise bad_parameter("cursor", f"not a cursor this central host issued ({exc})") from None
-    if body.get("sort") != sort:
-        raise bad_parameter("cursor", f"issued for sort {body.get('sort')!r}, not {sort!r}")
+    if cursor_sort != sort:
+        raise bad_parameter("cursor", f"issued for sort {cursor_sort!r}, not {sort!r}")
     if sorted(states) != sorted(sites):
         raise bad_parameter(
             "cursor", f"issued for sites {', '.join(sorted(states))}, not {', '.join(sites)}"
@@ -222,17 +217,14 @@ def event_key(event: dict[str, Any]) -> tuple[datetime, UUID]:
 
 def event_cursor(event: dict[str, Any]) -> str:
     """The core's event cursor for an event in wire form (what every gateway accepts)."""
-    when, event_id = event_key(event)
-    return encode_cursor(SimpleNamespace(time=when, event_id=event_id))
+    return key_cursor(*event_key(event))
 
 
 def merge_events(pages: Iterable[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], bool]:
     """(first ``limit`` events of all pages merged, whether more may follow)."""
-    merged: dict[str, dict[str, Any]] = {}
-    more = False
-    for page in pages:
-        more = more or page.get("next_cursor") is not None
-        for event in page.get("events") or []:
-            merged.setdefault(event["event_id"], event)
-    ordered = heapq.nsmallest(limit + 1, merged.values(), key=event_key)
-    return ordered[:limit], more or len(ordered) > limit
+    return merge_pages(
+        ((page.get("events") or [], page.get("next_cursor") is not None) for page in pages),
+        limit,
+        key=event_key,
+        identity=lambda event: event["event_id"],
+    )

@@ -10,15 +10,13 @@ cursor is the sort key of the last event returned, which every adapter understan
 from __future__ import annotations
 
 import asyncio
-import heapq
 from typing import Any
-from uuid import UUID
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from wafermon import Event, Problem, Query, QueryResult, describe, encode_cursor
+from wafermon import Event, Problem, Query, QueryResult, describe, encode_cursor, merge_pages
 from wafermon.codec import unstructure_event
 from wafermon.errors import FieldValueError
 from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES, decode_cursor
@@ -226,9 +224,8 @@ async def unified(request: Request) -> Response:
     outcomes = await asyncio.gather(
         *(run_source(gw, n, query) for n in names), return_exceptions=True
     )
-    merged: dict[UUID, Event] = {}
     statuses: dict[str, dict[str, Any]] = {}
-    more = False
+    pages: list[tuple[list[Event], bool]] = []
     after = query.after_cursor()
     for name, outcome in zip(names, outcomes, strict=True):
         if isinstance(outcome, SourceFailure):
@@ -237,15 +234,17 @@ async def unified(request: Request) -> Response:
             raise outcome  # a bug in the gateway itself, not a source
         else:
             statuses[name] = {"status": "ok", "count": len(outcome.events)}
-            more = more or outcome.next_cursor is not None
-            for event in outcome.events:
-                # Safety net: an adapter that ignores a filter cannot leak events into the page.
-                if query.matches(event) and (after is None or event.sort_key > after):
-                    merged.setdefault(event.event_id, event)
+            # Safety net: an adapter that ignores a filter cannot leak events into the page.
+            kept = [
+                e
+                for e in outcome.events
+                if query.matches(e) and (after is None or e.sort_key > after)
+            ]
+            pages.append((kept, outcome.next_cursor is not None))
         gw.metrics.unified_sources.labels(name, statuses[name]["status"]).inc()
-    ordered = heapq.nsmallest(query.limit + 1, merged.values(), key=lambda e: e.sort_key)
-    page = ordered[: query.limit]
-    more = more or len(ordered) > query.limit
+    page, more = merge_pages(
+        pages, query.limit, key=lambda e: e.sort_key, identity=lambda e: e.event_id
+    )
     return JSONResponse(
         {
             "events": [unstructure_event(e) for e in page],
