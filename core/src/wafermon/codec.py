@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import attrs
@@ -109,7 +109,8 @@ def _fast_event_structure(conv: cattrs.Converter) -> Any:
     """
     fields = frozenset(a.name for a in attrs.fields(Event))
     defaults = {a.name: a.default for a in attrs.fields(Event)}
-    no_metrics, no_source = defaults["metrics"], defaults["source"]
+    no_metrics = cast(Metrics, defaults["metrics"])
+    no_source = cast(Source, defaults["source"])
     structure_app = conv.get_structure_hook(App)
     structure_entity = conv.get_structure_hook(Entity)
     structure_metrics = conv.get_structure_hook(Metrics)
@@ -150,7 +151,7 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
     conv.register_structure_hook(datetime, _structure_time)
 
     def object_hook_factory(cls: type) -> Any:
-        structure = make_dict_structure_fn(
+        structure: Any = make_dict_structure_fn(
             cls, conv, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=detailed
         )
 
@@ -177,15 +178,14 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
     # Encoding: drop absent optional fields; orjson writes UUIDs and datetimes natively.
     conv.register_unstructure_hook(UUID, lambda v: v)
     conv.register_unstructure_hook(datetime, lambda v: v)
-    conv.register_unstructure_hook_factory(
-        attrs.has,
-        lambda cls: make_dict_unstructure_fn(
-            cls,
-            conv,
-            _cattrs_omit_if_default=True,
-            **({"schema_version": override(omit_if_default=False)} if cls is Event else {}),
-        ),
-    )
+
+    def unstructure_hook(cls: type) -> Any:
+        keep: dict[str, Any] = (
+            {"schema_version": override(omit_if_default=False)} if cls is Event else {}
+        )
+        return make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **keep)
+
+    conv.register_unstructure_hook_factory(attrs.has, unstructure_hook)
     return conv
 
 
@@ -329,7 +329,8 @@ def _structure_all(items: Iterable[tuple[int, Any]]) -> DecodedBatch:
 
 def unstructure_event(event: Event) -> dict[str, Any]:
     """The event as a dict for orjson (UUIDs and datetimes left as objects)."""
-    return _fast.unstructure(event)
+    unstructured: dict[str, Any] = _fast.unstructure(event)
+    return unstructured
 
 
 def encode_event(event: Event) -> bytes:
@@ -354,4 +355,5 @@ def encode_array(events: Sequence[Event]) -> bytes:
 
 def to_json_dict(event: Event) -> dict[str, Any]:
     """The event exactly as it goes on the wire, as plain JSON types (strings for ids, times)."""
-    return orjson.loads(encode_event(event))
+    decoded: dict[str, Any] = orjson.loads(encode_event(event))
+    return decoded

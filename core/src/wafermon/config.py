@@ -16,7 +16,7 @@ import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NewType
+from typing import Any, NewType, cast
 
 import attrs
 import cattrs
@@ -245,7 +245,8 @@ def make_config_converter(base_dir: Path) -> cattrs.Converter:
 
     conv.register_structure_hook_factory(attrs.has, checked(dict, make_dict_structure_fn))
     conv.register_structure_hook_factory(
-        lambda t: typing.get_origin(t) is list, checked(list, list_structure_factory)
+        lambda t: cast(object, typing.get_origin(t)) is list,
+        checked(list, list_structure_factory),
     )
     # After the list factory, so it wins: one secret or a list of them.
     conv.register_structure_hook_func(
@@ -267,14 +268,14 @@ def _mapping(value: Any, _t: type) -> dict[str, Any]:
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-def _component_name(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+def _component_name(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not _NAME.fullmatch(value):
         raise FieldValueError(
             attribute.name, f"must be 1-64 lower-case letters, digits, '_' or '-', got {value!r}"
         )
 
 
-def _site_id(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+def _site_id(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not SITE_ID_PATTERN.fullmatch(value):
         raise FieldValueError(attribute.name, f"not a valid site id: {value!r}")
 
@@ -417,13 +418,18 @@ class LoadedConfig:
         raw = copy.deepcopy(self.raw)
         for section, kind in COMPONENT_SECTIONS.items():
             entries = raw.get(section)
-            for entry in entries if plugins is not None and isinstance(entries, list) else []:
-                provided = isinstance(entry, dict) and plugins.types(kind).get(entry.get("type"))
-                config = entry.get("config") if provided else None
-                for name in secret_settings(provided.cls.Settings) if config else ():
-                    if isinstance(config, dict) and config.get(name) not in (None, ""):
+            types = plugins.types(kind) if plugins is not None else {}
+            for entry in entries if isinstance(entries, list) else ():
+                type_name = entry.get("type") if isinstance(entry, dict) else None
+                provided = types.get(type_name) if isinstance(type_name, str) else None
+                config = entry.get("config") if provided is not None else None
+                if provided is None or not isinstance(config, dict):
+                    continue
+                for name in secret_settings(provided.cls.Settings):
+                    if config.get(name) not in (None, ""):
                         config[name] = Secret(str(config[name]))
-        return mask_secrets(raw)
+        masked: dict[str, Any] = mask_secrets(raw)
+        return masked
 
 
 def secret_settings(settings_cls: type) -> list[str]:
@@ -501,7 +507,7 @@ def _parse_yaml(text: str, path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         ) from None
     finally:
         loader.dispose()
-    if not isinstance(data, dict):
+    if node is None or not isinstance(data, dict):
         raise ConfigError([Problem("$", "expected a mapping with at least site_id", 1)], str(path))
     lines: dict[str, int] = {}
     _record_lines(node, "$", lines)

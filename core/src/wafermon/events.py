@@ -12,9 +12,10 @@ import enum
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import attrs
@@ -62,9 +63,11 @@ ENTITY_TYPES = frozenset(EntityType)
 
 # -- validators: each raises FieldValueError(field, reason) --------------------------------------
 
+Validator = Callable[[object, "attrs.Attribute[Any]", object], None]
 
-def _text(max_len: int, *, min_len: int = 0, optional: bool = False):
-    def check(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+
+def _text(max_len: int, *, min_len: int = 0, optional: bool = False) -> Validator:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None and optional:
             return
         if type(value) is not str:
@@ -77,12 +80,13 @@ def _text(max_len: int, *, min_len: int = 0, optional: bool = False):
     return check
 
 
-def _number(*, maximum: float | None = None):
-    def check(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+def _number(*, maximum: float | None = None) -> Validator:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None:
             return
         if type(value) not in (int, float):
             raise FieldValueError(attribute.name, f"expected a number, got {type_name(value)}")
+        value = cast(float, value)
         if not math.isfinite(value) or value < 0 or (maximum is not None and value > maximum):
             bound = f"between 0 and {maximum}" if maximum is not None else "a finite number >= 0"
             raise FieldValueError(attribute.name, f"must be {bound}, got {value!r}")
@@ -90,8 +94,8 @@ def _number(*, maximum: float | None = None):
     return check
 
 
-def _uuid(optional: bool = False):
-    def check(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+def _uuid(optional: bool = False) -> Validator:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None and optional:
             return
         if type(value) is not UUID:
@@ -100,17 +104,17 @@ def _uuid(optional: bool = False):
     return check
 
 
-def _one_of(allowed: frozenset[str]):
+def _one_of(allowed: frozenset[str]) -> Validator:
     choices = ", ".join(sorted(allowed))
 
-    def check(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value not in allowed or type(value) not in (str, Kind, EntityType):
             raise FieldValueError(attribute.name, f"must be one of {choices}, got {value!r}")
 
     return check
 
 
-def _site_id(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+def _site_id(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if type(value) is not str or not SITE_ID_PATTERN.fullmatch(value):
         raise FieldValueError(
             attribute.name,
@@ -119,12 +123,12 @@ def _site_id(_inst: object, attribute: attrs.Attribute, value: object) -> None:
         )
 
 
-def _utc_time(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+def _utc_time(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if type(value) is not datetime or (value.tzinfo is not UTC and value.utcoffset() != _ZERO):
         raise FieldValueError(attribute.name, "must be a timezone-aware datetime in UTC")
 
 
-def _metadata(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+def _metadata(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if type(value) is not dict:
         raise FieldValueError(attribute.name, f"expected an object, got {type_name(value)}")
     if not value:
@@ -190,9 +194,10 @@ class ErrorInfo:
     stack: str | None = attrs.field(default=None, validator=_text(65536, optional=True))
 
 
-def _pid(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+def _pid(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     # JSON has one number type: 4242.0 is the integer 4242, as JSON Schema's "integer" says.
-    if value is not None and (type(value) not in (int, float) or value < 0 or value % 1):
+    number = cast(float, value)  # checked first: exactly int or float (no bool)
+    if value is not None and (type(value) not in (int, float) or number < 0 or number % 1):
         raise FieldValueError(attribute.name, f"expected an integer >= 0, got {value!r}")
 
 
@@ -206,7 +211,7 @@ class Source:
     sdk_version: str | None = attrs.field(default=None, validator=_text(64, optional=True))
 
 
-def _schema_version(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+def _schema_version(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if type(value) not in (int, float) or value != SCHEMA_VERSION:
         raise FieldValueError(
             attribute.name, f"unsupported version {value!r}; this build speaks {SCHEMA_VERSION}"

@@ -158,10 +158,10 @@ class Plugins:
                 def register(
                     type_name: str,
                     cls: type | str,
-                    _kind=kind,
-                    _base=base,
-                    _plugin=impl.plugin_name,
-                    _out=registered,
+                    _kind: str = kind,
+                    _base: type[Component] = base,
+                    _plugin: str = impl.plugin_name,
+                    _out: list[Provided] = registered,
                 ) -> None:
                     if isinstance(cls, str):
                         if not _is_class_ref(cls):
@@ -257,7 +257,8 @@ class Plugins:
         registered what; a chain of transforms). pluggy's list of non-None answers."""
         if self._tracing:
             sys.stderr.write(f"wafermon hook: {hook_name} [{plugin_name}]\n")
-        return self._only(hook_name, plugin_name)(**kwargs)
+        answers: list[Any] = self._only(hook_name, plugin_name)(**kwargs)
+        return answers
 
     def _only(self, hook_name: str, plugin_name: str) -> HookCaller:
         """The hook as a caller of one plugin's implementation plus every hook wrapper."""

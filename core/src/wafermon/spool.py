@@ -25,7 +25,7 @@ import zlib
 from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
 
 import attrs
 
@@ -61,7 +61,7 @@ class _Segment:
     size: int
     #: Byte offset of each record (seq first_seq + i at offsets[i]): a read starts where it
     #: should instead of walking the segment from its start. 8 bytes a record.
-    offsets: array = attrs.Factory(lambda: array("Q"))
+    offsets: array[int] = attrs.Factory(lambda: array("Q"))
 
 
 @attrs.define
@@ -145,7 +145,7 @@ class Spool:
     # -- recovery -------------------------------------------------------------------------------
 
     def _recover(self) -> list[_Segment]:
-        segments = []
+        segments: list[_Segment] = []
         for path in sorted(self.directory.glob("seg-*.wal")):
             match = _SEGMENT.fullmatch(path.name)
             if not match:
@@ -238,16 +238,18 @@ class Spool:
             segment = self._new_segment(batch[0].seq)
         elif self._active is None:  # first write after opening an existing spool
             self._active = segment.path.open("ab", buffering=0)
+        active = self._active
+        assert active is not None  # _new_segment opened it
         start = segment.size
         data = b"".join(
             HEADER.pack(len(t.payload), _crc(t.seq, t.payload), t.seq) + t.payload for t in batch
         )
         try:
-            self._active.write(data)
-            self._sync(self._active)
+            active.write(data)
+            self._sync(active)
         except OSError:
             # Cut what reached the file so a retry does not follow half a record.
-            self._active.truncate(start)
+            active.truncate(start)
             raise
         offset = start
         for t in batch:
@@ -341,10 +343,10 @@ class Spool:
                 self._active.close()
                 self._active = None
 
-    def _sync(self, file: BinaryIO | object) -> None:
+    def _sync(self, file: IO[Any]) -> None:
         if self.fsync_enabled:
-            file.flush()  # type: ignore[attr-defined]
-            os.fsync(file.fileno())  # type: ignore[attr-defined]
+            file.flush()
+            os.fsync(file.fileno())
 
     def _sync_dir(self, directory: Path | None = None) -> None:
         if self.fsync_enabled:

@@ -20,7 +20,7 @@ Rules, per entity (job or subjob, keyed by entity id):
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,9 +30,9 @@ from .errors import FieldValueError
 from .events import ENTITY_TYPES, ErrorInfo, Event, Kind
 from .interfaces import Emitter, QueryAdapter
 
-KIND_RANK = {Kind.STARTED: 0, Kind.PROGRESS: 1, Kind.FINISHED: 2, Kind.FAILED: 2}
+KIND_RANK: dict[str, int] = {Kind.STARTED: 0, Kind.PROGRESS: 1, Kind.FINISHED: 2, Kind.FAILED: 2}
 STATUS_RANK = {"running": 0, "finished": 1, "failed": 2}
-KIND_STATUS = {
+KIND_STATUS: dict[str, str] = {
     Kind.STARTED: "running",
     Kind.PROGRESS: "running",
     Kind.FINISHED: "finished",
@@ -183,7 +183,7 @@ def fold(events: Sequence[Event]) -> dict[str, EntityState]:
 
 _TERMINAL = frozenset((Kind.FINISHED, Kind.FAILED))
 _STATUS_OF_RANK = {rank: status for status, rank in STATUS_RANK.items()}
-_KIND_STATUS_RANK = {kind: STATUS_RANK[status] for kind, status in KIND_STATUS.items()}
+_KIND_STATUS_RANK: dict[str, int] = {k: STATUS_RANK[status] for k, status in KIND_STATUS.items()}
 
 
 def _fold_one(group: list[Event]) -> EntityState:
@@ -228,7 +228,7 @@ def _fold_one(group: list[Event]) -> EntityState:
             progress_top, progress_of = stamp[1:], e
         if e.error is not None and (error_top is None or stamp > error_top):
             error_top, error_of = stamp, e
-    m = metrics_of.metrics if metrics_of is not None else None
+    latest = metrics_of.metrics if metrics_of is not None else None
     return EntityState(
         entity_type=last.entity.type,
         entity_id=last.entity.id,
@@ -243,10 +243,10 @@ def _fold_one(group: list[Event]) -> EntityState:
         first_seen_at=first_seen,
         finished_at=ended,
         updated_at=updated,
-        duration_s=m and m.duration_s,
-        cpu_user_s=m and m.cpu_user_s,
-        cpu_system_s=m and m.cpu_system_s,
-        mem_max_mb=m and m.mem_max_mb,
+        duration_s=None if latest is None else latest.duration_s,
+        cpu_user_s=None if latest is None else latest.cpu_user_s,
+        cpu_system_s=None if latest is None else latest.cpu_system_s,
+        mem_max_mb=None if latest is None else latest.mem_max_mb,
         progress=progress_of.metrics.progress if progress_of is not None else None,
         error=error_of.error if error_of is not None else None,
         metadata=metadata_of.metadata if metadata_of is not None else {},
@@ -274,8 +274,8 @@ ENTITY_SORTS = ("-start_time", "start_time", "-updated_at", "updated_at")
 MAX_ENTITY_LIMIT = 1000
 
 
-def _check(allowed: Any, *, optional: bool = True):
-    def check(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+def _check(allowed: Any, *, optional: bool = True) -> Callable[..., None]:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None and optional:
             return
         if value not in allowed:
@@ -285,7 +285,7 @@ def _check(allowed: Any, *, optional: bool = True):
     return check
 
 
-def _entity_limit(_inst: object, attribute: attrs.Attribute, value: int) -> None:
+def _entity_limit(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if type(value) is not int or not 1 <= value <= MAX_ENTITY_LIMIT:
         raise FieldValueError(attribute.name, f"must be between 1 and {MAX_ENTITY_LIMIT}")
 

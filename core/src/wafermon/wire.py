@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from uuid import UUID
 
 import attrs
@@ -44,19 +44,23 @@ from .events import (
     Source,
 )
 
+_T = TypeVar("_T")
+
 
 def _pattern(pointer: str) -> str:
     node: Any = SCHEMA
     for step in pointer.split("/"):
         node = node[step]
-    return node["pattern"]
+    pattern: str = node["pattern"]
+    return pattern
 
 
 def _max(pointer: str) -> int:
     node: Any = SCHEMA
     for step in pointer.split("/"):
         node = node[step]
-    return node["maxLength"]
+    longest: int = node["maxLength"]
+    return longest
 
 
 Name = Annotated[str, Meta(min_length=1, max_length=_max("$defs/name"))]
@@ -95,13 +99,13 @@ class _Struct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     pass
 
 
-class WireApp(_Struct):
+class WireApp(_Struct, frozen=True):
     name: Name
     version: Text64 | None = None
     app_id: Annotated[str, Meta(min_length=36, max_length=36)] | None = None  # and per slice
 
 
-class _Entity(_Struct, tag_field="type"):
+class _Entity(_Struct, frozen=True, tag_field="type"):
     id: Key
     business_key: Key | None = None
     sub_key: Key | None = None
@@ -111,18 +115,18 @@ class _Entity(_Struct, tag_field="type"):
         return self.__struct_config__.tag  # type: ignore[return-value]
 
 
-class JobEntity(_Entity, tag="job"):
+class JobEntity(_Entity, frozen=True, tag="job"):
     parent_id: Key | None = None
 
 
-class SubjobEntity(_Entity, tag="subjob", kw_only=True):
+class SubjobEntity(_Entity, frozen=True, tag="subjob", kw_only=True):
     parent_id: Key  # a subjob names its job
 
 
 WireEntity = JobEntity | SubjobEntity
 
 
-class WireMetrics(_Struct):
+class WireMetrics(_Struct, frozen=True):
     duration_s: NonNegative | None = None
     cpu_user_s: NonNegative | None = None
     cpu_system_s: NonNegative | None = None
@@ -130,13 +134,13 @@ class WireMetrics(_Struct):
     progress: Fraction | None = None
 
 
-class WireError(_Struct):
+class WireError(_Struct, frozen=True):
     type: ErrorType
     message: Message
     stack: Stack | None = None
 
 
-class WireSource(_Struct):
+class WireSource(_Struct, frozen=True):
     host: Text256 | None = None
     pid: Pid | None = None
     sdk: Text64 | None = None
@@ -150,7 +154,7 @@ _EMPTY_OBJECT = Raw(b"{}")
 _valid_days: set[str] = set()
 
 
-class WireEvent(_Struct, tag_field="kind"):
+class WireEvent(_Struct, frozen=True, tag_field="kind"):
     """One wire event that passed the fast checks; field names are the model's, values stay
     JSON-typed (ids and times as text, metadata as its raw JSON). One subclass per kind, so
     that "error exactly when failed" is a type rule checked in C."""
@@ -217,26 +221,26 @@ class WireEvent(_Struct, tag_field="kind"):
         )
 
 
-class StartedEvent(WireEvent, tag="started"):
+class StartedEvent(WireEvent, frozen=True, tag="started"):
     error: None = None
 
 
-class ProgressEvent(WireEvent, tag="progress"):
+class ProgressEvent(WireEvent, frozen=True, tag="progress"):
     error: None = None
 
 
-class FinishedEvent(WireEvent, tag="finished"):
+class FinishedEvent(WireEvent, frozen=True, tag="finished"):
     error: None = None
 
 
-class FailedEvent(WireEvent, tag="failed", kw_only=True):
+class FailedEvent(WireEvent, frozen=True, tag="failed", kw_only=True):
     error: WireError  # required, and only here
 
 
 AnyWireEvent = StartedEvent | ProgressEvent | FinishedEvent | FailedEvent
 
 
-def _passes(events: list[WireEvent]) -> bool:
+def _passes(events: Sequence[WireEvent]) -> bool:
     """The checks msgspec does not make, over a slice of decoded events at once.
 
     Each check runs over the slice's joined text with C-speed bytes operations (a regex per
@@ -359,7 +363,7 @@ _EMPTY_METRICS = Metrics()
 _EMPTY_SOURCE = Source()
 
 
-def _make(cls: type, **values: Any) -> Any:
+def _make(cls: type[_T], **values: Any) -> _T:
     """An attrs instance with these field values, skipping validators that already ran."""
     obj = object.__new__(cls)
     for name, value in values.items():
@@ -488,7 +492,8 @@ class BatchReader:
 
     def steps(self) -> Iterator[None]:
         body = self.body
-        start = _LEADING_SPACE.match(body).end()
+        space = _LEADING_SPACE.match(body)  # always matches, maybe the empty string
+        start = space.end() if space else 0
         first = body[start : start + 1]
         if not first:
             raise BatchDecodeError(
