@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,8 +25,6 @@ from wafermon_backend_elasticsearch import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
-# The hosts' own test helpers start real sidecar and gateway processes; one copy of them.
-sys.path.insert(0, str(REPO / "hosts" / "wafermon-hosts"))  # for tests.helpers
 
 T0 = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 _seq = itertools.count()

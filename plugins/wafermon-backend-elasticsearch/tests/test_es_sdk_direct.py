@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from conftest import stored_ids
-from tests.helpers.sidecar import write_yaml
 
 from wafermon import Query
+from wafermon.testing import write_yaml
 from wafermon_backend_elasticsearch import AdapterSettings, ElasticsearchQueryAdapter
 from wafermon_sdk import AppRef, Client, Monitored
 

@@ -16,7 +16,8 @@ import time
 
 import httpx
 from conftest import REPO, stored_ids
-from tests.helpers.sidecar import FAST_RETRY, Proc, event_ids, ndjson_batch, processes, write_yaml
+
+from wafermon.testing import FAST_RETRY, Proc, event_ids, ndjson_batch, processes, write_yaml
 
 NDJSON = {"content-type": "application/x-ndjson"}
 GW_TOKEN = "gw-ingest-token"

@@ -11,11 +11,9 @@ import asyncio
 import itertools
 import os
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +21,6 @@ import pytest
 from wafermon import App, Entity, ErrorInfo, Event, Metrics, RetryableError, Secret
 from wafermon_backend_zabbix import ApiSettings, EmitterSettings, ZabbixApi, ZabbixEmitter
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "hosts" / "wafermon-hosts"))  # for tests.helpers
 _seq = itertools.count()
 
 

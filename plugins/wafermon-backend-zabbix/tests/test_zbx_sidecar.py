@@ -9,9 +9,9 @@ import time
 import httpx
 import orjson
 from conftest import emit_when_ready, make_event, wait_history
-from tests.helpers.sidecar import FAST_RETRY, Proc, processes, write_yaml
 
 from wafermon import encode_ndjson
+from wafermon.testing import FAST_RETRY, Proc, processes, write_yaml
 
 
 async def test_refused_values_are_dead_lettered_by_the_sidecar_with_host_and_key(

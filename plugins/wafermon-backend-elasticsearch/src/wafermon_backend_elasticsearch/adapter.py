@@ -19,6 +19,7 @@ from elasticsearch import ApiError, NotFoundError, TransportError
 
 from wafermon import (
     EventDecodeError,
+    Health,
     Query,
     QueryAdapter,
     QueryResult,
@@ -28,7 +29,7 @@ from wafermon import (
 )
 from wafermon.interfaces import STATUSES
 
-from .settings import ConnectionSettings, make_client
+from .settings import ConnectionSettings, cluster_health, make_client
 
 log = logging.getLogger(__name__)
 _NANOS = "strict_date_optional_time_nanos"
@@ -84,6 +85,10 @@ class ElasticsearchQueryAdapter(QueryAdapter):
 
     async def close(self) -> None:
         await self._client.close()
+
+    async def health(self) -> Health:
+        """Whether the cluster answers (the gateway's /v1/healthz lists each source's)."""
+        return await cluster_health(self._client)
 
     async def query(self, query: Query) -> QueryResult:
         after = query.after_cursor()

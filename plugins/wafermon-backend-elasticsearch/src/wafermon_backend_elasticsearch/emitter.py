@@ -44,7 +44,7 @@ from wafermon import (
 )
 
 from .indices import day_of_index, index_for, template_body
-from .settings import ConnectionSettings, make_client
+from .settings import ConnectionSettings, cluster_health, make_client
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,7 @@ class ElasticsearchEmitter(Emitter):
         await self._client.close()
 
     async def health(self) -> Health:
-        try:
-            answer = await self._client.cluster.health(timeout="2s")
-        except (ApiError, TransportError) as exc:
-            return Health(False, f"cluster health: {type(exc).__name__}")
-        status = answer.get("status")
-        return Health(status in ("green", "yellow"), f"cluster {status}")
+        return await cluster_health(self._client)
 
     def stats(self) -> dict[str, float]:
         return dict(self._stats)

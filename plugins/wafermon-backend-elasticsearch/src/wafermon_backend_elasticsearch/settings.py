@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from wafermon import ConfigError, FieldValueError, Problem, Seconds, Secret
+from wafermon import ConfigError, FieldValueError, Health, Problem, Seconds, Secret
 
 from .indices import INDEX_PREFIX_PATTERN
 
@@ -65,6 +65,16 @@ def make_client(settings: ConnectionSettings) -> AsyncElasticsearch:
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         where = "$.ca_certs" if settings.ca_certs else "$.hosts"
         raise ConfigError([Problem(where, f"cannot set up the client: {exc}")]) from None
+
+
+async def cluster_health(client: AsyncElasticsearch) -> Health:
+    """The emitter's and the adapter's health: the cluster answers, green or yellow."""
+    try:
+        answer = await client.cluster.health(timeout="2s")
+    except (ApiError, TransportError) as exc:
+        return Health(False, f"cluster health: {type(exc).__name__}")
+    status = answer.get("status")
+    return Health(status in ("green", "yellow"), f"cluster {status}")
 
 
 def _client(settings: ConnectionSettings, auth: dict) -> AsyncElasticsearch:
