@@ -13,9 +13,10 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import attrs
 import click
@@ -45,7 +46,7 @@ def _load(path: str) -> LoadedConfig:
         _fail(f"{exc.context}: invalid config", [str(p) for p in exc.problems])
 
 
-def _fail(headline: str, details: list[str] = ()) -> None:
+def _fail(headline: str, details: Sequence[str] = ()) -> NoReturn:
     click.echo(f"error: {headline}", err=True)
     for line in details:
         click.echo(f"  - {line}", err=True)
@@ -98,7 +99,10 @@ def _plugin_json(info: Any) -> dict[str, Any]:
         entry: dict[str, Any] = {"kind": kind, "type": type_name}
         try:
             settings = getattr(_plugins().types(kind)[type_name].cls, "Settings", None)
-            entry["settings"] = describe_settings(settings) if attrs.has(settings) else []
+            if settings is not None and attrs.has(settings):
+                entry["settings"] = describe_settings(settings)
+            else:
+                entry["settings"] = []
         except Exception as exc:  # noqa: BLE001 - a lazily imported class that fails to import
             entry["settings"] = None
             entry["error"] = str(exc)
@@ -328,7 +332,8 @@ def query(
         )
     except FieldValueError as exc:
         raise click.BadParameter(exc.message, param_hint=f"--{exc.field}") from None
-    next_cursor = asyncio.run(_query_pages(adapters[source], q, all_pages))
+    adapter = cast(QueryAdapter, adapters[source])  # built from sources: a query adapter
+    next_cursor = asyncio.run(_query_pages(adapter, q, all_pages))
     if next_cursor:
         click.echo(f"more: --cursor {next_cursor}", err=True)
 
@@ -429,7 +434,12 @@ def _entity_rows(items: list[dict[str, Any]]) -> None:
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="The gateway's JSON answer as is.")
 def jobs(
-    gateway: str, token: str | None, parent_id: str | None, since: str | None, as_json: bool, **f
+    gateway: str,
+    token: str | None,
+    parent_id: str | None,
+    since: str | None,
+    as_json: bool,
+    **f: Any,
 ) -> None:
     """List a gateway's jobs (or a job's subjobs), newest first."""
     start = _when(since, "--since")

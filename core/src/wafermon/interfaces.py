@@ -90,8 +90,8 @@ STATUSES = {
 MAX_QUERY_LIMIT = 10_000
 
 
-def _optional_choice(allowed: Any):
-    def check(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+def _optional_choice(allowed: Any) -> Callable[..., None]:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is not None and value not in allowed:
             choices = ", ".join(sorted(allowed))
             raise FieldValueError(attribute.name, f"must be one of {choices}, got {value!r}")
@@ -99,12 +99,12 @@ def _optional_choice(allowed: Any):
     return check
 
 
-def _optional_utc(_inst: object, attribute: attrs.Attribute, value: datetime | None) -> None:
+def _optional_utc(_inst: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
     if value is not None and (not isinstance(value, datetime) or value.utcoffset() is None):
         raise FieldValueError(attribute.name, "must be a timezone-aware datetime")
 
 
-def _limit(_inst: object, attribute: attrs.Attribute, value: int) -> None:
+def _limit(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 1 <= value <= MAX_QUERY_LIMIT:
         raise FieldValueError(attribute.name, f"must be between 1 and {MAX_QUERY_LIMIT}")
 
@@ -176,14 +176,14 @@ MAX_TREND_SERIES = 20  # series of one ``by_app`` answer
 MAX_TREND_PERIOD = 86_400
 
 
-def _period(_inst: object, attribute: attrs.Attribute, value: int) -> None:
+def _period(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if type(value) is not int or not 60 <= value <= MAX_TREND_PERIOD or value % 60:
         raise FieldValueError(
             attribute.name, f"must be a multiple of 60 from 60 to {MAX_TREND_PERIOD} seconds"
         )
 
 
-def _utc(_inst: object, attribute: attrs.Attribute, value: datetime) -> None:
+def _utc(_inst: object, attribute: attrs.Attribute[Any], value: datetime) -> None:
     _optional_utc(_inst, attribute, value)
     if value is None:
         raise FieldValueError(attribute.name, "is required")

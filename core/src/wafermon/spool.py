@@ -357,7 +357,7 @@ class Spool:
                 os.close(fd)
 
 
-def verify(directory: str | os.PathLike[str]) -> tuple[list[dict[str, object]], list[Corruption]]:
+def verify(directory: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[Corruption]]:
     """Read-only check of every segment: a summary per segment and every corruption found."""
     summaries, problems = [], []
     for path in sorted(Path(directory).glob("seg-*.wal")):
