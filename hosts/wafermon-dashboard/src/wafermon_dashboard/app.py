@@ -8,6 +8,8 @@
 | `/history`   | unified events with a source picker (``views.history``)    |
 | `/sites`     | multi-site comparison, central only (``views.sites``)      |
 | `/trends`    | metric trends of a trend source, gateway only (``views.trends``) |
+| `/alerts`    | firing alerts first, history, silences (``views.alerts``)  |
+| `/monitors`  | expected jobs: state, last and next run, recent runs (``views.monitors``) |
 | `/health`    | gateway/central and sidecar health, metrics (``views.health``) |
 
 The app holds no data: every callback asks the gateway or central over HTTP (``client.Api``).
@@ -23,12 +25,15 @@ from urllib.parse import parse_qsl, unquote
 import attrs
 from dash import Dash, Input, Output, State, dcc, html
 
+from wafermon import Secret
+
 from . import __version__
 from .client import Api, ApiError, Sidecar
-from .views import detail, health, history, jobs, live, sites, trends
+from .views import alerts, detail, health, history, jobs, live, monitors, sites, trends
 
-NAV = [("/", "Live"), ("/jobs", "Jobs"), ("/history", "History"), ("/trends", "Trends"),
-       ("/sites", "Sites"), ("/health", "Health")]  # fmt: skip
+NAV = [("/", "Live"), ("/alerts", "Alerts"), ("/monitors", "Monitors"), ("/jobs", "Jobs"),
+       ("/history", "History"), ("/trends", "Trends"), ("/sites", "Sites"),
+       ("/health", "Health")]  # fmt: skip
 CENTRAL_ONLY, GATEWAY_ONLY = {"/sites"}, {"/trends"}
 SITES_TTL = 30.0
 
@@ -42,6 +47,7 @@ class Context:
     refresh_s: float = 5.0
     count_cap: int = 1000
     login: bool = False  # pages need a signed-in session (``login``)
+    admin_token: Secret | None = None  # posts silences without sign-in (``admin``)
     _sites: tuple[float, list[str]] | None = None
 
     def sites(self) -> list[str]:
@@ -87,6 +93,10 @@ def page(ctx: Context, pathname: str | None, search: str | None) -> Any:
         return sites.layout(ctx, query)
     if path == "/trends":
         return trends.layout(ctx, query)
+    if path == "/alerts":
+        return alerts.layout(ctx, query)
+    if path == "/monitors":
+        return monitors.layout(ctx, query)
     if path == "/health":
         return health.layout(ctx, query)
     return html.Div([html.H2("Not found"), dcc.Link("Back to the live view", href="/")])
@@ -113,7 +123,7 @@ def create_app(ctx: Context) -> Dash:
     def route(pathname: str | None, search: str | None) -> Any:
         return page(ctx, pathname, search)
 
-    for view in (live, jobs, history, trends, sites, health):
+    for view in (live, alerts, monitors, jobs, history, trends, sites, health):
         view.register(app, ctx)
     app.server.config["wafermon_context"] = ctx
 

@@ -34,6 +34,13 @@ LISTEN = "127.0.0.1:8050"
     help="Read token of the sidecar, for its health details (env WAFERMON_SIDECAR_READ_TOKEN).",
 )
 @click.option(
+    "--admin-token",
+    envvar="WAFERMON_DASHBOARD_ADMIN_TOKEN",
+    help="Admin token of the gateway, for the Alerts view's silence form when there is no "
+    "sign-in (env WAFERMON_DASHBOARD_ADMIN_TOKEN). With sign-in, whoever signs in with an "
+    "admin token may silence.",
+)
+@click.option(
     "--login/--no-login",
     default=None,
     help="Pages need a sign-in with a read token of the gateway or central "
@@ -80,6 +87,7 @@ def dashboard(
     token: str | None,
     token_file: str | None,
     sidecar_token: str | None,
+    admin_token: str | None,
     login: bool | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -114,7 +122,8 @@ def dashboard(
         token = Path(token_file).read_text(encoding="utf-8").rstrip("\r\n")
         if not token.strip():
             raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
-    for name, value in (("--token", token), ("--sidecar-token", sidecar_token)):
+    named = (("--token", token), ("--sidecar-token", sidecar_token), ("--admin-token", admin_token))
+    for name, value in named:
         if value is not None and not value.strip():
             raise click.BadParameter(
                 "must not be empty or whitespace (an unset or empty variable?)", param_hint=name
@@ -129,6 +138,11 @@ def dashboard(
             "anyone: give --token (or --token-file) so pages need a sign-in, listen on "
             "127.0.0.1, or pass --insecure to accept that on purpose"
         )
+    if admin_token and login:
+        raise click.UsageError(
+            "--admin-token is for a dashboard without sign-in; with sign-in, admins sign in "
+            "with their own admin token"
+        )
     configure_logging(log_level.upper())
     log = get_logger("wafermon_dashboard")
     app = build(
@@ -137,6 +151,7 @@ def dashboard(
         sidecar=sidecar,
         token=Secret(token) if token else None,
         sidecar_token=Secret(sidecar_token) if sidecar_token else None,
+        admin_token=Secret(admin_token) if admin_token else None,
         refresh_s=refresh_s,
         count_cap=count_cap,
         login=login,

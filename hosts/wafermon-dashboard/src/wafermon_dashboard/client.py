@@ -108,10 +108,7 @@ class Api:
         except httpx.HTTPError as exc:
             raise ApiError(strip_credentials(f"cannot reach {self.url}: {exc}")) from None
         if response.status_code not in ok:
-            try:
-                message = response.json().get("error") or response.text
-            except ValueError:
-                message = response.text[:200]
+            message = _error_text(response)
             raise ApiError(strip_credentials(f"{path}: HTTP {response.status_code}: {message}"))
         if path == "/metrics":
             return response.text
@@ -174,6 +171,43 @@ class Api:
             return list(names)
         return ["managed", *self.health().get("sources", {})]
 
+    # -- alerting (the gateway's engine; central reads alerts across sites) ----------------------
+
+    def alerts(self, **params: Any) -> dict[str, Any]:
+        """One page of ``/v1/alerts`` (``alerts``, ``next_cursor``; central adds ``sites``)."""
+        return self._get("/v1/alerts", params)
+
+    def monitors(self) -> list[dict[str, Any]]:
+        """``/v1/monitors``: every expected job with its state, last and recent runs."""
+        return self._get("/v1/monitors")["monitors"]
+
+    def silences(self) -> list[dict[str, Any]]:
+        return self._get("/v1/silences")["silences"]
+
+    def create_silence(self, body: dict[str, Any], token: Secret | None) -> dict[str, Any]:
+        """POST ``/v1/silences`` with an admin token (the dashboard's reads use a read token)."""
+        headers = {"Authorization": f"Bearer {token.reveal()}"} if token else {}
+        try:
+            response = self._client.post("/v1/silences", json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ApiError(strip_credentials(f"cannot reach {self.url}: {exc}")) from None
+        if response.status_code != 201:
+            raise ApiError(f"/v1/silences: HTTP {response.status_code}: {_error_text(response)}")
+        return response.json()
+
+    def grants_admin(self, token: Secret | None) -> bool:
+        """Whether ``token`` (None: no token) may write silences here. Asks the gateway to expire
+        a silence that does not exist: 404 (or 409, alerting off) means the scope is held, 401
+        or 403 that it is not; nothing changes either way."""
+        headers = {"Authorization": f"Bearer {token.reveal()}"} if token else {}
+        try:
+            response = self._client.delete(
+                "/v1/silences/wafermon-dashboard-scope-check", headers=headers
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code in (404, 409)
+
     # -- counting without loading everything ----------------------------------------------------
 
     def recent(
@@ -200,6 +234,18 @@ class Api:
             cursor = body.get("next_cursor")
             if not cursor:
                 return
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The ``error`` of a JSON error answer (with its problems), else the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if not isinstance(body, dict):
+        return response.text[:200]
+    problems = "; ".join(f"{p.get('path')}: {p.get('message')}" for p in body.get("problems", []))
+    return (body.get("error") or response.text[:200]) + (f" ({problems})" if problems else "")
 
 
 class Sidecar:

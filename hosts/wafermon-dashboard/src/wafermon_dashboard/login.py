@@ -8,6 +8,10 @@ what operators already hold and rotate (``gateway.tokens.read`` takes a list, so
 have its own token and lose it alone); the dashboard asks the gateway whether the token grants
 ``read`` (``GET /v1/healthz`` answers details only then), so there is one place that decides.
 
+Who signs in with a token that also holds ``admin`` on the gateway may silence alerts: that
+token stays in this process's memory under a random id (``ADMIN_SESSIONS`` at most, dropped at
+sign-out or after ``SESSION_HOURS``), and the cookie holds only the id.
+
 The session is Flask's signed cookie holding only "signed in" and when (never the token),
 HttpOnly, SameSite=Lax (Dash's callbacks are POSTs: a cross-site page cannot make them with
 the cookie) and Secure under TLS, valid for ``SESSION_HOURS``. A page asked for without a
@@ -20,11 +24,14 @@ import html
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import quote
 
 from flask import Flask, Response, redirect, request, session
+
+from wafermon import Secret
 
 log = logging.getLogger("wafermon_dashboard.login")
 
@@ -35,6 +42,19 @@ OPEN_PATHS = frozenset({LOGIN_PATH, "/healthz"})
 SESSION_HOURS = 12
 #: A refused sign-in waits this long before answering, to slow down guessing.
 REFUSED_DELAY_S = 0.5
+#: Admin tokens kept for signed-in sessions (oldest dropped first): bounded memory.
+ADMIN_SESSIONS = 1000
+_admin_tokens: OrderedDict[str, tuple[float, Secret]] = OrderedDict()
+
+
+def session_admin_token() -> Secret | None:
+    """The admin token of the signed-in person of the current request, or None."""
+    key = session.get("admin") if session.get("signed_in") else None
+    found = _admin_tokens.get(key) if key else None
+    if found is None or time.time() - found[0] > SESSION_HOURS * 3600:
+        return None
+    return found[1]
+
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>wafermon: sign in</title>
@@ -74,12 +94,13 @@ def install_login(
     target: str,
     secure_cookie: bool,
     secret_key: bytes | None = None,
+    check_admin: Callable[[Secret], bool] | None = None,
 ) -> None:
     """Require a signed-in session for every page of ``server`` except OPEN_PATHS.
 
     ``check_token(token)`` says whether a presented token grants the read scope upstream.
     ``secret_key`` signs the session cookie; by default a random one (sessions end with the
-    process).
+    process). ``check_admin(token)`` says whether it also holds ``admin`` (may silence).
     """
     server.secret_key = secret_key or secrets.token_bytes(32)
     server.config.update(
@@ -117,6 +138,12 @@ def install_login(
             session.permanent = True
             session["signed_in"] = True
             session["since"] = int(time.time())
+            if check_admin is not None and check_admin(Secret(token)):
+                key = secrets.token_urlsafe(24)
+                _admin_tokens[key] = (time.time(), Secret(token))
+                while len(_admin_tokens) > ADMIN_SESSIONS:
+                    _admin_tokens.popitem(last=False)
+                session["admin"] = key
             log.info("dashboard sign-in accepted from %s", request.remote_addr)
             return redirect(next_path)
         log.warning("dashboard sign-in refused from %s", request.remote_addr)
@@ -125,5 +152,6 @@ def install_login(
 
     @server.route(LOGOUT_PATH, methods=["GET", "POST"])
     def logout() -> Response:
+        _admin_tokens.pop(session.get("admin") or "", None)
         session.clear()
         return redirect(LOGIN_PATH)

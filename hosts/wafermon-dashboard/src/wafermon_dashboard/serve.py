@@ -28,11 +28,13 @@ def build(
     login: bool = False,
     secure_cookie: bool = False,
     ca_file: Path | None = None,
+    admin_token: Secret | None = None,
 ) -> Any:
     """The Dash app for a gateway or a central host (exactly one of them).
 
     ``login``: every page needs a session, opened with a read token of that gateway or
-    central (``login.install_login``).
+    central (``login.install_login``); who signs in with an admin token may silence alerts.
+    ``admin_token`` (without ``login``): the token silences are posted with (``admin``).
     """
     from .app import Context, create_app
     from .client import CENTRAL, GATEWAY, Api, Sidecar
@@ -56,6 +58,7 @@ def build(
         refresh_s=refresh_s,
         count_cap=count_cap,
         login=login,
+        admin_token=admin_token,
     )
     app = create_app(ctx)
     if login:
@@ -65,6 +68,7 @@ def build(
             api.grants_read,
             target=f"{mode} {api.shown_url}",
             secure_cookie=secure_cookie,
+            check_admin=api.grants_admin,
         )
     return app
 

@@ -1,8 +1,9 @@
 """Live monitoring: running / finished / failed counts and throughput, refreshed by itself.
 
-Counts cover jobs *active* in the chosen window (updated at or after its start), read newest
-first and capped (``Context.count_cap``): a capped count shows as ``1000+``. The page never
-loads the whole job table.
+Badges above the counts show the firing alerts per site and app (a link to the Alerts view);
+none when alerting is off. Counts cover jobs *active* in the chosen window (updated at or after
+its start), read newest first and capped (``Context.count_cap``): a capped count shows as
+``1000+``. The page never loads the whole job table.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from dash import Input, Output, dcc, html
 
@@ -30,6 +32,7 @@ from ..ui import (
     now,
     table,
 )
+from .alerts import badge_counts
 
 STATUSES = ("running", "finished", "failed")
 
@@ -52,6 +55,7 @@ def layout(ctx: Any, query: dict[str, str]) -> html.Div:
                 className="controls",
             ),
             html.Div(id="live-error"),
+            html.Div(id="live-alerts", className="alert-badges"),
             html.Div(
                 [
                     card(
@@ -149,3 +153,28 @@ def register(app: Any, ctx: Any) -> None:
             updated,
             missing_sites(latest),
         )
+
+    @app.callback(
+        Output("live-alerts", "children"),
+        Input("live-interval", "n_intervals"),
+        Input("live-site", "value"),
+    )
+    def alert_badges(_ticks: int | None, site: str) -> Any:
+        params = {"site_id": site} if site and ctx.api.central else {}
+        try:
+            firing = ctx.api.alerts(status="firing", limit=1000, **params)["alerts"]
+        except ApiError as exc:
+            if "HTTP 409" in str(exc):  # alerting is off on this gateway: nothing to show
+                return None
+            return html.Span(f"alerts: {exc}", className="muted")
+        counts = badge_counts(firing)
+        if not counts:
+            return html.Span("No alert firing", className="muted", id="live-alerts-none")
+        return [html.Span("Firing alerts", className="control-label")] + [
+            dcc.Link(
+                f"{site_id or '?'} · {app_name or 'site'}: {n}",
+                href="/alerts?" + urlencode({"site_id": site_id, "app": app_name}),
+                className="alert-badge",
+            )
+            for (site_id, app_name), n in sorted(counts.items())
+        ]
