@@ -1,0 +1,165 @@
+"""What the gateway-group tests and bench/kafka_bench.py share (a uniquely named module):
+events fast as NDJSON, a fresh PostgreSQL database, a gateway's site config with a Kafka
+stream, counting what PostgreSQL holds, and the consumer group's lag read from the broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def ndjson_events(count: int, *, jobs: int = 500, site_id: str = "fab1", tag: str = "") -> bytes:
+    """``count`` valid events as NDJSON over ``jobs`` jobs (so over every partition), ~600
+    bytes each, built from a template with orjson (no Event objects)."""
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    run = tag or uuid.uuid4().hex[:8]
+    lines = []
+    for i in range(count):
+        event_id = str(uuid.uuid4())
+        event = {
+            "schema_version": 1,
+            "event_id": event_id,
+            "kind": "progress",
+            "time": (now + timedelta(microseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "site_id": site_id,
+            "app": {"name": "wafer-process", "version": "2.1.0"},
+            "entity": {
+                "type": "subjob",
+                "id": f"{run}-w{i}",
+                "parent_id": f"{run}-lot{i % jobs}",
+                "business_key": "LOT-12345",
+                "sub_key": f"wafer-{i % 25:02d}",
+            },
+            "metrics": {"duration_s": 1.5, "cpu_user_s": 1.2, "progress": (i % 100) / 100},
+            "metadata": {"tool": "etch-07", "recipe": "POLY-ETCH-3"},
+            "source": {"host": "node-17", "pid": 4242, "sdk": "python", "sdk_version": "0.1.0"},
+        }
+        lines.append(orjson.dumps(event))
+    return b"\n".join(lines) + b"\n"
+
+
+def chunks(ndjson: bytes, size: int) -> list[bytes]:
+    lines = ndjson.splitlines(keepends=True)
+    return [b"".join(lines[i : i + size]) for i in range(0, len(lines), size)]
+
+
+async def fresh_database(base: str, prefix: str = "kafka") -> str:
+    """A new empty database on the server of ``base``; its postgresql:// URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(base)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_database(url: str) -> None:
+    base, name = url.rsplit("/", 1)
+    conn = await asyncpg.connect(f"{base}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def stored(url: str) -> tuple[int, int]:
+    """(rows, distinct event ids) in the managed store's events table (0, 0 before it exists)."""
+    conn = await asyncpg.connect(url)
+    try:
+        if not await conn.fetchval("SELECT to_regclass('events') IS NOT NULL"):
+            return 0, 0
+        row = await conn.fetchrow("SELECT count(*), count(DISTINCT event_id) FROM events")
+        return row[0], row[1]
+    finally:
+        await conn.close()
+
+
+def gateway_site(
+    path: Path, pg_url: str, stream: dict[str, Any], *, max_in_flight: int = 200
+) -> Path:
+    """A gateway config: PostgreSQL store, HTTP on, and one ``gateway.streams`` Kafka entry."""
+    config = {
+        "site_id": "fab1",
+        "gateway": {
+            "streams": [
+                {
+                    "name": "events",
+                    "type": "kafka",
+                    "config": stream,
+                    "max_in_flight": max_in_flight,
+                }
+            ]
+        },
+        "backends": [
+            {
+                "name": "managed",
+                "type": "sql",
+                "config": {"url": pg_url.replace("postgresql://", "postgresql+asyncpg://", 1)},
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+async def group_lag(bootstrap: str, group: str, topic: str) -> int | None:
+    """Messages of ``topic`` not committed by ``group``, over every partition (None: no
+    partition has a committed offset yet)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await reader.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        (described,) = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        ends = await reader.end_offsets(partitions)
+    finally:
+        await reader.stop()
+        await admin.close()
+    if not committed:
+        return None
+    return sum(end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
+
+
+def restart_broker(timeout: float = 120.0) -> float:
+    """Stop the scripts/services broker (SIGTERM) and start it again on the same port and data;
+    seconds it was away."""
+    pidfile = os.environ["WAFERMON_TEST_KAFKA_PIDFILE"]
+    pid = int(Path(pidfile).read_text())
+    started = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    while _alive(pid):
+        if time.monotonic() - started > timeout:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    subprocess.run(
+        [str(REPO / "scripts" / "services"), "start", "kafka"],
+        check=True,
+        capture_output=True,
+        timeout=timeout,
+    )
+    return time.monotonic() - started
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

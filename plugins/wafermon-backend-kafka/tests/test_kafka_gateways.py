@@ -1,0 +1,222 @@
+"""Real processes: gateways consuming one 6-partition topic as a group into one PostgreSQL.
+
+- three gateways, a producer sending WAFERMON_KAFKA_TEST_EVENTS events (20,000 by default;
+  the bench runs 200,000), one gateway killed with SIGKILL mid-run and started again: every
+  event stored exactly once (count(*) = count(DISTINCT event_id) = sent), group lag back to 0;
+- the broker restarted mid-run (scripts/services, same port and data): producer and gateway
+  recover, nothing lost;
+- poison messages go to the dead-letter topic with the reason and do not block their
+  partition; the good events around them are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from conftest import env
+from kafka_helpers import (
+    chunks,
+    drop_database,
+    fresh_database,
+    gateway_site,
+    group_lag,
+    ndjson_events,
+    restart_broker,
+    stored,
+)
+from tests.helpers.sidecar import Proc, metric, processes
+from wafermon_backend_kafka import EmitterSettings, KafkaEmitter
+
+from wafermon import DEAD_LETTER_REASON_HEADER, DEAD_LETTER_WHERE_HEADER, EventBatch, RetryableError
+
+EVENTS = int(os.environ.get("WAFERMON_KAFKA_TEST_EVENTS", "20000"))
+PLUGINS = {"WAFERMON_LOAD_PLUGINS": "hosts,sql,kafka"}
+
+
+@pytest.fixture
+async def pg():
+    url = await fresh_database(env("WAFERMON_TEST_PG_URL", "pg"))
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture
+def stream(kafka_config):
+    """The gateways' consumer config: a short session so a killed member is noticed soon."""
+    return {**kafka_config, "group": "gateways", "session_timeout": "6s"}
+
+
+async def send_all(
+    emitter: KafkaEmitter, bodies: list[bytes], *, pause: float = 0.0, progress=None
+) -> int:
+    """Emit each body, retrying (as the sidecar's router does) until the broker takes it;
+    ``progress[0]`` counts the events acknowledged so far."""
+    sent = 0
+    for body in bodies:
+        while True:
+            try:
+                await emitter.emit(EventBatch.from_ndjson(body))
+                break
+            except RetryableError:
+                await asyncio.sleep(0.2)
+        sent += body.count(b"\n")
+        if progress is not None:
+            progress[0] = sent
+        await asyncio.sleep(pause)
+    return sent
+
+
+async def wait_stored(pg: str, expected: int, timeout: float) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows, distinct = await stored(pg)
+        if rows >= expected or time.monotonic() > deadline:
+            return rows, distinct
+        await asyncio.sleep(0.5)
+
+
+async def wait_lag_zero(bootstrap: str, topic: str, timeout: float = 60) -> int | None:
+    deadline = time.monotonic() + timeout
+    while True:
+        lag = await group_lag(bootstrap, "gateways", topic)
+        if lag == 0 or time.monotonic() > deadline:
+            return lag
+        await asyncio.sleep(0.5)
+
+
+async def all_healthy(gws: list[Proc], timeout: float = 30) -> list[dict]:
+    """Every gateway's /v1/healthz once all are ok (health is cached for a few seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = [httpx.get(f"{gw.url}/v1/healthz", timeout=10).json() for gw in gws]
+        if all(h["status"] == "ok" for h in health):
+            return health
+        assert time.monotonic() < deadline, [h["streams"] for h in health]
+        await asyncio.sleep(0.5)
+
+
+async def test_three_gateways_one_killed_every_event_stored_once(
+    tmp_path, pg, stream, kafka_config, bootstrap
+):
+    config = gateway_site(tmp_path / "gw.yaml", pg, stream)
+    emitter = KafkaEmitter("k", EmitterSettings(**kafka_config))
+    await emitter.start()  # creates the 6-partition topic
+    with processes() as procs:
+        gws = [Proc("gateway", config, log_dir=tmp_path, env=PLUGINS) for _ in range(3)]
+        for gw in gws:
+            procs.append(gw.start())
+        bodies = chunks(ndjson_events(EVENTS, jobs=600), 500)
+        producer = asyncio.create_task(send_all(emitter, bodies))
+        await wait_stored(pg, EVENTS // 3, timeout=300)
+        gws[1].kill9()
+        await asyncio.sleep(1)
+        gws[1].start()
+        sent = await producer
+        rows, distinct = await wait_stored(pg, EVENTS, timeout=300)
+        assert sent == EVENTS
+        assert (rows, distinct) == (EVENTS, EVENTS)
+        assert await wait_lag_zero(bootstrap, kafka_config["topic"]) == 0
+        await asyncio.sleep(2)  # no late repeats
+        assert await stored(pg) == (EVENTS, EVENTS)
+        # Each live gateway shows its own partitions' lag in health and /metrics.
+        health = await all_healthy(gws)
+        shown = {p for h in health for p in h["streams"]["events"]["lag"]}
+        assert shown == {f"{kafka_config['topic']}/{p}" for p in range(6)}
+        assert all(h["streams"]["events"]["lag_total"] == 0 for h in health)
+        text = httpx.get(f"{gws[0].url}/metrics", timeout=10).text
+        partition = next(iter(health[0]["streams"]["events"]["lag"]))
+        assert (
+            metric(text, "wafermon_gateway_stream_lag", stream="events", partition=partition) == 0
+        )
+        assert sum(
+            metric(httpx.get(f"{gw.url}/metrics").text, "wafermon_gateway_stream_events_total",
+                   stream="events", outcome="accepted") or 0
+            for gw in gws
+        ) <= EVENTS  # fmt: skip
+        for gw in gws:
+            assert gw.terminate() == 0  # SIGTERM: a clean stop
+    await emitter.close()
+
+
+async def test_broker_restart_mid_run_loses_nothing(tmp_path, pg, stream, kafka_config, bootstrap):
+    total = 6000
+    config = gateway_site(tmp_path / "gw.yaml", pg, stream)
+    emitter = KafkaEmitter("k", EmitterSettings(**kafka_config, request_timeout=5))
+    await emitter.start()
+    with processes() as procs:
+        procs.append(Proc("gateway", config, log_dir=tmp_path, env=PLUGINS).start())
+        bodies = chunks(ndjson_events(total, jobs=100), 200)
+        progress = [0]
+        producer = asyncio.create_task(send_all(emitter, bodies, pause=0.2, progress=progress))
+        while progress[0] < total // 4:
+            await asyncio.sleep(0.05)
+        at_restart = progress[0]
+        away = await asyncio.to_thread(restart_broker)
+        sent = await asyncio.wait_for(producer, 300)
+        rows, distinct = await wait_stored(pg, total, timeout=180)
+        assert sent == total
+        assert (rows, distinct) == (total, total), f"broker away {away:.1f}s"
+        assert await wait_lag_zero(bootstrap, kafka_config["topic"], timeout=90) == 0
+        assert at_restart < total  # the producer was still sending when the broker went
+        assert emitter.recreated >= 1  # a failed send replaced the producer
+    await emitter.close()
+
+
+async def test_poison_messages_are_dead_lettered_and_do_not_block(
+    tmp_path, pg, stream, kafka_config, bootstrap
+):
+    topic, dead = kafka_config["topic"], kafka_config["dead_letter_topic"]
+    emitter = KafkaEmitter("k", EmitterSettings(**kafka_config))
+    await emitter.start()
+    await emitter.close()
+    good = ndjson_events(30, jobs=1)
+    bad_event = orjson.loads(ndjson_events(1, jobs=1))
+    bad_event["kind"] = "exploded"
+    mixed = ndjson_events(2, jobs=1) + orjson.dumps(bad_event) + b"\n"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        key = b"fab1/poison"  # one key: one partition, the poison before the good events
+        await producer.send_and_wait(topic, b"\x00\xffnot json at all", key=key)
+        await producer.send_and_wait(topic, None, key=key)  # a tombstone: no body at all
+        await producer.send_and_wait(topic, mixed, key=key)
+        for body in chunks(good, 10):
+            await producer.send_and_wait(topic, body, key=key)
+    finally:
+        await producer.stop()
+    with processes() as procs:
+        gw = Proc("gateway", gateway_site(tmp_path / "gw.yaml", pg, stream), log_dir=tmp_path,
+                  env=PLUGINS)  # fmt: skip
+        procs.append(gw.start())
+        assert await wait_stored(pg, 32, timeout=60) == (32, 32)  # 30 good + 2 of the mixed
+        assert await wait_lag_zero(bootstrap, topic) == 0
+        health = httpx.get(f"{gw.url}/v1/healthz", timeout=10).json()["streams"]["events"]
+        assert health["dead_lettered"] == 3
+        assert health["events"]["rejected"] == 2  # the non-JSON line and the bad kind
+    reader = AIOKafkaConsumer(dead, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await reader.start()
+    try:
+        records = []
+        deadline = time.monotonic() + 20
+        while len(records) < 3 and time.monotonic() < deadline:
+            found = await reader.getmany(timeout_ms=1000)
+            records += [r for rs in found.values() for r in rs]
+    finally:
+        with contextlib.suppress(Exception):
+            await reader.stop()
+    assert [r.value for r in records] == [b"\x00\xffnot json at all", b"", mixed]
+    reasons = [dict(r.headers)[DEAD_LETTER_REASON_HEADER].decode() for r in records]
+    assert reasons[0].startswith("event 0 (None): $: not valid JSON")
+    assert reasons[1].startswith("not an event, a JSON array or NDJSON: $: empty body")
+    assert reasons[2].startswith("event 2 (")
+    assert "kind" in reasons[2]
+    where = [dict(r.headers)[DEAD_LETTER_WHERE_HEADER].decode() for r in records]
+    assert len({w.split("@")[0] for w in where}) == 1  # one partition, offsets in order
+    assert [int(w.split("@")[1]) for w in where] == [0, 1, 2]
