@@ -16,7 +16,7 @@ import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NewType, cast
+from typing import Any, Literal, NewType, cast, overload
 
 import attrs
 import cattrs
@@ -26,7 +26,7 @@ from cattrs.gen import make_dict_structure_fn
 
 from .errors import ConfigError, FieldValueError, InvalidInput, Problem, explain, type_name
 from .events import SITE_ID_PATTERN
-from .interfaces import Component
+from .interfaces import Component, Emitter, Notifier, QueryAdapter
 from .plugins import Plugins, Provided
 
 # -- value types plugins may use in their Settings classes -------------------------------------
@@ -381,8 +381,24 @@ class LoadedConfig:
                 return index, entry
         return None, None
 
+    @overload
+    def build_entry(
+        self, section: Literal["backends"], index: int, entry: Any, plugins: Plugins
+    ) -> Emitter: ...
+    @overload
+    def build_entry(
+        self, section: Literal["sources"], index: int, entry: Any, plugins: Plugins
+    ) -> QueryAdapter: ...
+    @overload
+    def build_entry(
+        self, section: Literal["notifiers"], index: int, entry: Any, plugins: Plugins
+    ) -> Notifier: ...
+    @overload
+    def build_entry(self, section: str, index: int, entry: Any, plugins: Plugins) -> Component: ...
     def build_entry(self, section: str, index: int, entry: Any, plugins: Plugins) -> Component:
-        """Instantiate one entry: find its plugin, structure its settings (key paths, lines)."""
+        """Instantiate one entry: find its plugin, structure its settings (key paths, lines).
+
+        The component is of the section's kind (``Plugins.require`` checked the class)."""
         provided = self.require_plugin(section, index, entry, plugins)
         settings = self.structure(
             provided.cls.Settings, entry.config, f"$.{section}[{index}].config"

@@ -64,7 +64,7 @@ State = SiteState | str  # or DONE
 
 
 def encode_composite(sort: str, states: dict[str, State]) -> str:
-    sites = {n: s if s == DONE else s.to_json() for n, s in states.items()}
+    sites = {n: s if isinstance(s, str) else s.to_json() for n, s in states.items()}
     return pack_cursor(CURSOR_VERSION, sort, sites)
 
 

@@ -22,7 +22,8 @@ from starlette.responses import Response
 
 from wafermon import Problem
 from wafermon.errors import FieldValueError
-from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES, decode_cursor
+from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES
+from wafermon.pages import decode_cursor
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT, STATUS_RANK
 
 from ..common.errors import ApiError, JSONResponse, bad_parameter

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import orjson
@@ -22,7 +23,9 @@ from wafermon.config import SECRET_KEY
 _configured = False
 
 
-def _mask_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _mask_secrets(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     for key, value in event.items():
         if key != "event" and SECRET_KEY.search(key) and value not in (None, ""):
             event[key] = "***"

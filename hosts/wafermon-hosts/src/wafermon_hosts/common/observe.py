@@ -91,7 +91,7 @@ class RequestObserver:
                     "duration_ms": round(seconds * 1000, 3),
                     "request_id": request_id,
                 }
-                if span is not None:
+                if span is not None and self.tracing is not None:
                     self.tracing.finish(span, scope["method"], route, status, error)
                     fields["trace_id"] = trace_id(span)
                 log.info("request", **fields)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -87,7 +87,8 @@ def build_consumers(
         except ConfigError as exc:
             problems.extend(attrs.evolve(p, path=f"$.{p.path}") for p in exc.problems)
             continue
-        built[entry.name] = (provided.cls(name=entry.name, settings=settings), entry.max_in_flight)
+        consumer = cast(StreamConsumer, provided.cls(name=entry.name, settings=settings))
+        built[entry.name] = (consumer, entry.max_in_flight)
     return built
 
 

@@ -12,6 +12,7 @@ Events are validated once by the fast decoder and stored with the JSON text they
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +30,9 @@ from .openapi import STORE_DOWN
 DROPPED = "dropped by a transform_events plugin"
 
 
-def _result(index: int, event_id: Any, status: str, errors: list[Problem] = ()) -> dict[str, Any]:
+def _result(
+    index: int, event_id: Any, status: str, errors: Sequence[Problem] = ()
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "index": index,
         "event_id": None if event_id is None else str(event_id),

@@ -7,6 +7,7 @@ would otherwise silently return everything.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 from starlette.requests import Request
 
@@ -32,6 +33,10 @@ class Params:
             raise bad_parameter(name, "must not be empty (leave it out instead)")
         return value
 
+    @overload
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str: ...
+    @overload
+    def choice(self, name: str, choices: tuple[str, ...], default: None = None) -> str | None: ...
     def choice(self, name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
         value = self.text(name)
         if value is None:

@@ -19,7 +19,8 @@ from starlette.responses import Response
 from wafermon import Event, Problem, Query, QueryResult, describe, encode_cursor, merge_pages
 from wafermon.codec import unstructure_event
 from wafermon.errors import FieldValueError
-from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES, decode_cursor
+from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES
+from wafermon.pages import decode_cursor
 
 from ..common.errors import ApiError, JSONResponse, bad_parameter
 from ..common.limits import media_type, read_body

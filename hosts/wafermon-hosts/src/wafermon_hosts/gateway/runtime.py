@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Mapping
+from functools import partial
 from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
@@ -30,7 +31,7 @@ from .archive import archive_source, retain
 from .consume import StreamCollector, StreamRunner
 from .health import report as health_report
 from .settings import MANAGED, GatewayParts
-from .stream import Broadcaster
+from .stream import HEARTBEAT_S, Broadcaster
 
 log = get_logger("wafermon_hosts.gateway")
 #: Request bodies held at once, in units of max_body_bytes (each request may use one unit).
@@ -142,7 +143,7 @@ class Gateway:
         self.stream = Broadcaster(
             on_subscribers=self.metrics.sse_subscribers.set,
             on_dropped=self.metrics.sse_dropped.inc,
-            **({"heartbeat_s": heartbeat_s} if heartbeat_s is not None else {}),
+            heartbeat_s=HEARTBEAT_S if heartbeat_s is None else heartbeat_s,
         )
         #: The healthz report, run at most once per health_ttl (open path: no work per call).
         self.health = CachedCheck(lambda: health_report(self), parts.settings.health_ttl)
@@ -175,9 +176,7 @@ class Gateway:
             log.error("gateway cannot start", error=self.start_error)
             raise StoreStartError(self.start_error) from exc
         for stat in self.store.stats():  # read again at every scrape
-            self.metrics.store_stats.labels(stat).set_function(
-                lambda stat=stat: self.store.stats().get(stat, 0.0)
-            )
+            self.metrics.store_stats.labels(stat).set_function(partial(self._store_stat, stat))
         await asyncio.gather(*(s.start() for s in self.sources.values()))
         self._retention = asyncio.create_task(self._retention_loop(), name="retention")
         for runner in self.streams.values():
@@ -225,6 +224,9 @@ class Gateway:
         if removed:
             log.info("retention removed events", store=self.store.name, removed=removed)
         return removed
+
+    def _store_stat(self, stat: str) -> float:
+        return float(self.store.stats().get(stat, 0.0))
 
     async def _sample_health(self) -> None:
         await self.health.get()  # sets store_up; cached, so a scrape costs no store work

@@ -14,6 +14,7 @@ No Event object is built here unless a plugin implements ``transform_events``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -31,7 +32,9 @@ DROPPED = "dropped by a transform_events plugin"
 NOTHING_VALID = "no event in the body is valid; nothing was stored"
 
 
-def _result(index: int, event_id: Any, status: str, errors: list[Problem] = ()) -> dict[str, Any]:
+def _result(
+    index: int, event_id: Any, status: str, errors: Sequence[Problem] = ()
+) -> dict[str, Any]:
     return {
         "index": index,
         "event_id": None if event_id is None else str(event_id),

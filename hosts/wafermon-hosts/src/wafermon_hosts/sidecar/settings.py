@@ -134,6 +134,9 @@ def build_sidecar(
     types: dict[str, str] = {}
     for name in wanted:
         index, entry = loaded.find("backends", name)
+        # _routed kept only the names of existing backends
+        assert index is not None
+        assert entry is not None
         types[name] = entry.type
         try:
             emitters[name] = loaded.build_entry("backends", index, entry, plugins)
