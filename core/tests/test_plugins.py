@@ -13,11 +13,7 @@ import pytest
 import wafermon
 from wafermon import Emitter, PluginError, hookimpl
 from wafermon.plugins import Plugins
-
-
-class MemoryEmitter(Emitter):
-    async def emit(self, batch):
-        self.seen = list(batch)
+from wafermon.testing import RecordingEmitter
 
 
 def plugin_module(name: str, **hooks) -> types.ModuleType:
@@ -27,7 +23,7 @@ def plugin_module(name: str, **hooks) -> types.ModuleType:
     return module
 
 
-def registering(type_name: str, cls: type = MemoryEmitter) -> types.ModuleType:
+def registering(type_name: str, cls: type = RecordingEmitter) -> types.ModuleType:
     return plugin_module(
         f"p_{type_name}", register_emitters=lambda register: register(type_name, cls)
     )
@@ -36,7 +32,7 @@ def registering(type_name: str, cls: type = MemoryEmitter) -> types.ModuleType:
 def test_registered_types_are_attributed_to_their_plugin(plugins):
     plugins.register(registering("memory"), "memory-plugin", version="1.2")
     provided = plugins.types("emitter")["memory"]
-    assert provided.cls is MemoryEmitter
+    assert provided.cls is RecordingEmitter
     assert provided.plugin == "memory-plugin"
     [info] = plugins.info()
     assert info.provides == ["emitter:memory"]
@@ -291,5 +287,5 @@ def test_registration_protocols_type_the_register_argument():
         got.append((type_name, cls))
 
     typed: RegisterEmitter = register
-    typed("memory", MemoryEmitter)
-    assert got == [("memory", MemoryEmitter)]
+    typed("memory", RecordingEmitter)
+    assert got == [("memory", RecordingEmitter)]

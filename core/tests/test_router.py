@@ -1,7 +1,8 @@
 """The router: every backend gets every record; failures are retried, rejected or dead-lettered.
 
-The backends here are real Emitter subclasses with real behaviour (collect, fail N times,
-reject, hang); nothing is mocked. Timings are kept short through the RetryPolicy.
+The backends here are real Emitter subclasses with real behaviour (wafermon.testing's
+RecordingEmitter collects and fails N times; reject, hang); nothing is mocked. Timings are
+kept short through the RetryPolicy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from wafermon import App, Emitter, Entity, Event, PermanentError, RetryableError, encode_ndjson
 from wafermon.router import Breaker, RetryPolicy, Route, Router
 from wafermon.spool import Spool
+from wafermon.testing import RecordingEmitter
 
 FAST = RetryPolicy(
     timeout_s=0.5, base_delay_s=0.01, max_delay_s=0.05, failure_threshold=3, open_seconds=0.1
@@ -36,23 +38,6 @@ def make_events(n: int) -> list[Event]:
         )
         for i in range(n)
     ]
-
-
-class Collect(Emitter):
-    """Stores what it gets; fails the first ``fail_times`` calls."""
-
-    def __init__(self, name, fail_times=0, exc=RetryableError):
-        super().__init__(name, None)
-        self.got: list[Event] = []
-        self.calls = 0
-        self.fail_times = fail_times
-        self.exc = exc
-
-    async def emit(self, batch):
-        self.calls += 1
-        if self.calls <= self.fail_times:
-            raise self.exc(f"{self.name} is down (call {self.calls})")
-        self.got.extend(batch)
 
 
 class Reject(Emitter):
@@ -94,13 +79,13 @@ async def test_every_backend_gets_every_event_once_and_segments_are_freed(tmp_pa
     spool = Spool(tmp_path / "spool", ["a", "b"], segment_bytes=2000)
     events = make_events(200)
     fill(spool, events)
-    a, b = Collect("a"), Collect("b")
+    a, b = RecordingEmitter("a"), RecordingEmitter("b")
     router = Router(
         spool, [Route("a", a), Route("b", b)], dead_letter_dir=tmp_path / "dl", policy=FAST
     )
     await run_until(router, lambda: router.lag("a") == router.lag("b") == 0)
-    assert a.got == events
-    assert b.got == events
+    assert a.events == events
+    assert b.events == events
     assert len(list((tmp_path / "spool").glob("seg-*.wal"))) == 1  # acked segments deleted
     assert Spool(tmp_path / "spool", ["a", "b"]).acked == {"a": 20, "b": 20}
 
@@ -109,12 +94,12 @@ async def test_a_dead_backend_stalls_nobody_and_its_circuit_opens(tmp_path):
     spool = Spool(tmp_path / "spool", ["ok", "dead"])
     events = make_events(50)
     fill(spool, events)
-    ok, dead = Collect("ok"), Collect("dead", fail_times=10**9)
+    ok, dead = RecordingEmitter("ok"), RecordingEmitter("dead", fail_times=10**9)
     router = Router(
         spool, [Route("ok", ok), Route("dead", dead)], dead_letter_dir=tmp_path / "dl", policy=FAST
     )
     await run_until(router, lambda: router.lag("ok") == 0 and router.states["dead"].retries > 5)
-    assert ok.got == events
+    assert ok.events == events
     state = router.states["dead"]
     assert state.breaker in (Breaker.OPEN, Breaker.HALF_OPEN)
     assert "retryable: dead is down" in state.last_error
@@ -126,10 +111,10 @@ async def test_outage_then_recovery_delivers_everything(tmp_path):
     spool = Spool(tmp_path / "spool", ["flaky"])
     events = make_events(30)
     fill(spool, events)
-    flaky = Collect("flaky", fail_times=6)  # opens the breaker, then recovers
+    flaky = RecordingEmitter("flaky", fail_times=6)  # opens the breaker, then recovers
     router = Router(spool, [Route("flaky", flaky)], dead_letter_dir=tmp_path / "dl", policy=FAST)
     await run_until(router, lambda: router.lag("flaky") == 0)
-    assert flaky.got == events
+    assert flaky.events == events
     assert router.states["flaky"].breaker is Breaker.CLOSED
     assert router.states["flaky"].retries == 6
 
@@ -148,7 +133,7 @@ async def test_permanent_rejects_go_to_the_fallback(tmp_path):
     spool = Spool(tmp_path / "spool", ["primary"])
     events = make_events(20)
     fill(spool, events)
-    primary, backup = Reject("primary", bad={"j3", "j17"}), Collect("backup")
+    primary, backup = Reject("primary", bad={"j3", "j17"}), RecordingEmitter("backup")
     router = Router(
         spool,
         [Route("primary", primary, fallback=backup)],
@@ -156,7 +141,7 @@ async def test_permanent_rejects_go_to_the_fallback(tmp_path):
         policy=FAST,
     )
     await run_until(router, lambda: router.lag("primary") == 0)
-    assert [e.entity.id for e in backup.got] == ["j3", "j17"]
+    assert [e.entity.id for e in backup.events] == ["j3", "j17"]
     assert len(primary.got) == 18
     assert router.states["primary"].fallback_events == 2
     assert not (tmp_path / "dl").exists()
@@ -182,22 +167,22 @@ async def test_a_restarted_router_resumes_from_the_acknowledged_position(tmp_pat
     spool = Spool(tmp_path / "spool", ["a"])
     events = make_events(40)
     fill(spool, events[:20])
-    first = Collect("a")
+    first = RecordingEmitter("a")
     router = Router(spool, [Route("a", first)], dead_letter_dir=tmp_path / "dl", policy=FAST)
     await run_until(router, lambda: router.lag("a") == 0)
     fill(spool, events[20:])
     spool.close()
     reopened = Spool(tmp_path / "spool", ["a"])
-    second = Collect("a")
+    second = RecordingEmitter("a")
     router = Router(reopened, [Route("a", second)], dead_letter_dir=tmp_path / "dl", policy=FAST)
     await run_until(router, lambda: router.lag("a") == 0)
-    assert first.got == events[:20]
-    assert second.got == events[20:]
+    assert first.events == events[:20]
+    assert second.events == events[20:]
 
 
 async def test_notify_wakes_an_idle_loop_at_once(tmp_path):
     spool = Spool(tmp_path / "spool", ["a"])
-    a = Collect("a")
+    a = RecordingEmitter("a")
     router = Router(spool, [Route("a", a)], dead_letter_dir=tmp_path / "dl", policy=FAST, poll_s=60)
     router.start()
     try:
@@ -209,24 +194,24 @@ async def test_notify_wakes_an_idle_loop_at_once(tmp_path):
                 await asyncio.sleep(0.01)
     finally:
         await router.stop()
-    assert len(a.got) == 3
+    assert len(a.events) == 3
 
 
 async def test_remembered_events_are_delivered_without_decoding_the_record_again(tmp_path):
     spool = Spool(tmp_path / "spool", ["a"])
     events = make_events(5)
     seq = spool.append(encode_ndjson(events))
-    a = Collect("a")
+    a = RecordingEmitter("a")
     router = Router(spool, [Route("a", a)], dead_letter_dir=tmp_path / "dl", policy=FAST)
     router.remember(seq, events)
     await run_until(router, lambda: router.lag("a") == 0)
-    assert all(got is sent for got, sent in zip(a.got, events, strict=True))  # the same objects
+    assert all(got is sent for got, sent in zip(a.events, events, strict=True))  # the same objects
 
 
 async def test_decoded_records_kept_for_a_dead_backend_are_bounded_by_events(tmp_path):
     spool = Spool(tmp_path / "spool", ["ok", "dead"])
     fill(spool, make_events(400), per_record=50)  # 8 records
-    ok, dead = Collect("ok"), Collect("dead", fail_times=10**9)
+    ok, dead = RecordingEmitter("ok"), RecordingEmitter("dead", fail_times=10**9)
     router = Router(
         spool,
         [Route("ok", ok), Route("dead", dead)],
@@ -241,7 +226,7 @@ async def test_decoded_records_kept_for_a_dead_backend_are_bounded_by_events(tmp
         return router.lag("ok") == 0 and router.states["dead"].retries > 3
 
     await run_until(router, done)
-    assert len(ok.got) == 400
+    assert len(ok.events) == 400
     assert max(cached) <= 120  # never more than the bound (records hold 50 events each)
 
 
@@ -257,7 +242,7 @@ async def test_a_failing_spool_read_does_not_end_a_backends_loop(tmp_path):
         return real_read(*args, **kwargs)
 
     spool.read = read
-    a = Collect("a")
+    a = RecordingEmitter("a")
     router = Router(
         spool, [Route("a", a)], dead_letter_dir=tmp_path / "dl", policy=FAST, loop_retry_s=0.01
     )
@@ -268,7 +253,7 @@ async def test_a_failing_spool_read_does_not_end_a_backends_loop(tmp_path):
         return router.lag("a") == 0
 
     await run_until(router, done)
-    assert len(a.got) == 20
+    assert len(a.events) == 20
     assert any(
         "delivery loop failed: OSError: [Errno 5] Input/output error" in (e or "")
         for e in seen_errors

@@ -7,69 +7,29 @@ server scripts/test starts (WAFERMON_TEST_PG_URL); without it they fail, they ne
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from wafermon import App, Entity, ErrorInfo, Event, Metrics, Secret
+from wafermon import Secret
+from wafermon.testing import EventFactory
 from wafermon_backend_sql import Settings, SqlStore
 
 #: Recent, so PostgreSQL routes the events into real daily partitions (not the default one).
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
-_seq = itertools.count(1)
-
-
-def _make_event(
-    *,
-    time: datetime | None = None,
-    site_id: str = "fab1",
-    app: str = "etch",
-    app_version: str | None = None,
-    kind: str = "started",
-    entity_type: str = "job",
-    entity_id: str | None = None,
-    parent_id: str | None = None,
-    business_key: str | None = None,
-    sub_key: str | None = None,
-    metrics: Metrics | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> Event:
-    """An event with sensible defaults; successive events are one second apart from T0."""
-    n = next(_seq)
-    if entity_type == "subjob" and parent_id is None:
-        parent_id = "j0"
-    return Event(
-        event_id=uuid4(),
-        kind=kind,
-        time=time or T0 + timedelta(seconds=n),
-        site_id=site_id,
-        app=App(name=app, version=app_version),
-        entity=Entity(
-            type=entity_type,
-            id=entity_id or f"j{n}",
-            parent_id=parent_id,
-            business_key=business_key,
-            sub_key=sub_key,
-        ),
-        metrics=metrics or Metrics(),
-        metadata=metadata or {},
-        error=ErrorInfo(type="Boom", message="it broke") if kind == "failed" else None,
-    )
 
 
 @pytest.fixture(scope="session")
-def make_event():
-    """The event factory: ``make_event(kind="failed", entity_id="j1", ...)``."""
-    return _make_event
+def make_event() -> EventFactory:
+    """The kit's event factory from T0: ``make_event(kind="failed", entity_id="j1", ...)``."""
+    return EventFactory(t0=T0)
 
 
 @pytest.fixture(scope="session")

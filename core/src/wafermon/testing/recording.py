@@ -37,7 +37,8 @@ class RecordingSettings:
 
 
 class RecordingEmitter(Emitter):
-    """Keeps every event it takes in ``RecordingEmitter.got[name]``; switches make it fail.
+    """Keeps every event it takes in ``events`` and in ``RecordingEmitter.got[name]`` (where
+    a test finds what a component built from a site config took); switches make it fail.
 
     - ``RecordingEmitter.down``: backend names whose emit raises RetryableError;
     - ``RecordingEmitter.refuse``: entity ids every recording backend rejects with a
@@ -64,11 +65,8 @@ class RecordingEmitter(Emitter):
         self.calls = 0
         self.fail_times = fail_times
         self.error = error
-
-    @property
-    def events(self) -> list[Event]:
-        """What this backend has taken so far, in order."""
-        return self.got[self.name]
+        #: What this instance took, in order (``got[name]``: every instance of that name).
+        self.events: list[Event] = []
 
     async def start(self) -> None:
         if self.name in self.broken_start or self.settings.down:
@@ -96,6 +94,7 @@ class RecordingEmitter(Emitter):
             if self.settings.idempotent:
                 seen.add(event.event_id)
             taken.append(event)
+            self.events.append(event)
         if bad:
             raise PermanentError(f"{self.name} refuses entity {sorted(self.refuse)}", bad)
 
