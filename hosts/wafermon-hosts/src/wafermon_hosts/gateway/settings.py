@@ -6,6 +6,8 @@ and line (``gateway.store (line 4): no backend named 'db' ...``), raised as Conf
 
 from __future__ import annotations
 
+from typing import cast
+
 import attrs
 
 from wafermon import ByteSize, ConfigError, Problem, QueryAdapter, Seconds, StreamConsumer
@@ -97,7 +99,7 @@ def _build_store(
 ) -> tuple[ManagedStore | None, str]:
     where = "$.gateway.store"
     index, entry = loaded.find("backends", settings.store)
-    if entry is None:
+    if index is None or entry is None:
         have = ", ".join(e.name for e in loaded.site.backends) or "none"
         problems.append(
             loaded.problem(where, f"no backend named {settings.store!r} (backends: {have})")
@@ -120,7 +122,7 @@ def _build_store(
         )
         return None, ""
     try:
-        store = loaded.build_entry("backends", index, entry, plugins)
+        store = cast(ManagedStore, loaded.build_entry("backends", index, entry, plugins))
     except ConfigError as exc:
         problems.extend(attrs.evolve(p, path=f"$.{p.path}") for p in exc.problems)
         return None, ""
@@ -142,7 +144,7 @@ def _build_sources(
             )
             continue
         index, entry = loaded.find("sources", name)
-        if entry is None or not entry.enabled:
+        if index is None or entry is None or not entry.enabled:
             state = "no source" if entry is None else "disabled source"
             problems.append(loaded.problem(where, f"{state} named {name!r} under sources"))
             continue
