@@ -8,7 +8,20 @@ Markers, in a fenced block's info string (renderers only read its first word):
   lines after it, up to the next ``$``, are its expected output (stdout and stderr together,
   compared exactly, trailing spaces ignored; a line ``...`` stands for any lines, ``...``
   inside a line for any text);
-- ```` ```sh runnable ````: the block is one bash script (``set -e``) that must exit 0.
+- ```` ```sh runnable ````: the block is one bash script (``set -e``) that must exit 0;
+- ```` ```python runnable ````: the block is one Python program (this interpreter) that must
+  exit 0.
+
+``env=A=1,B=2`` adds variables to a block's environment. ``aws`` (or ``aws=ec2|ecs|lambda``)
+runs a block as if on AWS: AWS cannot be reached from here, so moto_server
+(``scripts/services start moto``, WAFERMON_TEST_MOTO_ENDPOINT; missing is a failure) stands in
+for CloudWatch and X-Ray through ``AWS_ENDPOINT_URL``, with credentials of a fresh account
+(moto's STS AssumeRole) per document so a run reads back only what it wrote. The platform is
+simulated the way the SDK detects it: EC2 by a local IMDSv2 server
+(``AWS_EC2_METADATA_SERVICE_ENDPOINT``), ECS by a local task metadata endpoint v4
+(``ECS_CONTAINER_METADATA_URI_V4``, and the ``AWS_REGION`` ECS sets), Lambda by the runtime's
+``AWS_LAMBDA_*`` variables; both servers are sdk-python/tests/aws_stand_in.py, the one the
+SDK's own tests use.
 
 Each document runs top to bottom in its own folder, so an example may use the files of the
 examples before it. Commands see only the filesystem plugin (``WAFERMON_LOAD_PLUGINS``) unless
@@ -20,7 +33,9 @@ free ports in ``SIDECAR_PORT`` and ``GATEWAY_PORT``. A process whose id an examp
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import random
 import re
 import shlex
 import signal
@@ -79,21 +94,94 @@ def _free_port() -> int:
 PORTS = {"SIDECAR_PORT": str(_free_port()), "GATEWAY_PORT": str(_free_port())}
 
 
-def _env(block: Block, folder: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFERMON_")}
+def _env(block: Block, folder: Path, aws: AwsPlay | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WAFERMON_", "AWS_"))}
     env.update(PORTS)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["WAFERMON_LOAD_PLUGINS"] = block.options.get("plugins") or "filesystem"
     env["HOME"] = str(folder)
     env["COLUMNS"] = "100"
+    env["AWS_EC2_METADATA_DISABLED"] = "true"  # never probe 169.254.169.254 (off-box)
+    if "aws" in block.options:
+        if aws is None:
+            raise AssertionError("an aws block needs the document's AwsPlay")
+        env.update(aws.env(block.options["aws"]))
+    for pair in filter(None, block.options.get("env", "").split(",")):
+        key, _, value = pair.partition("=")
+        env[key] = value
     return env
 
 
-def _run(command: str, block: Block, folder: Path) -> subprocess.CompletedProcess:
+# -- AWS, played locally (see the module docstring) ------------------------------------------
+
+
+def _stand_in_module():
+    """sdk-python/tests/aws_stand_in.py, loaded from its file (one stand-in for both suites)."""
+    path = REPO / "sdk-python" / "tests" / "aws_stand_in.py"
+    spec = importlib.util.spec_from_file_location("aws_stand_in", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class AwsPlay:
+    """moto_server with a fresh account, and the metadata stand-in, for one document's run."""
+
+    REGION = "eu-central-1"
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        endpoint = os.environ.get("WAFERMON_TEST_MOTO_ENDPOINT")
+        if not endpoint:
+            raise AssertionError(
+                'WAFERMON_TEST_MOTO_ENDPOINT is not set: eval "$(scripts/services start moto)"'
+            )
+        import botocore.session
+
+        account = str(random.randrange(10**11, 10**12))
+        sts = botocore.session.get_session().create_client(
+            "sts", endpoint_url=endpoint, region_name=self.REGION,
+            aws_access_key_id="docs", aws_secret_access_key="docs",
+        )  # fmt: skip
+        role = f"arn:aws:iam::{account}:role/wafermon-docs"
+        keys = sts.assume_role(RoleArn=role, RoleSessionName="docs")["Credentials"]
+        self.base = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": keys["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": keys["SessionToken"],
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }
+        self.metadata_url = stack.enter_context(_stand_in_module().stand_in())
+
+    def env(self, platform: str) -> dict[str, str]:
+        env = dict(self.base)
+        if platform == "ec2":
+            env["AWS_EC2_METADATA_DISABLED"] = "false"
+            env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.metadata_url
+        elif platform == "ecs":
+            env["ECS_CONTAINER_METADATA_URI_V4"] = f"{self.metadata_url}/v4/container"
+            env["AWS_REGION"] = self.REGION
+        elif platform == "lambda":
+            env.update(
+                AWS_LAMBDA_FUNCTION_NAME="wafer-sorter",
+                AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="512",
+                AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/wafer-sorter",
+                AWS_REGION=self.REGION,
+            )
+        elif platform:
+            raise AssertionError(f"aws={platform!r}: expected ec2, ecs or lambda")
+        return env
+
+
+def _run(
+    command: str, block: Block, folder: Path, aws: AwsPlay | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", "-e", "-c", command],
         cwd=folder,
-        env=_env(block, folder),
+        env=_env(block, folder, aws),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -146,9 +234,15 @@ def run_document(path: Path, folder: Path, root: Path = REPO) -> list[str]:
 
 
 def _run_blocks(path: Path, folder: Path, root: Path) -> list[str]:
+    with contextlib.ExitStack() as stack:
+        found = blocks(path)
+        aws = AwsPlay(stack) if any("aws" in b.options for b in found) else None
+        return _run_found(found, path.relative_to(root), folder, aws)
+
+
+def _run_found(found: list[Block], where: Path, folder: Path, aws: AwsPlay | None) -> list[str]:
     failures = []
-    where = path.relative_to(root)
-    for block in blocks(path):
+    for block in found:
         if "file" in block.options:
             target = folder / block.options["file"]
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +251,7 @@ def _run_blocks(path: Path, folder: Path, root: Path) -> list[str]:
             continue
         if block.language == "console":
             for command, expected in console_steps(block.text):
-                done = _run(command, block, folder)
+                done = _run(command, block, folder, aws)
                 actual = [line.rstrip() for line in done.stdout.splitlines()]
                 while expected and not expected[-1]:
                     expected.pop()
@@ -168,8 +262,13 @@ def _run_blocks(path: Path, folder: Path, root: Path) -> list[str]:
                         + "\n--- got\n"
                         + "\n".join(actual)
                     )
-        elif block.language in ("sh", "bash"):
-            done = _run(block.text, block, folder)
+        elif block.language in ("sh", "bash", "python"):
+            script = block.text
+            if block.language == "python":
+                program = folder / f"doc_block_{block.line}.py"
+                program.write_text(block.text, encoding="utf-8")
+                script = f"{shlex.quote(sys.executable)} {program.name}"
+            done = _run(script, block, folder, aws)
             if done.returncode != 0:
                 failures.append(
                     f"{where}:{block.line}: the script exited {done.returncode}:\n" + done.stdout

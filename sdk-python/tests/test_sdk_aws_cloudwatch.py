@@ -1,7 +1,7 @@
 """The AWS helpers in direct mode: straight to CloudWatch Logs, metrics and X-Ray.
 
 AWS cannot run here: moto_server (started by scripts/services) stands in for it, and the
-EC2 instance metadata service is played by test_sdk_aws's stand-in. Credentials come from the
+EC2 instance metadata service is played by aws_stand_in's stand-in. Credentials come from the
 AWS_* variables, as the helper requires (the credential chain, never its arguments).
 """
 
@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 from aiobotocore.session import get_session
-from test_sdk_aws import stand_in
+from aws_stand_in import stand_in
 from wafermon_backend_cloudwatch import xray
 
 from wafermon import decode_event
