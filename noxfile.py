@@ -79,10 +79,14 @@ def install_packages(session: nox.Session, *folders: str, extra: str = "") -> No
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole tree."""
+    """ruff check and ruff format --check over the whole tree; mypy ([tool.mypy] in
+    pyproject.toml: strict on the core and its plugin API, default checks on the hosts)."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    install_packages(session, "hosts/wafermon-hosts")
+    session.install("mypy>=1.11", "types-PyYAML")
+    session.run("mypy")
 
 
 @nox.session
