@@ -48,8 +48,6 @@ GATEWAY = {
     ("GET", "/v1/stream"): (READ, 200),
     ("GET", "/v1/trends"): (READ, 400),  # no trend source configured: 400 naming `source`
     ("GET", "/v1/trends/sources"): (READ, 200),
-    ("GET", "/v1/trends"): (READ, 400),  # no trend source configured: 400 naming `source`
-    ("GET", "/v1/trends/sources"): (READ, 200),
     ("GET", "/-/plugins"): (READ, 200),
     ("GET", "/v1/healthz"): (None, 200),
     ("GET", "/metrics"): (None, 200),
