@@ -136,12 +136,18 @@ class Buggy:
 
 
 #: Tokens the fuzzed apps run with: every host's schemathesis run has auth on.
-FUZZ_TOKENS = {"ingest": "fuzz-ingest-token", "read": "fuzz-read-token"}
+FUZZ_TOKENS = {
+    "ingest": "fuzz-ingest-token",
+    "read": "fuzz-read-token",
+    "admin": "fuzz-admin-token",
+}
 
 
 def call_with_token(case, check) -> None:
-    """Run a schemathesis case with the token its path needs; auth must never refuse it."""
-    token = FUZZ_TOKENS["ingest" if case.path.startswith("/v1/ingest") else "read"]
+    """Run a schemathesis case with the token its operation needs (its documented
+    x-wafermon-scope); auth must never refuse it."""
+    scope = case.operation.definition.raw.get("x-wafermon-scope") or "read"
+    token = FUZZ_TOKENS[scope]
     # Schemathesis may generate its own Authorization value for the bearer scheme: replace it.
     headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
     case.headers = {**headers, "Authorization": f"Bearer {token}"}

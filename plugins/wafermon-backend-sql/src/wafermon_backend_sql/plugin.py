@@ -20,3 +20,11 @@ def register_emitters(register):
 @hookimpl
 def register_query_adapters(register):
     register("sql", SQL_STORE)
+
+
+@hookimpl(optionalhook=True)
+def alert_state(store):
+    """The gateway alert engine's tables in this store (see wafermon_backend_sql.alerts)."""
+    from .alerts import alert_state as state
+
+    return state(store)

@@ -10,7 +10,8 @@ Config (the same under ``sidecar:``, ``gateway:`` and ``central:``)::
 
 A token holds every scope it is listed under (list one value under ``ingest`` and ``read`` and
 it grants both); scopes are not implied by each other. A route needs one scope or none
-(``scope_of``); deny by default: a path that is not listed needs ``read``.
+(``scope_of(path)``, or ``scope_of(path, method)`` where one path's methods differ, e.g. the
+gateway's GET and POST /v1/silences); deny by default: a path that is not listed needs ``read``.
 
 Fail closed: a scope without a token is open only while the host has no token at all (the
 zero-config loopback default of ``wafermon up``) or says ``insecure: true``; once any token is
@@ -25,6 +26,7 @@ is left in the ASGI scope for handlers (health answers details only to ``read``)
 from __future__ import annotations
 
 import hmac
+import inspect
 import ipaddress
 import logging
 import time
@@ -117,19 +119,20 @@ def granted(request: Request) -> frozenset[str]:
 
 
 class TokenAuth:
-    """ASGI middleware: ``scope_of(path)`` says which scope a request path needs (or None)."""
+    """ASGI middleware: ``scope_of(path[, method])`` says which scope a request needs (or None)."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         tokens: Tokens,
-        scope_of: Callable[[str], str | None],
+        scope_of: Callable[..., str | None],
         open: Iterable[str] = (),
         realm: str = "wafermon",
     ) -> None:
         self.app = app
         self.scope_of = scope_of
+        self._by_method = _takes_method(scope_of)
         self.realm = realm
         self.open = frozenset(open)
         self.tokens = tokens
@@ -196,7 +199,8 @@ class TokenAuth:
         if self._stamps and time.monotonic() - self._looked >= RELOAD_S:
             self._looked = time.monotonic()
             self.reload_changed_files()
-        needed = self.scope_of(scope["path"])
+        path = scope["path"]
+        needed = self.scope_of(path, scope["method"]) if self._by_method else self.scope_of(path)
         presented = _bearer(scope)
         held = self.scopes_of(presented)
         scope[GRANTED] = held or self.open
@@ -218,6 +222,18 @@ class TokenAuth:
                 headers={"WWW-Authenticate": challenge},
             )
         await response(scope, receive, send)
+
+
+def needed_scope(scope_of: Callable[..., str | None], path: str, method: str) -> str | None:
+    """``scope_of(path, method)`` if it takes the method, else ``scope_of(path)``."""
+    return scope_of(path, method) if _takes_method(scope_of) else scope_of(path)
+
+
+def _takes_method(scope_of: Callable[..., str | None]) -> bool:
+    try:
+        return len(inspect.signature(scope_of).parameters) > 1
+    except (TypeError, ValueError):
+        return False
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

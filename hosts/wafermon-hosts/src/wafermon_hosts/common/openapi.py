@@ -35,6 +35,7 @@ from starlette.routing import Mount, Route
 from wafermon import schema_path
 
 from .. import __version__
+from .auth import needed_scope
 from .errors import JSONResponse
 from .metrics import HostMetrics
 from .observe import plain_template
@@ -295,7 +296,7 @@ def document(
     routes: Sequence[Any],
     plugin_routes: Sequence[Any] = (),
     schemas: dict[str, Any],
-    scope_of: Callable[[str], str | None],
+    scope_of: Callable[..., str | None],
 ) -> dict[str, Any]:
     """A host's document: each of its ``routes`` as declared, then each plugin route (as
     declared, or as plugin-defined), with the security ``scope_of`` enforces for its path.
@@ -311,9 +312,11 @@ def document(
             {"default": {"description": "Undocumented."}},
             undocumented=True,
         )
-        paths.setdefault(ep.path, {})[ep.method.lower()] = found.to_openapi(scope_of(ep.path))
+        paths.setdefault(ep.path, {})[ep.method.lower()] = found.to_openapi(
+            needed_scope(scope_of, ep.path, ep.method)
+        )
     for ep in endpoints(plugin_routes):
-        scope = scope_of(ep.path)
+        scope = needed_scope(scope_of, ep.path, ep.method)
         found = declared(ep.endpoint) or Operation(
             None,
             f"Added by a plugin (register_routes hook); {scope or 'no'} scope.",

@@ -26,6 +26,8 @@ from ..common.plugin_list import PATH as PLUGINS_PATH
 from ..common.plugin_list import list_plugins
 from ..common.tracing import Tracing
 from . import entities, health, ingest, openapi, query, stream, trends
+from .alerting import api as alerting_api
+from .alerting import build_engine
 from .runtime import Gateway
 from .settings import SERVED_SCOPES, build_gateway
 
@@ -56,13 +58,19 @@ def load_gateway(
             otlp_endpoint=parts.settings.tracing.otlp_endpoint,
             exporter=span_exporter,
         )
-    return Gateway(parts, plugins, tracing=tracing, heartbeat_s=heartbeat_s)
+    gw = Gateway(parts, plugins, tracing=tracing, heartbeat_s=heartbeat_s)
+    gw.alerting = build_engine(gw, parts.notifiers)  # None unless gateway.alerting.enabled
+    return gw
 
 
-def scope_of(path: str) -> str | None:
-    """The token scope a path needs: ingest, read (the default, plugin routes too) or none."""
+def scope_of(path: str, method: str = "GET") -> str | None:
+    """The token scope a request needs: ingest, admin (alerting writes), read (the default,
+    plugin routes too) or none (open paths, and methods an alerting path does not serve)."""
     if path == INGEST_PATH:
         return INGEST
+    alerting = alerting_api.scope_for(path, method)  # read or admin; None: not served
+    if alerting is not False:
+        return alerting
     return None if path in OPEN_PATHS else READ
 
 
@@ -82,6 +90,7 @@ def create_app(gw: Gateway) -> Starlette:
         Route("/v1/stream", stream.stream, methods=["GET"]),
         Route("/v1/healthz", health.healthz, methods=["GET"]),
         Route(PLUGINS_PATH, list_plugins, methods=["GET"]),
+        *(Route(p, handler, methods=m) for p, handler, m, _scope in alerting_api.ROUTES),
         Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
         Route("/openapi.json", serve_document, methods=["GET"]),
     ]
@@ -91,8 +100,12 @@ def create_app(gw: Gateway) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await gw.start()
         try:
+            if gw.alerting is not None:
+                await gw.alerting.start()
             yield
         finally:
+            if gw.alerting is not None:
+                await gw.alerting.close()
             await gw.close()
 
     settings = gw.settings

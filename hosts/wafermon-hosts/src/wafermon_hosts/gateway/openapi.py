@@ -22,6 +22,7 @@ from ..common.openapi import error as _error
 from ..common.openapi import query_param as _query
 from ..common.openapi import ref as _ref
 from ..common.plugin_list import SCHEMAS as PLUGIN_SCHEMAS
+from .alerting.openapi import ALERT_SCHEMAS
 
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -78,6 +79,7 @@ STORE_DOWN = {
 SCHEMAS: dict[str, Any] = {
     **event_schemas(),
     **ERROR_SCHEMAS,
+    **ALERT_SCHEMAS,
     **PLUGIN_SCHEMAS,
     "IngestResult": {
         "type": "object",

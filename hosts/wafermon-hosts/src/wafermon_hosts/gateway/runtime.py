@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Mapping
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
 
@@ -157,6 +157,7 @@ class Gateway:
         }
         if self.streams:
             self.metrics.registry.register(StreamCollector(self.streams))
+        self.alerting: Any = None  # the alert engine (gateway.alerting), set by load_gateway
 
     @property
     def source_names(self) -> list[str]:

@@ -6,7 +6,7 @@ and line (``gateway.store (line 4): no backend named 'db' ...``), raised as Conf
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import attrs
 
@@ -16,7 +16,7 @@ from wafermon.errors import FieldValueError
 from wafermon.plugins import Plugins
 from wafermon.store import ManagedStore
 
-from ..common.auth import INGEST, READ, Tokens
+from ..common.auth import ADMIN, INGEST, READ, Tokens
 from ..common.health import HEALTH_TTL
 from ..common.settings import (
     TlsSettings,
@@ -27,12 +27,16 @@ from ..common.settings import (
 )
 from ..common.settings import check_listen as _listen
 from ..common.settings import positive as _positive
+from .alerting.settings import AlertingSettings, alerting_problems, build_notifiers
 from .consume import StreamEntry, build_consumers
 
 #: The name the managed store has in the unified view and in POST /v1/query/external.
 MANAGED = "managed"
-#: Token scopes the gateway's routes need (plugin routes need read).
-SERVED_SCOPES = (INGEST, READ)
+#: Token scopes the gateway's routes need (plugin routes need read; admin: alerting writes).
+SERVED_SCOPES = (INGEST, READ, ADMIN)
+#: Scopes a non-loopback listen needs a token for. Not admin: once any token is set a scope
+#: without one is closed to everybody, and a host without any token fails on ingest and read.
+EXPOSED_SCOPES = (INGEST, READ)
 
 
 @attrs.frozen
@@ -52,6 +56,7 @@ class GatewaySettings:
     #: How long a health check's result is reused by /v1/healthz and /metrics.
     health_ttl: Seconds = attrs.field(default=Seconds(HEALTH_TTL), validator=not_negative)
     tracing: TracingSettings = TracingSettings()
+    alerting: AlertingSettings = AlertingSettings()
     #: Topics/streams this gateway consumes into its store as one member of a group.
     streams: list[StreamEntry] = attrs.Factory(list)
 
@@ -65,6 +70,7 @@ class GatewayParts:
     store: ManagedStore
     store_type: str
     sources: dict[str, QueryAdapter]
+    notifiers: dict[str, Any] = attrs.Factory(dict)  # built when gateway.alerting is enabled
     #: gateway.streams: name -> (StreamConsumer, max_in_flight)
     streams: dict[str, tuple[StreamConsumer, int]] = attrs.Factory(dict)
 
@@ -83,15 +89,38 @@ def build_gateway(
         except FieldValueError as exc:
             raise ConfigError([Problem("--listen", exc.message)], str(loaded.path)) from None
     problems: list[Problem] = tls_problems(loaded, "gateway", settings.tls)
-    problems += auth_problems(loaded, "gateway", settings, SERVED_SCOPES)
+    problems += auth_problems(loaded, "gateway", settings, EXPOSED_SCOPES)
     store, store_type = _build_store(loaded, plugins, settings, problems)
     sources = _build_sources(loaded, plugins, settings, problems)
+    notifiers = _build_alerting(loaded, plugins, settings, problems)
     streams = build_consumers(loaded, plugins, settings.streams, problems)
     if problems:
         relative = [attrs.evolve(p, path=p.path.removeprefix("$.")) for p in problems]
         raise ConfigError(relative, str(loaded.path))
     assert store is not None
-    return GatewayParts(loaded.site.site_id, settings, store, store_type, sources, streams=streams)
+    return GatewayParts(
+        loaded.site.site_id,
+        settings,
+        store,
+        store_type,
+        sources,
+        streams=streams,
+        notifiers=notifiers,
+    )
+
+
+def _build_alerting(
+    loaded: LoadedConfig, plugins: Plugins, settings: GatewaySettings, problems: list[Problem]
+) -> dict[str, Any]:
+    """The notifiers ``gateway.alerting`` routes to, after its cross-key checks."""
+    if not settings.alerting.enabled:
+        return {}
+    from .alerting.hookspecs import add_to
+    from .alerting.rules import rule_types
+
+    add_to(plugins.pm)
+    problems += alerting_problems(loaded, settings.alerting, plugins, set(rule_types(plugins)))
+    return build_notifiers(loaded, plugins, problems)
 
 
 def _build_store(
