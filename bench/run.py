@@ -209,6 +209,8 @@ def main() -> None:
     if not args.skip_gateway:
         suites.append("cloudwatch_webhook_bench")  # needs moto (scripts/services start moto)
     if not args.skip_gateway:
+        suites.append("notifier_bench")  # the webhook notifier into a local receiver
+    if not args.skip_gateway:
         suites.append("es_zabbix_bench")  # needs scripts/services start es zabbix
     if not args.skip_gateway and not args.skip_sidecar:
         suites.insert(1, "sidecar_bench")

@@ -153,7 +153,13 @@ def silence_panel() -> html.Div:
             html.H4(id="silence-title"),
             labelled(
                 "Match alerts with",
-                dcc.Checklist(id="silence-matchers", options=[], value=[], className="checklist"),
+                dcc.Checklist(
+                    id="silence-matchers",
+                    options=[],
+                    value=[],
+                    className="checklist",
+                    labelStyle={"display": "inline-flex", "gap": "4px", "marginRight": "16px"},
+                ),
             ),
             html.Div(
                 [
@@ -172,7 +178,7 @@ def silence_panel() -> html.Div:
                     ),
                     labelled("For", dropdown("silence-for", SILENCE_FOR, 3600)),
                     html.Button("Silence", id="silence-submit", n_clicks=0, className="primary"),
-                    html.Button("Cancel", id="silence-cancel", n_clicks=0),
+                    html.Button("Cancel", id="silence-cancel", n_clicks=0, className="small"),
                 ],
                 className="controls",
             ),
