@@ -69,3 +69,19 @@ def make_event(*, job: str | None = None, kind: str = "started", site_id: str = 
         source=Source(host="node-1", pid=42, sdk="python", sdk_version="0.1.0"),
         **kw,
     )
+
+
+@pytest.fixture
+async def pg():
+    """A fresh PostgreSQL database on the scripts/services server; dropped afterwards."""
+    from kafka_helpers import drop_database, fresh_database
+
+    url = await fresh_database(env("WAFERMON_TEST_PG_URL", "pg"))
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture
+def stream(kafka_config):
+    """The gateways' consumer config: a short session so a killed member is noticed soon."""
+    return {**kafka_config, "group": "gateways", "session_timeout": "6s"}

@@ -4,6 +4,7 @@ stream, counting what PostgreSQL holds, and the consumer group's lag read from t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 REPO = Path(__file__).resolve().parents[3]
+#: What the gateway and sidecar processes load: nothing else installed can get in the way.
+PLUGINS = {"WAFERMON_LOAD_PLUGINS": "hosts,sql,kafka"}
 
 
 def ndjson_events(count: int, *, jobs: int = 500, site_id: str = "fab1", tag: str = "") -> bytes:
@@ -163,3 +167,24 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+async def wait_stored(pg: str, expected: int, timeout: float) -> tuple[int, int]:
+    """(rows, distinct ids) once ``expected`` rows are stored, or at the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows, distinct = await stored(pg)
+        if rows >= expected or time.monotonic() > deadline:
+            return rows, distinct
+        await asyncio.sleep(0.5)
+
+
+async def all_healthy(gws: list[Any], timeout: float = 30) -> list[dict]:
+    """Every gateway's /v1/healthz once all are ok (health is cached for a few seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = [httpx.get(f"{gw.url}/v1/healthz", timeout=10).json() for gw in gws]
+        if all(h["status"] == "ok" for h in health):
+            return health
+        assert time.monotonic() < deadline, [h["streams"] for h in health]
+        await asyncio.sleep(0.5)

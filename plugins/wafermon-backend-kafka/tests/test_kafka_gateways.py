@@ -18,18 +18,17 @@ import time
 
 import httpx
 import orjson
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from conftest import env
 from kafka_helpers import (
+    PLUGINS,
+    all_healthy,
     chunks,
-    drop_database,
-    fresh_database,
     gateway_site,
     group_lag,
     ndjson_events,
     restart_broker,
     stored,
+    wait_stored,
 )
 from tests.helpers.sidecar import Proc, metric, processes
 from wafermon_backend_kafka import EmitterSettings, KafkaEmitter
@@ -37,20 +36,6 @@ from wafermon_backend_kafka import EmitterSettings, KafkaEmitter
 from wafermon import DEAD_LETTER_REASON_HEADER, DEAD_LETTER_WHERE_HEADER, EventBatch, RetryableError
 
 EVENTS = int(os.environ.get("WAFERMON_KAFKA_TEST_EVENTS", "20000"))
-PLUGINS = {"WAFERMON_LOAD_PLUGINS": "hosts,sql,kafka"}
-
-
-@pytest.fixture
-async def pg():
-    url = await fresh_database(env("WAFERMON_TEST_PG_URL", "pg"))
-    yield url
-    await drop_database(url)
-
-
-@pytest.fixture
-def stream(kafka_config):
-    """The gateways' consumer config: a short session so a killed member is noticed soon."""
-    return {**kafka_config, "group": "gateways", "session_timeout": "6s"}
 
 
 async def send_all(
@@ -73,32 +58,12 @@ async def send_all(
     return sent
 
 
-async def wait_stored(pg: str, expected: int, timeout: float) -> tuple[int, int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows, distinct = await stored(pg)
-        if rows >= expected or time.monotonic() > deadline:
-            return rows, distinct
-        await asyncio.sleep(0.5)
-
-
 async def wait_lag_zero(bootstrap: str, topic: str, timeout: float = 60) -> int | None:
     deadline = time.monotonic() + timeout
     while True:
         lag = await group_lag(bootstrap, "gateways", topic)
         if lag == 0 or time.monotonic() > deadline:
             return lag
-        await asyncio.sleep(0.5)
-
-
-async def all_healthy(gws: list[Proc], timeout: float = 30) -> list[dict]:
-    """Every gateway's /v1/healthz once all are ok (health is cached for a few seconds)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        health = [httpx.get(f"{gw.url}/v1/healthz", timeout=10).json() for gw in gws]
-        if all(h["status"] == "ok" for h in health):
-            return health
-        assert time.monotonic() < deadline, [h["streams"] for h in health]
         await asyncio.sleep(0.5)
 
 
@@ -197,9 +162,12 @@ async def test_poison_messages_are_dead_lettered_and_do_not_block(
         procs.append(gw.start())
         assert await wait_stored(pg, 32, timeout=60) == (32, 32)  # 30 good + 2 of the mixed
         assert await wait_lag_zero(bootstrap, topic) == 0
-        health = httpx.get(f"{gw.url}/v1/healthz", timeout=10).json()["streams"]["events"]
-        assert health["dead_lettered"] == 3
-        assert health["events"]["rejected"] == 2  # the non-JSON line and the bad kind
+        text = httpx.get(f"{gw.url}/metrics", timeout=10).text  # counters are live, not cached
+        assert metric(text, "wafermon_gateway_stream_dead_letters_total", stream="events") == 3
+        rejected = metric(
+            text, "wafermon_gateway_stream_events_total", stream="events", outcome="rejected"
+        )
+        assert rejected == 2  # the non-JSON line and the bad kind
     reader = AIOKafkaConsumer(dead, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await reader.start()
     try:

@@ -145,7 +145,11 @@ class KafkaConsumer(StreamConsumer):
         ]
         producer = await self._dead_letter_producer()
         try:
-            await producer.send_and_wait(s.dead_letter_topic, message.body, headers=headers)
+            # Keyed by the source partition: its dead letters stay in their original order.
+            key = message.where.rpartition("@")[0].encode()
+            await producer.send_and_wait(
+                s.dead_letter_topic, message.body, key=key, headers=headers
+            )
         except KafkaError as exc:
             raise RetryableError(f"dead-letter send failed: {describe(exc)}") from exc
         self.dead_lettered += 1
