@@ -49,6 +49,15 @@ GATEWAY = {
     ("GET", "/v1/trends"): (READ, 400),  # no trend source configured: 400 naming `source`
     ("GET", "/v1/trends/sources"): (READ, 200),
     ("GET", "/-/plugins"): (READ, 200),
+    # Alerting (enabled in the fixture); a write's ok is a 400/404 for the test's body/name.
+    ("GET", "/v1/alerts"): (READ, 200),
+    ("GET", "/v1/alerts/{fingerprint}"): (READ, 404),
+    ("GET", "/v1/monitors"): (READ, 200),
+    ("PUT", "/v1/monitors/{name}"): (ADMIN, 400),
+    ("DELETE", "/v1/monitors/{name}"): (ADMIN, 404),
+    ("GET", "/v1/silences"): (READ, 200),
+    ("POST", "/v1/silences"): (ADMIN, 400),
+    ("DELETE", "/v1/silences/{id}"): (ADMIN, 404),
     ("GET", "/v1/healthz"): (None, 200),
     ("GET", "/metrics"): (None, 200),
     ("GET", "/openapi.json"): (None, 200),
@@ -99,7 +108,7 @@ class Hosts:
 async def hosts(build_app, build_sidecar_app, tmp_path):
     tokens = dict(TOKENS)
     async with AsyncExitStack() as stack:
-        gateway = build_app(gateway={"tokens": tokens})
+        gateway = build_app(gateway={"tokens": tokens, "alerting": {"enabled": True}})
         gw_url = await stack.enter_async_context(serve_app(gateway))
         sidecar = build_sidecar_app(sidecar={"tokens": tokens})
         sc_url = await stack.enter_async_context(serve_app(sidecar))
