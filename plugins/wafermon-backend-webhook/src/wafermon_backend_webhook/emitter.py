@@ -33,7 +33,6 @@ from wafermon import (
     Emitter,
     Event,
     FieldValueError,
-    Health,
     Kind,
     PermanentError,
     RetryableError,
@@ -43,7 +42,7 @@ from wafermon import (
     ndjson_of,
 )
 
-from .posting import Refused, post_once
+from .posting import HttpClientPart, Refused, post_once
 from .presets import PRESETS
 from .signing import signature_headers
 
@@ -98,7 +97,7 @@ class _TooLarge(Exception):
     """413: the body is too large for the receiver."""
 
 
-class WebhookEmitter(Emitter):
+class WebhookEmitter(HttpClientPart, Emitter):
     Settings = WebhookSettings
     settings: WebhookSettings
 
@@ -108,25 +107,6 @@ class WebhookEmitter(Emitter):
         self._sent: OrderedDict[tuple[uuid.UUID, ...], None] = OrderedDict()
         self._stats = {"requests": 0.0, "retries": 0.0, "refused": 0.0, "messages": 0.0}
         self._last_error = ""
-
-    async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=self.settings.timeout, verify=self.settings.verify_tls, follow_redirects=False
-        )
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def health(self) -> Health:
-        # A webhook has nothing to probe without posting; report the last delivery's outcome.
-        if self._client is None:
-            return Health(False, "not started")
-        return Health(not self._last_error, self._last_error)
-
-    def stats(self) -> dict[str, float]:
-        return dict(self._stats)
 
     async def emit(self, batch: Sequence[Event]) -> None:
         if self.settings.preset == "generic":

@@ -27,10 +27,10 @@ import attrs
 import httpx
 import orjson
 
-from wafermon import Alert, Health, Notifier, RetryableError, Seconds, Secret
+from wafermon import Alert, Notifier, RetryableError, Seconds, Secret
 
 from .emitter import _check_url
-from .posting import post_once
+from .posting import HttpClientPart, post_once
 from .presets import ALERT_PRESETS
 from .signing import signature_headers
 
@@ -92,7 +92,7 @@ def delivery_id(alert: Alert) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-class _PostingNotifier(Notifier):
+class _PostingNotifier(HttpClientPart, Notifier):
     """What the three types share: an HTTP client, one POST per notify, health, stats."""
 
     def __init__(self, name: str, settings: Any) -> None:
@@ -100,25 +100,6 @@ class _PostingNotifier(Notifier):
         self._client: httpx.AsyncClient | None = None
         self._stats = {"notifications": 0.0, "failures": 0.0}
         self._last_error = ""
-
-    async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=self.settings.timeout, verify=self.settings.verify_tls, follow_redirects=False
-        )
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def health(self) -> Health:
-        # Nothing to probe without posting; report the last notification's outcome.
-        if self._client is None:
-            return Health(False, "not started")
-        return Health(not self._last_error, self._last_error)
-
-    def stats(self) -> dict[str, float]:
-        return dict(self._stats)
 
     def body(self, alert: Alert) -> bytes:
         raise NotImplementedError

@@ -17,14 +17,45 @@ from __future__ import annotations
 
 import time
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
-from wafermon import PermanentError, RetryableError
+from wafermon import Health, PermanentError, RetryableError
 
 RETRY_STATUS = frozenset({408, 429})
 ANSWER_BYTES = 2048  # of a refusal's body kept for the reason; the rest is never read
 ANSWER_CHARS = 300
+
+
+class HttpClientPart:
+    """The HTTP client's lifecycle the emitter and the notifiers share (a mixin before the
+    component class): ``start`` opens it (no redirects followed), ``close`` ends it, ``health``
+    reports the last outcome (a webhook has nothing to probe without posting). The class sets
+    ``_client = None``, ``_last_error = ""`` and ``_stats`` in its ``__init__``."""
+
+    settings: Any
+    _client: httpx.AsyncClient | None
+    _last_error: str
+    _stats: dict[str, float]
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(
+            timeout=self.settings.timeout, verify=self.settings.verify_tls, follow_redirects=False
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def health(self) -> Health:
+        if self._client is None:
+            return Health(False, "not started")
+        return Health(not self._last_error, self._last_error)
+
+    def stats(self) -> dict[str, float]:
+        return dict(self._stats)
 
 
 class Refused(PermanentError):

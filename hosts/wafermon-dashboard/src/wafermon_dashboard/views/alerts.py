@@ -48,6 +48,22 @@ def key_of(alert: dict[str, Any]) -> str:
     return labels.get("business_key") or labels.get("job_id") or labels.get("monitor") or ""
 
 
+#: The columns both tables start with, and their cells (``lead_cells``).
+LEAD = ["Severity", "Summary", "Site", "App", "Key", "Rule"]
+
+
+def lead_cells(alert: dict[str, Any]) -> list[Any]:
+    labels = alert.get("labels") or {}
+    return [
+        severity_badge(alert.get("severity")),
+        html.Span(alert.get("summary") or "", title=alert.get("description") or ""),
+        alert.get("site_id") or labels.get("site_id") or "",
+        labels.get("app") or "",
+        key_of(alert),
+        alert.get("rule") or "",
+    ]
+
+
 def severity_badge(severity: str | None) -> html.Span:
     severity = severity or "info"
     return html.Span(severity, className=f"badge badge-sev-{severity}")
@@ -208,7 +224,6 @@ def firing_table(ctx: Any, alerts: list[dict[str, Any]], can_silence: bool) -> A
         return note("Nothing is firing.")
     rows = []
     for a in alerts:
-        labels = a.get("labels") or {}
         action = (
             html.Button(
                 "Silence\u2026",
@@ -221,30 +236,14 @@ def firing_table(ctx: Any, alerts: list[dict[str, Any]], can_silence: bool) -> A
         )
         rows.append(
             [
-                severity_badge(a.get("severity")),
-                html.Span(a.get("summary") or "", title=a.get("description") or ""),
-                a.get("site_id") or labels.get("site_id") or "",
-                labels.get("app") or "",
-                key_of(a),
-                a.get("rule") or "",
+                *lead_cells(a),
                 fmt_time(a.get("starts_at")),
                 state_badges(a),
                 notifications_text(a),
                 action,
             ]
         )
-    headers = [
-        "Severity",
-        "Summary",
-        "Site",
-        "App",
-        "Key",
-        "Rule",
-        "Since",
-        "State",
-        "Notifications",
-        "",
-    ]
+    headers = [*LEAD, "Since", "State", "Notifications", ""]
     return table(headers, rows, id="alerts-firing-table")
 
 
@@ -253,37 +252,20 @@ def history_table(alerts: list[dict[str, Any]]) -> Any:
         return note("No resolved alerts.")
     rows = []
     for a in alerts:
-        labels = a.get("labels") or {}
         start, end = a.get("starts_at"), a.get("ends_at")
         lasted = None
         if start and end:
             lasted = (parse_time(end) - parse_time(start)).total_seconds()
         rows.append(
             [
-                severity_badge(a.get("severity")),
-                a.get("summary") or "",
-                a.get("site_id") or labels.get("site_id") or "",
-                labels.get("app") or "",
-                key_of(a),
-                a.get("rule") or "",
+                *lead_cells(a),
                 fmt_time(start),
                 fmt_time(end),
                 fmt_duration(lasted),
                 notifications_text(a),
             ]
         )
-    headers = [
-        "Severity",
-        "Summary",
-        "Site",
-        "App",
-        "Key",
-        "Rule",
-        "Started",
-        "Resolved",
-        "Lasted",
-        "Notifications",
-    ]
+    headers = [*LEAD, "Started", "Resolved", "Lasted", "Notifications"]
     return table(headers, rows, id="alerts-history-table")
 
 
