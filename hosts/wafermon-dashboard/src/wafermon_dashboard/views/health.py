@@ -68,7 +68,25 @@ def _target(ctx: Any, body: dict[str, Any]) -> list[Any]:
         for name, s in body.get("sources", {}).items()
     ]  # fmt: skip
     out.append(table(["Component", "Name", "Type", "State", "Detail"], rows, id="health-sources"))
+    streams = body.get("streams") or {}
+    if streams:  # gateway.streams: Kafka/NATS consumers, lag per partition (docs/scale-out.md)
+        rows = [
+            [name, s.get("type", ""), badge("ok" if s.get("ok") else "failed"),
+             fmt_number(s.get("lag_total", 0), digits=0), _lag_text(s.get("lag", {})),
+             fmt_number(s.get("dead_lettered", 0), digits=0), s.get("detail", "")]
+            for name, s in streams.items()
+        ]  # fmt: skip
+        out.append(
+            table(["Stream", "Type", "State", "Lag", "Lag per partition", "Dead-lettered",
+                   "Detail"], rows, id="health-streams")
+        )  # fmt: skip
     return out
+
+
+def _lag_text(lag: dict[str, int]) -> str:
+    """``topic/0: 12, topic/3: 4`` (partitions with nothing waiting are left out)."""
+    waiting = [f"{p}: {n}" for p, n in sorted(lag.items()) if n]
+    return ", ".join(waiting) or f"0 on {len(lag)} partition(s)"
 
 
 def summarise(text: str) -> list[Any]:
