@@ -76,6 +76,8 @@ CENTRAL = {
     ("GET", "/v1/subjobs"): (READ, 200),
     ("GET", "/v1/jobs/{id:path}"): (READ, 404),
     ("GET", "/v1/data/unified"): (READ, 200),
+    ("GET", "/v1/trends"): (READ, 400),  # no site named: 400 naming `site`
+    ("GET", "/v1/trends/sources"): (READ, 200),
     ("GET", "/-/plugins"): (READ, 200),
     ("GET", "/v1/healthz"): (None, 200),
     ("GET", "/metrics"): (None, 200),

@@ -1,8 +1,8 @@
 """GET /v1/trends and /v1/trends/sources with a source that is a core TrendSource.
 
-The source here is a small real component registered like a plugin's (its figures are made
-from the query, so every answer can be checked); the cloudwatch source against moto_server is
-tested end to end, through a gateway process, in plugins/wafermon-backend-cloudwatch.
+The source here is a small real component registered like a plugin's (tests/helpers/trends.py);
+the cloudwatch source against moto_server is tested end to end, through a real gateway process
+and the dashboard, in hosts/wafermon-dashboard/tests/test_db_trends.py.
 """
 
 from __future__ import annotations
@@ -11,38 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from wafermon import QueryResult, TrendSeries, TrendSource, hookimpl
-from wafermon.interfaces import QueryAdapter
+from tests.helpers.trends import TrendPlugin
 from wafermon_hosts.gateway.trends import default_period
-
-
-class CountingSource(QueryAdapter, TrendSource):
-    """One point per period valued by its index; one out-of-range point the gateway must drop.
-
-    ``by_app`` answers two apps, the app ``boom`` fails like an unreachable service."""
-
-    async def query(self, query):
-        return QueryResult([])
-
-    def trend_metrics(self):
-        return {"JobsFailed": "Count", "JobDuration": "Seconds"}
-
-    async def trends(self, query):
-        if query.app == "boom":
-            raise ConnectionRefusedError("metrics.example:443 refused the connection")
-        step = timedelta(seconds=query.period)
-        count = int((query.end - query.start) / step)
-        points = [(query.start + n * step, float(n)) for n in range(count)]
-        points.append((query.end + step, 99.0))  # outside the range: must not be shown
-        if query.by_app:
-            return [TrendSeries(a, a, points[::-1]) for a in ("etch", "litho")]
-        return [TrendSeries(query.app or query.site_id, query.app, points[::-1])]
-
-
-class TrendPlugin:
-    @hookimpl
-    def register_query_adapters(self, register):
-        register("counting", CountingSource)
 
 
 @pytest.fixture

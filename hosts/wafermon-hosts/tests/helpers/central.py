@@ -148,6 +148,7 @@ async def site_gateway(
     delay: float = 0.0,
     gateway: dict | None = None,
     store_type: str = "sql",
+    sources: Sequence[dict] = (),
 ) -> AsyncIterator[str]:
     """A real gateway for ``site_id`` holding ``events``; yields its URL (``delay``: slow)."""
     folder = tmp_path / site_id
@@ -162,6 +163,7 @@ async def site_gateway(
                 "config": {"url": f"sqlite+aiosqlite:///{folder / 'wafermon.db'}"},
             }
         ],
+        "sources": list(sources),
     }
     path = folder / "site.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
