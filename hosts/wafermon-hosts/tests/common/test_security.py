@@ -78,6 +78,7 @@ CENTRAL = {
     ("GET", "/v1/data/unified"): (READ, 200),
     ("GET", "/v1/trends"): (READ, 400),  # no site named: 400 naming `site`
     ("GET", "/v1/trends/sources"): (READ, 200),
+    ("GET", "/v1/alerts"): (READ, 200),
     ("GET", "/-/plugins"): (READ, 200),
     ("GET", "/v1/healthz"): (None, 200),
     ("GET", "/metrics"): (None, 200),

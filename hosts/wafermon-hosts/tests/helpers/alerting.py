@@ -67,9 +67,11 @@ async def running_receiver() -> AsyncIterator[Receiver]:
         yield receiver
 
 
-def alerting_config(tmp_path: Path, db_url: str, receiver_url: str, **alerting: Any) -> Path:
+def alerting_config(
+    tmp_path: Path, db_url: str, receiver_url: str, site_id: str = "fab1", **alerting: Any
+) -> Path:
     config = {
-        "site_id": "fab1",
+        "site_id": site_id,
         "backends": [{"name": "managed", "type": "sql", "config": {"url": db_url}}],
         "notifiers": [
             {"name": "hook", "type": "webhook", "config": {"url": receiver_url + "/hook"}}

@@ -24,7 +24,7 @@ from ..common.openapi import serve_document
 from ..common.plugin_list import PATH as PLUGINS_PATH
 from ..common.plugin_list import list_plugins
 from ..common.tracing import Tracing
-from . import openapi, routes, trends
+from . import alerts, openapi, routes, trends
 from .runtime import Central
 from .settings import SERVED_SCOPES, build_central
 
@@ -67,6 +67,7 @@ def create_app(central: Central) -> Starlette:
         # {id:path}: job and subjob ids may hold "/" (lot-4711/w03).
         Route("/v1/jobs/{id:path}", routes.job_detail, methods=["GET"]),
         Route("/v1/data/unified", routes.unified, methods=["GET"]),
+        Route("/v1/alerts", alerts.alerts, methods=["GET"]),
         Route("/v1/trends", trends.trends, methods=["GET"]),
         Route("/v1/trends/sources", trends.sources, methods=["GET"]),
         Route("/v1/healthz", routes.healthz, methods=["GET"]),

@@ -88,6 +88,7 @@ SCHEMAS: dict[str, Any] = {
     **ERROR_SCHEMAS,
     **PLUGIN_SCHEMAS,
     "Entity": GATEWAY_SCHEMAS["Entity"],
+    "Alert": GATEWAY_SCHEMAS["Alert"],
     "SourceStatus": GATEWAY_SCHEMAS["SourceStatus"],
     "SiteStatus": SITE_STATUS,
     "SiteEntity": {
@@ -105,6 +106,23 @@ SCHEMAS: dict[str, Any] = {
         "required": ["items", "next_cursor", "sites"],
         "properties": {
             "items": {"type": "array", "items": _ref("SiteEntity")},
+            "next_cursor": {"type": ["string", "null"]},
+            "sites": {"type": "object", "additionalProperties": _ref("SiteStatus")},
+        },
+    },
+    "MergedAlertPage": {
+        "type": "object",
+        "required": ["alerts", "next_cursor", "sites"],
+        "properties": {
+            "alerts": {
+                "type": "array",
+                "items": {
+                    "allOf": [
+                        _ref("Alert"),
+                        {"type": "object", "properties": {"site": {"type": "string"}}},
+                    ]
+                },
+            },
             "next_cursor": {"type": ["string", "null"]},
             "sites": {"type": "object", "additionalProperties": _ref("SiteStatus")},
         },
