@@ -101,7 +101,7 @@ def cw_stack(tmp_path_factory) -> Iterator[dict]:
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
     events = [job_event(k, a, minute - timedelta(minutes=m, seconds=-5), d) for m, k, a, d in JOBS]
     run_async(lambda: put_metrics(aws, events))
-    ports = {"gw": free_port(), "dash": free_port()}
+    ports = {"gw": free_port(), "dash": free_port(), "central": free_port(), "cdash": free_port()}
     site = write_yaml(
         workdir / "site.yaml",
         {
@@ -112,16 +112,24 @@ def cw_stack(tmp_path_factory) -> Iterator[dict]:
             "sources": [{"name": "aws", "type": "cloudwatch", "config": aws}],
         },
     )  # fmt: skip
-    gateway = f"http://127.0.0.1:{ports['gw']}"
-    dashboard = f"http://127.0.0.1:{ports['dash']}"
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    central = write_yaml(
+        workdir / "central.yaml",
+        {"site_id": "central", "central": {"listen": f"127.0.0.1:{ports['central']}",
+                                           "sites": [{"name": "fab1", "url": url["gw"]}]}},
+    )  # fmt: skip
     procs = Processes(workdir)
     try:
-        procs.start("gateway", wafermon("gateway", "-c", str(site)), gateway,
-                    gateway + "/v1/healthz")  # fmt: skip
-        procs.start("dashboard", wafermon("dashboard", "--gateway", gateway, "--listen",
-                    f"127.0.0.1:{ports['dash']}"), dashboard, dashboard + "/healthz")  # fmt: skip
+        procs.start("gateway", wafermon("gateway", "-c", str(site)), url["gw"],
+                    url["gw"] + "/v1/healthz")  # fmt: skip
+        procs.start("central", wafermon("central", "-c", str(central)), url["central"],
+                    url["central"] + "/v1/healthz")  # fmt: skip
+        for name, mode, target in (("dash", "--gateway", "gw"), ("cdash", "--central", "central")):
+            procs.start(name, wafermon("dashboard", mode, url[target], "--listen",
+                        f"127.0.0.1:{ports[name]}"), url[name], url[name] + "/healthz")  # fmt: skip
         procs.wait_ready()
-        yield {"gateway": gateway, "dashboard": dashboard, "minute": minute}
+        yield {"gateway": url["gw"], "dashboard": url["dash"], "central": url["central"],
+               "central_dashboard": url["cdash"], "minute": minute}  # fmt: skip
     finally:
         procs.stop_all()
 
@@ -184,12 +192,27 @@ def test_the_trends_view_charts_failures_per_app(page, cw_stack):
     assert page.errors == [], page.errors
 
 
-def test_a_gateway_without_trend_sources_says_so(page, stack):
-    """The seeded stack's gateway has a filesystem source only; central has no trend route."""
+def test_central_passes_trends_through_and_its_dashboard_charts_them(page, cw_stack):
+    since = (cw_stack["minute"] - timedelta(hours=1)).isoformat()
+    params = {"site": "fab1", "source": "aws", "metric": "JobsFailed", "since": since,
+              "period": 60}  # fmt: skip
+    body = httpx.get(f"{cw_stack['central']}/v1/trends", params=params).json()
+    assert [p["value"] for p in body["series"][0]["points"]] == [1.0, 2.0, 1.0]
+    page.goto(cw_stack["central_dashboard"] + "/trends")
+    expect(page.locator("#trend-source")).to_contain_text("fab1/aws")
+    expect(page.locator("#trend-summary")).to_have_text(
+        "JobsFailed from aws, sum per 5 min: 3 points in 1 series (fab1), 4 in all"
+    )
+    expect(page.locator("#trend-graph .scatterlayer .trace")).to_have_count(1)
+    assert page.errors == [], page.errors
+
+
+def test_without_trend_sources_the_view_says_so(page, stack):
+    """The seeded stack's gateways have a filesystem source at most."""
     page.goto(stack.dashboard + "/trends")
     expect(page.locator("#page .notice")).to_contain_text("No source of this gateway keeps")
     expect(page.locator("#nav-trends")).to_be_visible()
     page.goto(stack.central_dashboard + "/trends")
-    expect(page.locator("#page .notice")).to_contain_text("read from one site's gateway")
-    expect(page.locator("#nav-trends")).to_have_count(0)
+    expect(page.locator("#page .notice")).to_contain_text("No site's gateway keeps")
+    expect(page.locator("#nav-trends")).to_be_visible()
     assert page.errors == [], page.errors

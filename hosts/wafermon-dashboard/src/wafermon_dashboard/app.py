@@ -7,7 +7,7 @@
 | `/job/<id>`  | one job: subjob Gantt, duration / CPU / memory (``views.detail``) |
 | `/history`   | unified events with a source picker (``views.history``)    |
 | `/sites`     | multi-site comparison, central only (``views.sites``)      |
-| `/trends`    | metric trends of a trend source, gateway only (``views.trends``) |
+| `/trends`    | metric trends of a trend source (``views.trends``)         |
 | `/alerts`    | firing alerts first, history, silences (``views.alerts``)  |
 | `/monitors`  | expected jobs: state, last and next run, recent runs (``views.monitors``) |
 | `/health`    | gateway/central and sidecar health, metrics (``views.health``) |
@@ -34,7 +34,7 @@ from .views import alerts, detail, health, history, jobs, live, monitors, sites,
 NAV = [("/", "Live"), ("/alerts", "Alerts"), ("/monitors", "Monitors"), ("/jobs", "Jobs"),
        ("/history", "History"), ("/trends", "Trends"), ("/sites", "Sites"),
        ("/health", "Health")]  # fmt: skip
-CENTRAL_ONLY, GATEWAY_ONLY = {"/sites"}, {"/trends"}
+CENTRAL_ONLY = {"/sites"}
 SITES_TTL = 30.0
 
 
@@ -65,8 +65,7 @@ class Context:
 def _header(ctx: Context) -> html.Header:
     mode = "central" if ctx.api.central else "gateway"
     links = [dcc.Link(label, href=href, className="nav-link", id=f"nav-{label.lower()}")
-             for href, label in NAV
-             if href not in (GATEWAY_ONLY if ctx.api.central else CENTRAL_ONLY)]  # fmt: skip
+             for href, label in NAV if href not in CENTRAL_ONLY or ctx.api.central]  # fmt: skip
     return html.Header(
         [
             html.Div([html.Span("wafermon", className="brand"),

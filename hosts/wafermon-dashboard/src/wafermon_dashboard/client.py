@@ -141,12 +141,23 @@ class Api:
         return self._get("/v1/data/unified", params)
 
     def trend_sources(self) -> dict[str, Any]:
-        """The gateway's sources that answer trends: name -> {metrics: {name: unit}, stats}."""
-        return self._get("/v1/trends/sources")["sources"]
+        """The sources that answer trends: name -> {metrics: {name: unit}, stats}. On central
+        the name is ``site/source`` for every site that has some (site names hold no ``/``)."""
+        body = self._get("/v1/trends/sources")
+        if not self.central:
+            return body["sources"]
+        return {
+            f"{site}/{name}": source
+            for site, info in body["sites"].items()
+            for name, source in (info.get("sources") or {}).items()
+        }
 
-    def trends(self, **params: Any) -> dict[str, Any]:
+    def trends(self, source: str, **params: Any) -> dict[str, Any]:
         """``/v1/trends``: one metric of one source per period (``series`` of points)."""
-        return self._get("/v1/trends", params)
+        if self.central:
+            site, _, source = source.partition("/")
+            params["site"] = site
+        return self._get("/v1/trends", {**params, "source": source})
 
     def health(self) -> dict[str, Any]:
         """``/v1/healthz`` (its 503 answer is a health report too)."""

@@ -1,9 +1,9 @@
-"""Metric trends of a gateway's trend sources (a cloudwatch source: GetMetricData).
+"""Metric trends of the trend sources (a cloudwatch source: GetMetricData).
 
-The gateway says which sources keep metrics (``/v1/trends/sources``); the view charts one
-metric of one of them over a window, as the site's total or one line per application, read
-from ``/v1/trends`` (the gateway bounds the points). A central host has no trend route, so in
-central mode the view says to open a site's dashboard.
+The gateway says which sources keep metrics (``/v1/trends/sources``; central lists every
+site's, named ``site/source``); the view charts one metric of one of them over a window, as
+the site's total or one line per application, read from ``/v1/trends`` (the gateway bounds the
+points; central passes the request to the site's gateway).
 """
 
 from __future__ import annotations
@@ -23,17 +23,14 @@ PREFERRED = "JobsFailed"
 
 
 def layout(ctx: Any, query: dict[str, str]) -> html.Div:
-    if ctx.api.central:
-        return html.Div([html.H2("Trends"), note(
-            "Trends are read from one site's gateway: start the dashboard with --gateway URL."
-        )])  # fmt: skip
     try:
         offered = ctx.api.trend_sources()
     except ApiError as exc:
         return html.Div([html.H2("Trends"), error_box(str(exc))])
     if not offered:
+        where = "site's gateway" if ctx.api.central else "source of this gateway"
         return html.Div([html.H2("Trends"), note(
-            "No source of this gateway keeps metric trends; a cloudwatch source does "
+            f"No {where} keeps metric trends; a cloudwatch source does "
             "(docs/backends/cloudwatch.md)."
         )])  # fmt: skip
     source = query.get("source") if query.get("source") in offered else next(iter(offered))
