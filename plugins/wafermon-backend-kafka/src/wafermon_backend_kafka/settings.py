@@ -6,6 +6,7 @@ Credentials are ``Secret``: they go into the client and nowhere else (no log, no
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import ssl
@@ -120,7 +121,24 @@ async def ensure_topics(settings: ConnectionSettings, topics: list[str]) -> None
             new = [NewTopic(t, settings.partitions, settings.replication_factor) for t in missing]
             with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                 await admin.create_topics(new)
+            await _leaders_elected(admin, sorted(missing), settings.request_timeout)
     except KafkaError as exc:
         raise RetryableError(f"cannot create topics {sorted(topics)}: {describe(exc)}") from exc
     finally:
         await admin.close()
+
+
+async def _leaders_elected(admin: AIOKafkaAdminClient, topics: list[str], timeout: float) -> None:
+    """Wait (up to ``timeout``) until every partition of new topics has a leader, so the first
+    sends do not bounce off NotLeaderForPartition while the controller elects them."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics(topics)
+        if all(
+            t["error_code"] == 0
+            and t["partitions"]
+            and all(p["leader"] >= 0 for p in t["partitions"])
+            for t in described
+        ):
+            return
+        await asyncio.sleep(0.1)
