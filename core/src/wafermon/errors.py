@@ -8,6 +8,7 @@ which say whether trying again can help. Nothing here may hold a secret value in
 from __future__ import annotations
 
 import difflib
+import random
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -89,6 +90,28 @@ class RetryableError(EmitterError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def retry_delay(
+    attempt: int,
+    *,
+    base_s: float,
+    max_s: float,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait before retry number ``attempt`` (1 for the first retry).
+
+    Exponential backoff with full jitter (uniform from 0 to ``base_s * 2**(attempt-1)``, capped
+    at ``max_s``): of the usual jitter schemes it spreads many clients retrying against one
+    recovering server best. Never less than a ``retry_after`` the other side asked for (itself
+    capped at ``max_s``). The router and the Python SDK both wait this long.
+    """
+    cap = min(max_s, base_s * 2 ** max(0, attempt - 1))
+    delay = (rng or random).uniform(0, cap)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, max_s))
+    return delay
 
 
 class PermanentError(EmitterError):

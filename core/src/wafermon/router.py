@@ -7,8 +7,9 @@ acknowledged for a backend only after ``emit`` returned.
 
 Failures:
 - RetryableError, a timeout, or any unexpected exception: retry the same batch with
-  exponential backoff and full jitter, forever (no silent give-up). After ``failure_threshold``
-  failures in a row the breaker opens: no calls for ``open_seconds``, then one half-open probe.
+  exponential backoff and full jitter (waiting at least a ``retry_after`` the backend asked
+  for), forever (no silent give-up). After ``failure_threshold`` failures in a row the breaker
+  opens: no calls for ``open_seconds``, then one half-open probe.
 - PermanentError: the events it names (or the whole batch) go to the backend's ``fallback``
   backend when it has one, else to a dead-letter file ``dead-letter/<backend>.jsonl`` with the
   reason; then the batch is acknowledged. Every such event is counted.
@@ -34,7 +35,6 @@ import contextlib
 import enum
 import logging
 import os
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -46,7 +46,7 @@ import orjson
 from .batch import EventBatch
 from .codec import to_json_dict
 from .config import describe
-from .errors import PermanentError, RetryableError
+from .errors import PermanentError, RetryableError, retry_delay
 from .events import Event
 from .interfaces import Emitter
 from .spool import Spool
@@ -83,10 +83,11 @@ class RetryPolicy:
     failure_threshold: int = 5
     open_seconds: float = 30.0
 
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (1, 2, ...): exponential backoff
-        capped at ``max_delay_s``, with full jitter so many retrying callers spread out."""
-        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1, 2, ...), see ``retry_delay``."""
+        return retry_delay(
+            attempt, base_s=self.base_delay_s, max_s=self.max_delay_s, retry_after=retry_after
+        )
 
 
 @attrs.define
@@ -285,7 +286,7 @@ class Router:
             except Exception as exc:  # noqa: BLE001 - every other failure is retried
                 attempt += 1
                 self._failed(state, exc)
-                await asyncio.sleep(self.policy.delay(attempt))
+                await asyncio.sleep(self.policy.delay(attempt, getattr(exc, "retry_after", None)))
                 continue
             self._succeeded(state)
             state.delivered_events += len(events)

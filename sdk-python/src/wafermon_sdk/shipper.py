@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from wafermon.errors import retry_delay
 from wafermon.spool import SpoolFull
 
 from . import spooling, wire
@@ -378,11 +379,13 @@ class Shipper:
         return True
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        cap = min(self.settings.retry_max_delay, self.settings.retry_base_delay * 2**attempt)
-        delay = self._random.uniform(cap / 2, cap)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.settings.retry_max_delay))
-        return delay
+        return retry_delay(
+            attempt + 1,
+            base_s=self.settings.retry_base_delay,
+            max_s=self.settings.retry_max_delay,
+            retry_after=retry_after,
+            rng=self._random,
+        )
 
     def _count_sent(self, state: SinkState, lines: Sequence[bytes], refusals: list) -> None:
         state.sent += len(lines) - len(refusals)
