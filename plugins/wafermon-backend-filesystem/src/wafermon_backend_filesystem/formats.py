@@ -73,6 +73,7 @@ _NUMBERS = frozenset(
     {"duration_s", "cpu_user_s", "cpu_system_s", "mem_max_mb", "progress", "source_pid"}
 )
 _NEEDS_QUOTES = re.compile(r'[,"]|^\s|\s$')
+_SPECIAL = re.compile(r'[,"\\\n\r]|^\s|\s$')  # what _text must escape or quote
 _FIELD = re.compile(r'(?:"((?:[^"]|"")*)"|([^,"]*))(,|$)')
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r"})
 _UNESCAPE = re.compile(r"\\(.)")
@@ -111,6 +112,8 @@ def encode(fmt: str, events: Sequence[Event], written: int) -> bytes:
 def _text(value: str | None) -> str:
     if value is None:
         return ""
+    if value and not _SPECIAL.search(value):  # most values: nothing to escape or quote
+        return value
     value = value.translate(_ESCAPES)
     if not value or _NEEDS_QUOTES.search(value):
         return '"' + value.replace('"', '""') + '"'
