@@ -269,6 +269,16 @@ def test_only_who_signs_in_with_an_admin_token_may_silence(page, alerting):
     page.locator("#login-submit").click()
     expect(page.locator("#alerts-firing-table button", has_text="Silence")).to_have_count(2)
     assert ADMIN not in page.content()
+    # the silence goes out with the signed-in admin's token (the dashboard's own is read-only)
+    row = page.locator("#alerts-firing-table tbody tr", has_text="etch: 1 of the last 5")
+    row.locator("button", has_text="Silence").click()
+    page.locator("#silence-author").fill("Grace")
+    page.locator("#silence-reason").fill("known flaky lot")
+    page.locator("#silence-submit").click()
+    expect(page.locator("#silence-done")).to_contain_text("by Grace: known flaky lot")
+    headers = {"Authorization": f"Bearer {READ}"}
+    [silence] = httpx.get(alerting["sgw"] + "/v1/silences", headers=headers).json()["silences"]
+    assert silence["matchers"]["rule"] == "etch-failures"
     cookie = next(c for c in page.context.cookies() if c["name"] == "wafermon_session")
     assert ADMIN not in cookie["value"]
     no_errors(page)
