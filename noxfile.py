@@ -349,4 +349,5 @@ def sdk_java(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks; writes bench-results.json (figures as ratios to same-run baselines)."""
     install_packages(session, *FOLDERS)
+    session.install("pytest>=8")  # wafermon.testing builds the load (bench/kafka_bench.py)
     session.run("python", "bench/run.py", "--out", "bench-results.json", *session.posargs)

@@ -10,13 +10,11 @@ import signal
 import subprocess
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -27,33 +25,12 @@ PLUGINS = {"WAFERMON_LOAD_PLUGINS": "hosts,sql,kafka"}
 
 
 def ndjson_events(count: int, *, jobs: int = 500, site_id: str = "fab1", tag: str = "") -> bytes:
-    """``count`` valid events as NDJSON over ``jobs`` jobs (so over every partition), ~600
-    bytes each, built from a template with orjson (no Event objects)."""
-    now = datetime.now(UTC) - timedelta(minutes=5)
-    run = tag or uuid.uuid4().hex[:8]
-    lines = []
-    for i in range(count):
-        event_id = str(uuid.uuid4())
-        event = {
-            "schema_version": 1,
-            "event_id": event_id,
-            "kind": "progress",
-            "time": (now + timedelta(microseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "site_id": site_id,
-            "app": {"name": "wafer-process", "version": "2.1.0"},
-            "entity": {
-                "type": "subjob",
-                "id": f"{run}-w{i}",
-                "parent_id": f"{run}-lot{i % jobs}",
-                "business_key": "LOT-12345",
-                "sub_key": f"wafer-{i % 25:02d}",
-            },
-            "metrics": {"duration_s": 1.5, "cpu_user_s": 1.2, "progress": (i % 100) / 100},
-            "metadata": {"tool": "etch-07", "recipe": "POLY-ETCH-3"},
-            "source": {"host": "node-17", "pid": 4242, "sdk": "python", "sdk_version": "0.1.0"},
-        }
-        lines.append(orjson.dumps(event))
-    return b"\n".join(lines) + b"\n"
+    """``count`` valid events as NDJSON over ``jobs`` jobs (so their keys cover every
+    partition), built without Event objects by wafermon.testing's ``ndjson_batch``."""
+    from wafermon.testing.events import ndjson_batch
+
+    prefix = tag or uuid.uuid4().hex[:8]
+    return ndjson_batch(count, prefix=prefix, jobs=jobs, site_id=site_id)
 
 
 def chunks(ndjson: bytes, size: int) -> list[bytes]:

@@ -94,11 +94,14 @@ def ndjson_batch(
     metadata: dict[str, Any] | None = None,
     entity_id: str | None = None,
     site_id: str = "fab1",
+    jobs: int = 1,
 ) -> bytes:
     """``count`` valid events as NDJSON, each with a fresh event_id, about 600 bytes each.
 
     Built from a template with orjson (no Event objects), so 100,000 events take a second.
-    Times are within the last minutes, inside the managed store's hot window.
+    Times are within the last minutes, inside the managed store's hot window. The events are
+    subjobs of ``jobs`` jobs (``<prefix>-lot``, or ``<prefix>-lot<n>`` when more than one), in
+    turn: many jobs spread over a stream's partitions, whose key is the job.
     """
     now = datetime.now(UTC) - timedelta(minutes=5)
     lines = []
@@ -114,7 +117,7 @@ def ndjson_batch(
             "entity": {
                 "type": "subjob",
                 "id": entity_id or f"{prefix}-{event_id[:18]}",
-                "parent_id": f"{prefix}-lot",
+                "parent_id": f"{prefix}-lot{i % jobs}" if jobs > 1 else f"{prefix}-lot",
                 "business_key": "LOT-12345",
                 "sub_key": f"wafer-{i % 25:02d}",
             },
