@@ -214,6 +214,7 @@ def main() -> None:
         suites.append("es_zabbix_bench")  # needs scripts/services start es zabbix
     if not args.skip_gateway and not args.skip_sidecar:
         suites.append("nats_bench")  # needs scripts/services start nats pg (sidecar, gateways)
+        suites.append("kafka_bench")  # needs scripts/services start kafka pg (sidecar, gateways)
     if not args.skip_gateway and not args.skip_sidecar:
         suites.insert(1, "sidecar_bench")
         suites.append("c_sdk_bench")  # needs cmake and the C SDK's build dependencies
