@@ -211,6 +211,8 @@ def main() -> None:
     if not args.skip_gateway:
         suites.append("notifier_bench")  # the webhook notifier into a local receiver
     if not args.skip_gateway:
+        suites.append("alerting_bench")  # engine cycle (1M events) and failure->notification
+    if not args.skip_gateway:
         suites.append("es_zabbix_bench")  # needs scripts/services start es zabbix
     if not args.skip_gateway and not args.skip_sidecar:
         suites.append("nats_bench")  # needs scripts/services start nats pg (sidecar, gateways)

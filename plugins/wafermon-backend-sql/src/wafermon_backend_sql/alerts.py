@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .dialects import writing
 from .schema import Key, UTCDateTime
+from .schema import entities as entities_table
 
 ALERT_SCHEMA = 1
 meta = sa.MetaData()
@@ -119,6 +120,29 @@ ALERT_COLUMNS = (
 )
 
 
+class Run(NamedTuple):
+    """The columns of a job or subjob the alert engine reads (``EntityState``'s names)."""
+
+    entity_id: str
+    site_id: str
+    app: str
+    business_key: str | None
+    parent_id: str | None
+    status: str
+    start_time: datetime
+    finished_at: datetime | None
+    updated_at: datetime
+    duration_s: float | None
+    mem_max_mb: float | None
+
+
+_RUN_TIMES = ("start_time", "finished_at", "updated_at")
+
+
+def _utc_text(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text + "+00:00")
+
+
 def _alert(row: Any) -> dict[str, Any]:
     out = {c: getattr(row, c) for c in ALERT_COLUMNS}
     out["labels"] = orjson.loads(row.labels)
@@ -142,6 +166,28 @@ class SqlAlertState:
     async def _read(self, stmt: Any) -> list[Any]:
         async with self._dialect.engine.connect() as conn:
             return list(await conn.execute(stmt))
+
+    async def runs(self, entity_type: str, since: datetime) -> list[Run]:
+        """Every job (or subjob) that started at or after ``since``: one indexed query of the
+        columns the engine reads. On SQLite the times are read as text and parsed here, which
+        is several times cheaper than the driver's datetime conversion."""
+        e = entities_table
+        sqlite = self._dialect.name == "sqlite"
+        columns = [
+            sa.type_coerce(e.c[name], sa.Text) if sqlite and name in _RUN_TIMES else e.c[name]
+            for name in Run._fields
+        ]
+        stmt = sa.select(*columns).where(
+            (e.c.entity_type == entity_type) & (e.c.start_time >= since)
+        )
+        rows = await self._read(stmt)
+        if not sqlite:
+            return [Run._make(row) for row in rows]
+        parse = _utc_text
+        return [
+            Run(a, b, c, d, e_, f, parse(g), parse(h), parse(i), j, k)
+            for a, b, c, d, e_, f, g, h, i, j, k in rows
+        ]
 
     # -- lease ------------------------------------------------------------------------------
 

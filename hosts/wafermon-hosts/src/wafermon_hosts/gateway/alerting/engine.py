@@ -326,6 +326,11 @@ class Engine:
         return candidates, results, stalled
 
     async def _entities(self, kind: str, since: datetime) -> list[EntityState]:
+        """Jobs or subjobs started since ``since``: through the alert state's narrow query
+        when it has one (the SQL store), else page by page through the store's API."""
+        narrow = getattr(self.state, "runs", None)
+        if narrow is not None:
+            return await narrow(kind, since)
         found: list[EntityState] = []
         cursor = None
         while True:
