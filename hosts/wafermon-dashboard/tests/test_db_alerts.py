@@ -105,13 +105,40 @@ def site_config(workdir, name: str, port: int, tokens: dict | None) -> str:
 @pytest.fixture(scope="module")
 def alerting(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("alerting")
-    ports = {n: free_port() for n in ("gw", "sgw", "dash", "sdash")}
+    ports = {n: free_port() for n in ("gw", "sgw", "dash", "sdash", "central", "cdash")}
     base = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
     open_site = site_config(workdir, "open", ports["gw"], None)
     tokens = {"read": [READ, ADMIN], "ingest": INGEST, "admin": ADMIN}
     secured_site = site_config(workdir, "secured", ports["sgw"], tokens)
+    central = write_yaml(
+        workdir / "central.yaml",
+        {
+            "site_id": "central",
+            "central": {
+                "listen": f"127.0.0.1:{ports['central']}",
+                "site_timeout": "1s",
+                "sites": [
+                    {"name": "fab1", "url": base["gw"]},
+                    {"name": "fab3", "url": f"http://127.0.0.1:{free_port()}"},
+                ],
+            },
+        },
+    )
     procs = Processes(workdir)
     try:
+        procs.start(
+            "central",
+            wafermon("central", "-c", str(central)),
+            base["central"],
+            base["central"] + "/v1/healthz",
+        )
+        procs.start(
+            "central-dashboard",
+            wafermon("dashboard", "--central", base["central"], "--listen",
+                     f"127.0.0.1:{ports['cdash']}", "--refresh", "1"),
+            base["cdash"],
+            base["cdash"] + "/healthz",
+        )  # fmt: skip
         procs.start(
             "gateway", wafermon("gateway", "-c", open_site), base["gw"], base["gw"] + "/v1/healthz"
         )
@@ -247,7 +274,7 @@ def test_live_view_badges_count_firing_alerts_per_site_and_app(page, alerting):
     expect(badge).to_have_count(1)
     expect(badge).to_have_text("fab1 · etch: 2")
     badge.click()
-    expect(page).to_have_url(re.compile(r"/alerts\?site_id=fab1&app=etch$"))
+    expect(page).to_have_url(re.compile(r"/alerts\?site=fab1&app=etch$"))
     expect(page.locator("#alerts-app")).to_have_value("etch")
     expect(page.locator("#alerts-firing-table tbody tr")).to_have_count(2)
     no_errors(page)
@@ -290,4 +317,24 @@ def test_a_gateway_without_alerting_shows_no_badges_and_says_so(page, stack):
     expect(page.locator("#live-alerts .alert-badge")).to_have_count(0)
     page.goto(stack.dashboard + "/alerts")
     expect(page.locator("#alerts-error")).to_contain_text("alerting is not enabled")
+    no_errors(page)
+
+
+def test_central_dashboard_shows_every_sites_alerts_and_no_silence_form(page, alerting):
+    merged = httpx.get(alerting["central"] + "/v1/alerts", params={"status": "firing"}).json()
+    assert merged["alerts"]
+    assert all(a["site"] == "fab1" for a in merged["alerts"])
+    page.goto(alerting["cdash"] + "/alerts")
+    rows = page.locator("#alerts-firing-table tbody tr")
+    expect(rows).to_have_count(len(merged["alerts"]))
+    expect(page.locator(".missing-sites")).to_contain_text("fab3")
+    expect(page.locator("#alerts-firing-table button")).to_have_count(0)  # writes go to a site
+    expect(page.locator("#alerts-history-table tbody tr")).to_have_count(1)
+    choose(page, "alerts-site", "fab1")
+    expect(rows).to_have_count(len(merged["alerts"]))
+    page.goto(alerting["cdash"] + "/")
+    badge = page.locator("#live-alerts .alert-badge")
+    expect(badge).to_have_text(f"fab1 · etch: {len(merged['alerts'])}")
+    page.goto(alerting["cdash"] + "/monitors")
+    expect(page.locator("#page .notice")).to_contain_text("Monitors belong to a site's gateway")
     no_errors(page)

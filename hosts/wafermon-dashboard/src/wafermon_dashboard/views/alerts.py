@@ -105,10 +105,10 @@ def matchers_of(alert: dict[str, Any]) -> dict[str, str]:
 
 
 def badge_counts(alerts: list[dict[str, Any]]) -> Counter:
-    """Firing alerts per (site, app), for the live view's badges."""
+    """Firing alerts per (site, app), for the live view's badges (central names the site)."""
     return Counter(
         (
-            a.get("site_id") or (a.get("labels") or {}).get("site_id") or "",
+            a.get("site") or a.get("site_id") or (a.get("labels") or {}).get("site_id") or "",
             (a.get("labels") or {}).get("app") or "",
         )
         for a in alerts
@@ -140,7 +140,7 @@ def layout(ctx: Any, query: dict[str, str]) -> html.Div:
                     ),
                     labelled(
                         "Site",
-                        dropdown("alerts-site", site_options, query.get("site_id", "")),
+                        dropdown("alerts-site", site_options, query.get("site", "")),
                         cls="" if ctx.api.central else "hidden",
                     ),
                     html.Span(id="alerts-updated", className="muted"),
@@ -207,7 +207,7 @@ def silence_panel() -> html.Div:
 def fetch(ctx: Any, status: str, severity: str, app_name: str, site: str) -> dict[str, Any]:
     params: dict[str, Any] = {"severity": severity or None, "app": (app_name or "").strip() or None}
     if ctx.api.central and site:
-        params["site_id"] = site
+        params["site"] = site  # central's configured site name
     out: dict[str, Any] = {"firing": [], "history": [], "notice": None}
     if status in ("all", "firing"):
         body = ctx.api.alerts(status="firing", limit=1000, **params)

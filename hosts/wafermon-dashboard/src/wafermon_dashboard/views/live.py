@@ -160,7 +160,7 @@ def register(app: Any, ctx: Any) -> None:
         Input("live-site", "value"),
     )
     def alert_badges(_ticks: int | None, site: str) -> Any:
-        params = {"site_id": site} if site and ctx.api.central else {}
+        params = {"site": site} if site and ctx.api.central else {}
         try:
             firing = ctx.api.alerts(status="firing", limit=1000, **params)["alerts"]
         except ApiError as exc:
@@ -173,7 +173,7 @@ def register(app: Any, ctx: Any) -> None:
         return [html.Span("Firing alerts", className="control-label")] + [
             dcc.Link(
                 f"{site_id or '?'} · {app_name or 'site'}: {n}",
-                href="/alerts?" + urlencode({"site_id": site_id, "app": app_name}),
+                href="/alerts?" + urlencode({"site": site_id, "app": app_name}),
                 className="alert-badge",
             )
             for (site_id, app_name), n in sorted(counts.items())
