@@ -130,9 +130,9 @@ class Client:
         Returns False when the event was dropped because the queue is full (counted in stats).
         """
         if isinstance(event, Event):
-            return self._put((wire.EVENT, event))
+            return self._enqueue(event)
         if isinstance(event, Mapping):
-            return self._put((wire.MAPPING, dict(event)))
+            return self._enqueue(dict(event))
         raise TypeError(f"expected a wafermon.Event or a mapping, got {type(event).__name__}")
 
     def emit_batch(self, events: Iterable[Event | Mapping[str, Any]]) -> int:
@@ -180,7 +180,12 @@ class Client:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _put(self, record: tuple) -> bool:
+    def enqueue_lifecycle(self, record: wire.Lifecycle) -> bool:
+        """Queue a lifecycle event of a job this code tracks itself (``Monitored`` does): the
+        wire JSON is made on the shipper thread. False when it was dropped (queue full)."""
+        return self._enqueue(record)
+
+    def _enqueue(self, record: wire.Lifecycle | Event | dict[str, Any]) -> bool:
         if self._closed:
             self._shipper._drop("the client is closed")
             return False

@@ -2,7 +2,7 @@
 
 It emits ``started`` on entry, ``progress`` on ``tick``, and ``finished`` or ``failed`` on exit
 (``failed`` carries the exception's type, message and traceback; the exception propagates).
-What the caller's thread does per event is small and bounded: read the clock, build a tuple,
+What the caller's thread does per event is small and bounded: read the clock, build a record,
 append it to the client's queue. Encoding, ids and network are the shipper thread's work.
 
 Resource figures, taken on entry and exit with one ``getrusage`` call each (about 1 µs):
@@ -217,7 +217,9 @@ class Monitored:
         self._active, self.status = True, "running"
         self._token = _current.set(self)
         _running[self.entity_id] = self
-        client._put((wire.LIFECYCLE, self._head, "started", _time_ns(), None, self._meta, None))
+        client.enqueue_lifecycle(
+            wire.Lifecycle(self._head, "started", _time_ns(), None, self._meta)
+        )
         self._ru0 = _getrusage(self._who)
         self._t0 = _perf_counter()
         return self
@@ -242,8 +244,8 @@ class Monitored:
                 self._meta = {**self._meta, **extra_meta}
         if progress is not None:
             metrics["progress"] = min(1.0, max(0.0, float(progress)))
-        self._client._put(  # type: ignore[union-attr]
-            (wire.LIFECYCLE, self._head, "progress", _time_ns(), metrics, self._meta, None)
+        self._client.enqueue_lifecycle(  # type: ignore[union-attr]
+            wire.Lifecycle(self._head, "progress", _time_ns(), metrics, self._meta)
         )
 
     def _finish(self, exc: BaseException | None) -> None:
@@ -271,8 +273,8 @@ class Monitored:
                 _current.set(None)
             self._token = None
         kind = self.status
-        self._client._put(  # type: ignore[union-attr]
-            (wire.LIFECYCLE, self._head, kind, _time_ns(), metrics, self._meta, error)
+        self._client.enqueue_lifecycle(  # type: ignore[union-attr]
+            wire.Lifecycle(self._head, kind, _time_ns(), metrics, self._meta, error)
         )
 
     @property

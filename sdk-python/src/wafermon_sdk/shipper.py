@@ -29,8 +29,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from wafermon import Event
 from wafermon.errors import retry_delay
 from wafermon.spool import SpoolFull
 
@@ -40,7 +41,18 @@ from .sinks import Sink, Unavailable, refused_lines
 
 log = logging.getLogger("wafermon_sdk")
 
-FLUSH = 3  # record kind of a flush marker (after wire's record kinds)
+#: What the caller's thread queues (see ``wire.encode``).
+Record = wire.Lifecycle | Event | dict[str, Any]
+
+
+class Flush(NamedTuple):
+    """A marker in the queue: ``flush()`` waits on ``done``; ``result`` gets whether all of
+    what was queued before it is delivered."""
+
+    done: threading.Event
+    result: list[bool]
+
+
 REPLAY_READ_BYTES = 1 << 20
 WARN_EVERY_S = 10.0
 #: Set by ``client``: closes every client. Registered as a multiprocessing finalizer whenever
@@ -145,7 +157,7 @@ class Shipper:
                     self.thread = thread
                     _register_process_end()
 
-    def put(self, record: tuple) -> bool:
+    def put(self, record: Record) -> bool:
         """Queue one record (the hot path); False if it was dropped (counted, logged)."""
         queue = self.queue
         size = len(queue)
@@ -158,7 +170,7 @@ class Shipper:
             return True
         return self._full(record)
 
-    def _full(self, record: tuple) -> bool:
+    def _full(self, record: Record) -> bool:
         self.ensure_started()
         self.wake.set()
         policy = self.settings.queue_full
@@ -209,7 +221,7 @@ class Shipper:
             return False
         done = threading.Event()
         result: list[bool] = []
-        self.queue.append((FLUSH, done, result))
+        self.queue.append(Flush(done, result))
         if closing:  # after the marker: the thread only stops once it has handled it
             self.stopping.set()
         self.wake.set()
@@ -265,13 +277,13 @@ class Shipper:
         queue, batch_size = self.queue, self.settings.batch_size
         while queue:
             record = queue.popleft()
-            if record[0] == FLUSH:
+            if type(record) is Flush:
                 if lines:
                     self._deliver(lines)
                     lines = []
                 self._replay(force=True)
-                record[2].append(not self._lagging_any())
-                record[1].set()
+                record.result.append(not self._lagging_any())
+                record.done.set()
                 continue
             self.popped += 1
             try:
@@ -294,9 +306,9 @@ class Shipper:
     def _release_flushes(self) -> None:
         while self.queue:
             record = self.queue.popleft()
-            if record[0] == FLUSH:
-                record[2].append(False)
-                record[1].set()
+            if type(record) is Flush:
+                record.result.append(False)
+                record.done.set()
 
     def _reject_record(self, why: str) -> None:
         with self._count_lock:
@@ -500,7 +512,7 @@ class Shipper:
     # -- figures --------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        pending = sum(1 for r in list(self.queue) if r[0] != FLUSH)
+        pending = sum(1 for r in list(self.queue) if type(r) is not Flush)
         sent = min((s.sent for s in self.states.values()), default=0)
         own = self.own
         return {

@@ -1,6 +1,6 @@
 """Turning what callers hand the SDK into wire events (NDJSON lines), off the caller's thread.
 
-The caller's thread only enqueues a tuple (see ``Lifecycle`` records in ``monitored``); the
+The caller's thread only enqueues a small record (a ``Lifecycle``, or an event it was given); the
 shipper thread calls ``encode`` here to make the event: an event_id, the time as RFC 3339,
 the entity, app and source parts validated once when the job started. The output is checked
 against the core's codec in the tests (``wafermon.decode_batch`` accepts every line), so the
@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -31,8 +31,18 @@ _OPTS = orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 ERROR_TYPE_MAX, ERROR_MESSAGE_MAX, ERROR_STACK_MAX = 256, 8192, 65536
 TRUNCATED_KEY = "wafermon_sdk_truncated"
 
-# Record kinds in the queue (first item of each tuple).
-LIFECYCLE, EVENT, MAPPING = 0, 1, 2
+
+class Lifecycle(NamedTuple):
+    """A job's or subjob's lifecycle event as the caller's thread queues it: only what changes
+    per event, next to the ``head`` built once per job; ``encode`` makes the wire JSON later,
+    on the shipper thread. The queue holds these, ``Event``s and wire-form dicts."""
+
+    head: Mapping[str, Any]  # ``head()``: site, app, entity, source
+    kind: str  # started | progress | finished | failed
+    time_ns: int  # time.time_ns() when it happened
+    metrics: Mapping[str, Any] | None = None
+    metadata: Mapping[str, Any] | None = None
+    error: Mapping[str, str] | None = None
 
 
 def _json_default(value: Any) -> str:
@@ -132,22 +142,21 @@ class Rejected(ValueError):
     """A record that cannot become a valid event; the message says why."""
 
 
-def encode(record: tuple) -> tuple[bytes, bool]:
+def encode(record: Lifecycle | Event | dict[str, Any]) -> tuple[bytes, bool]:
     """One queue record as an NDJSON line, and whether its metadata had to be cut."""
-    kind = record[0]
-    if kind == LIFECYCLE:
+    if type(record) is Lifecycle:
         return _lifecycle(record)
-    if kind == EVENT:
-        return encode_event(record[1]) + b"\n", False
+    if isinstance(record, Event):
+        return encode_event(record) + b"\n", False
     try:
-        event: Event = structure_event(record[1])
+        event: Event = structure_event(record)
     except ValueError as exc:
         raise Rejected(str(exc)) from None
     return encode_event(event) + b"\n", False
 
 
-def _lifecycle(record: tuple) -> tuple[bytes, bool]:
-    _, job_head, kind, time_ns, metrics, metadata, error = record
+def _lifecycle(record: Lifecycle) -> tuple[bytes, bool]:
+    job_head, kind, time_ns, metrics, metadata, error = record
     doc = {
         "event_id": new_id(),
         "kind": kind,
