@@ -12,7 +12,8 @@ bytes per call (decoded inside only if the backend needs objects).
   pre-encoded body of the same batch to the same receiver.
 - file_export_csv: events/s of the filesystem emitter with ``format: csv`` vs ``format:
   jsonl`` (same batches, fsync off so the figure is the format's own cost, not the disk's).
-Every figure is a ratio to the baseline measured in the same run.
+Every figure is a ratio to the baseline measured in the same run, the two sides' rounds
+interleaved so that load from others on a shared machine hits both alike.
 """
 
 from __future__ import annotations
@@ -36,18 +37,20 @@ from run import sample_events
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
-async def arate(
-    work: Callable[[], Awaitable[object]], items: int, seconds: float, rounds: int
-) -> float:
-    """Median items/s over ``rounds`` rounds of about ``seconds`` each."""
-    rates = []
+async def arates(
+    works: dict[str, Callable[[], Awaitable[object]]], items: int, seconds: float, rounds: int
+) -> dict[str, float]:
+    """Median items/s of each work over ``rounds`` rounds of about ``seconds`` each, the works'
+    rounds interleaved: a shared machine's slow moment hits every side alike."""
+    rates: dict[str, list[float]] = {name: [] for name in works}
     for _ in range(rounds):
-        done, began = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - began) < seconds or done == 0:
-            await work()
-            done += items
-        rates.append(done / elapsed)
-    return statistics.median(rates)
+        for name, work in works.items():
+            done, began = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - began) < seconds or done == 0:
+                await work()
+                done += items
+            rates[name].append(done / elapsed)
+    return {name: statistics.median(found) for name, found in rates.items()}
 
 
 async def cloudwatch_logs(seconds: float, rounds: int, batch_size: int) -> dict[str, object]:
@@ -75,9 +78,6 @@ async def cloudwatch_logs(seconds: float, rounds: int, batch_size: int) -> dict[
     await emitter.start()
     await emitter.emit(batch)  # creates the group and stream
     spooled = encode_ndjson(batch)
-    emitted = await arate(
-        lambda: emitter.emit(EventBatch.from_ndjson(spooled)), len(batch), seconds, rounds
-    )
     client = await emitter._clients.get("logs")
     request = {
         "logGroupName": f"/wafermon-bench-{tag}/fab1",
@@ -87,7 +87,16 @@ async def cloudwatch_logs(seconds: float, rounds: int, batch_size: int) -> dict[
             for e in batch
         ],
     }
-    bare = await arate(lambda: client.put_log_events(**request), len(batch), seconds, rounds)
+    found = await arates(
+        {
+            "emitter": lambda: emitter.emit(EventBatch.from_ndjson(spooled)),
+            "bare": lambda: client.put_log_events(**request),
+        },
+        len(batch),
+        seconds,
+        rounds,
+    )
+    emitted, bare = found["emitter"], found["bare"]
     await emitter.close()
     return {
         "what": f"CloudWatchEmitter (logs only) into moto_server, batches of {len(batch)}",
@@ -147,16 +156,20 @@ async def webhook(seconds: float, rounds: int, batch_size: int) -> dict[str, obj
         )
         await emitter.start()
         spooled = encode_ndjson(batch)
-        emitted = await arate(
-            lambda: emitter.emit(EventBatch.from_ndjson(spooled)), 1, seconds, rounds
-        )
-        await emitter.close()
         body = b'{"events":' + encode_array(batch) + b"}"
         headers = {"Content-Type": "application/json"}
         async with httpx.AsyncClient() as http:
-            bare = await arate(
-                lambda: http.post(url, content=body, headers=headers), 1, seconds, rounds
+            found = await arates(
+                {
+                    "emitter": lambda: emitter.emit(EventBatch.from_ndjson(spooled)),
+                    "bare": lambda: http.post(url, content=body, headers=headers),
+                },
+                1,
+                seconds,
+                rounds,
             )
+        await emitter.close()
+        emitted, bare = found["emitter"], found["bare"]
     return {
         "what": f"WebhookEmitter (signed JSON) into a local Starlette receiver, "
         f"{batch_size} events per batch",
@@ -172,10 +185,9 @@ async def file_export_csv(seconds: float, rounds: int, batch_size: int) -> dict[
 
     batch = sample_events(batch_size)
     spooled = encode_ndjson(batch)
-    rates = {}
     with tempfile.TemporaryDirectory(prefix="wafermon-bench-export-") as tmp:
-        for fmt in ("jsonl", "csv"):
-            emitter = FilesystemEmitter(
+        emitters = {
+            fmt: FilesystemEmitter(
                 "bench",
                 EmitterSettings(
                     root=Path(tmp) / fmt,
@@ -185,13 +197,20 @@ async def file_export_csv(seconds: float, rounds: int, batch_size: int) -> dict[
                     compress=False,
                 ),
             )
+            for fmt in ("jsonl", "csv")
+        }
+        for emitter in emitters.values():
             await emitter.start()
-            rates[fmt] = await arate(
-                lambda em=emitter: em.emit(EventBatch.from_ndjson(spooled)),
-                len(batch),
-                seconds,
-                rounds,
-            )
+        rates = await arates(
+            {
+                fmt: lambda em=emitter: em.emit(EventBatch.from_ndjson(spooled))
+                for fmt, emitter in emitters.items()
+            },
+            len(batch),
+            seconds,
+            rounds,
+        )
+        for emitter in emitters.values():
             await emitter.close()
     return {
         "what": f"filesystem emitter format csv vs jsonl, batches of {batch_size}, fsync off",
