@@ -67,3 +67,4 @@ def test_a_good_stream_entry_passes_gateway_check(tmp_path, kafka_config):
     assert result.returncode == 0, result.stdout + result.stderr
     result = check(tmp_path, text, "gateway", "--check", "--config")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "stream events (KafkaConsumer)" in result.stdout

@@ -14,7 +14,8 @@ def _load(config, plugins, listen: str | None) -> Loaded:
         create_app=lambda: create_app(gw),
         identity=f"site {gw.site_id}",
         serves=f"with store {gw.store.name} ({gw.store_type}), sources: "
-        + (", ".join(gw.sources) or "none"),
+        + (", ".join(gw.sources) or "none")
+        + "".join(f", stream {n} ({type(r.consumer).__name__})" for n, r in gw.streams.items()),
         served=SERVED_SCOPES,
         log_fields={"site_id": gw.site_id},
         on_stop=[gw.stream.close],
