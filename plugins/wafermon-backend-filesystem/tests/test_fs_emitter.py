@@ -161,8 +161,9 @@ async def test_start_truncates_a_file_without_any_newline(root):
     active = root / "fab1" / "2026-11-28" / "events.jsonl"
     active.parent.mkdir(parents=True)
     active.write_bytes(b"x" * 100_000)  # longer than the backwards scan's block
-    await started(root)
+    em = await started(root)
     assert active.read_bytes() == b""
+    await em.close()
 
 
 async def test_start_cleans_up_after_an_interrupted_rotation(root, make_event):
@@ -176,13 +177,14 @@ async def test_start_cleans_up_after_an_interrupted_rotation(root, make_event):
     (pdir / "events.20261128T110000000000Z.jsonl").write_bytes(encode_ndjson([b]))
     (pdir / "events.20261128T110000000000Z.jsonl.gz").write_bytes(gzip.compress(encode_ndjson([b])))
     (pdir / "events.jsonl").write_bytes(encode_ndjson([c]))
-    await started(root)
+    em = await started(root)
     assert sorted(p.name for p in pdir.iterdir()) == [
         "events.20261128T100000000000Z.jsonl.gz",
         "events.20261128T110000000000Z.jsonl.gz",
         "events.jsonl",
     ]
     assert read_all(pdir) == [a, b, c]
+    await em.close()
 
 
 async def test_concurrent_emits_do_not_interleave(emitter, adapter, make_event):
@@ -213,6 +215,7 @@ async def test_missing_root_is_not_recreated_by_emit(tmp_path, make_event):
     with pytest.raises(RetryableError, match="No such file or directory"):
         await em.emit([make_event()])
     assert not (await em.health()).ok
+    await em.close()
 
 
 async def test_disk_full_is_retryable_and_leaves_no_partial_line(

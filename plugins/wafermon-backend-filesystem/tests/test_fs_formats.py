@@ -100,7 +100,8 @@ async def test_csv_is_readable_by_a_spreadsheet_reader(root, t0):
     event = awkward(t0)
     await write_and_read(root, "csv", [event])
     [path] = (root / "fab1").glob("*/events.csv")
-    [row] = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    with path.open(newline="", encoding="utf-8") as file:
+        [row] = list(csv.DictReader(file))
     wire = to_json_dict(event)
     assert row["event_id"] == wire["event_id"]
     assert row["time"] == wire["time"]
@@ -120,8 +121,10 @@ async def test_a_torn_csv_row_is_cut_and_the_rest_reads(root, make_event):
     # A crash mid-write: half a row, no newline; the lock file stays "dirty".
     with active.open("ab") as file:
         file.write(formats.csv_row(make_event()).encode()[:40])
-    emitter._root_lock.close()  # the process died: its lock goes with it
+    emitter._root_lock.close()  # the process died: its lock and files go with it
     emitter._root_lock = None
+    for held in emitter._open.values():
+        held.file.close()
     emitter._open.clear()
     again = FilesystemEmitter("fs", EmitterSettings(root=root, format="csv"))
     await again.start()
