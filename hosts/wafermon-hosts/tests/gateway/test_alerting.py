@@ -23,6 +23,8 @@ from tests.helpers.alerting import (
     step,
 )
 from tests.helpers.sidecar import metric
+from wafermon import hookimpl
+from wafermon_hosts.gateway.alerting import AlertRule
 
 T = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -281,3 +283,70 @@ async def test_monitors_api_upsert_list_delete(setup, receiver):
         assert names["nightly-loader"]["source"] == "sdk"
         assert (await http.delete("/v1/monitors/nightly-loader")).status_code == 204
         assert (await http.delete("/v1/monitors/nightly-loader")).status_code == 404
+
+
+def test_config_errors_name_the_key(tmp_path, plugins):
+    import wafermon_backend_webhook.plugin
+
+    from wafermon import ConfigError
+    from wafermon.config import load_config
+    from wafermon_hosts.gateway.settings import build_gateway
+
+    plugins.register(wafermon_backend_webhook.plugin, "webhook")
+
+    def problems(**alerting) -> list[str]:
+        path = alerting_config(
+            tmp_path, "sqlite+aiosqlite:///x.db", "http://127.0.0.1:9", **alerting
+        )
+        with pytest.raises(ConfigError) as caught:
+            build_gateway(load_config(path), plugins)
+        return [str(p) for p in caught.value.problems]
+
+    found = problems(
+        monitors=[
+            {"name": "a", "app": "x", "schedule": {"cron": "0 25 * * *"}},
+            {"name": "b", "app": "x", "schedule": {"every": "1h", "timezone": "Mars/Base"}},
+            {"name": "c", "app": "x", "schedule": {"every": "1h"}, "graec": "5m"},
+        ]
+    )
+    assert any(p.startswith("gateway.alerting.monitors[0].schedule.cron") for p in found)
+    assert any(p.startswith("gateway.alerting.monitors[1].schedule.timezone") for p in found)
+    assert any("monitors[2].graec" in p and "grace" in p for p in found)
+    found = problems(notifiers=["hook", "pager"], rules=[{"name": "r", "type": "failure_rat"}])
+    assert any(p.startswith("gateway.alerting.notifiers[1]") and "pager" in p for p in found)
+    assert any(
+        p.startswith("gateway.alerting.rules[0].type") and "failure_rate" in p for p in found
+    )
+
+
+class SlowFridays:
+    """A plugin with a custom rule through the register_alert_rules hook."""
+
+    @hookimpl(optionalhook=True)
+    def register_alert_rules(self, register):
+        def too_many_running(ctx):
+            running = [j for j in ctx.runs() if j.status == "running"]
+            limit = ctx.spec.config.get("max", 2)
+            return {"site_id": "fab1"} if len(running) > limit else False
+
+        register(
+            AlertRule(
+                name="too-many-running",
+                condition=too_many_running,
+                severity="critical",
+                message_template="{rule}: more than the allowed jobs are running at {site_id}",
+                cooldown_minutes=30,
+            )
+        )
+
+
+async def test_custom_rule_from_a_plugin(tmp_path, sqlite_url, plugins, receiver):
+    plugins.register(SlowFridays(), "slow-fridays")
+    rule = {"name": "crowded", "type": "too-many-running", "config": {"max": 2}}
+    config = alerting_config(tmp_path, sqlite_url, receiver.url, rules=[rule])
+    async with alerting_gateway(plugins, config, T) as gw:
+        await post(gw, [event("started", T + i * MIN, job=f"r{i}") for i in range(3)])
+        await step(gw, to=T + 3 * MIN)
+        (fired,) = receiver.of("crowded", "firing")
+        assert fired["severity"] == "critical"
+        assert fired["description"] == "crowded: more than the allowed jobs are running at fab1"

@@ -320,9 +320,9 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - one bad custom rule must not stop others
                 log.warning("alert rule raised", rule=spec.name, error=describe(exc))
                 continue
-            severity = getattr(rule, "severity", None) if spec.type == spec.name else None
+            severity = spec.severity or getattr(rule, "severity", None) or "warning"
             for finding in findings:
-                self._add(candidates, spec.name, severity or spec.severity, finding, spec, rule)
+                self._add(candidates, spec.name, severity, finding, spec, rule)
         return candidates, results, stalled
 
     async def _entities(self, kind: str, since: datetime) -> list[EntityState]:

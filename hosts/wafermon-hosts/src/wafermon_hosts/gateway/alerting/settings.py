@@ -117,7 +117,8 @@ class RuleSpec:
 
     name: str = attrs.field(validator=_name)
     type: str
-    severity: str = attrs.field(default="warning", validator=_severity)
+    #: None: the custom rule's own severity, else warning
+    severity: str | None = attrs.field(default=None, validator=attrs.validators.optional(_severity))
     site_id: str | None = None
     app: str | None = None
     business_key: str | None = None
