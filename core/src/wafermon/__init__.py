@@ -61,7 +61,7 @@ from .interfaces import (  # noqa: E402
     TrendSeries,
     TrendSource,
 )
-from .pages import decode_cursor, encode_cursor, merge_pages, pack_cursor, unpack_cursor
+from .pages import decode_cursor, encode_cursor, merge_pages, pack_cursor, unpack_cursor  # noqa: E402
 
 
 def schema_path() -> Path:
@@ -116,15 +116,15 @@ __all__ = [
     "describe",
     "encode_array",
     "encode_cursor",
-    "merge_pages",
-    "pack_cursor",
-    "unpack_cursor",
     "encode_event",
     "encode_ndjson",
     "hookimpl",
+    "merge_pages",
     "ndjson_of",
+    "pack_cursor",
     "schema_path",
     "strip_credentials",
     "structure_event",
     "to_json_dict",
+    "unpack_cursor",
 ]
