@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from aiobotocore.session import get_session
-
 import wafermon_backend_cloudwatch.plugin
+from aiobotocore.session import get_session
+from wafermon_backend_cloudwatch.emitter import CloudWatchEmitter, CloudWatchSettings
+
 from wafermon import Event
 from wafermon.testing import EmitterContract, QueryAdapterContract, free_port
-from wafermon_backend_cloudwatch.emitter import CloudWatchEmitter, CloudWatchSettings
 
 
 @pytest.fixture
@@ -84,9 +84,7 @@ class TestCloudWatchAdapterContract(QueryAdapterContract):
         from wafermon import Secret
 
         secrets = {k: Secret(aws[k]) for k in ("access_key_id", "secret_access_key")}
-        emitter = CloudWatchEmitter(
-            "aws", CloudWatchSettings(**{**aws, **secrets}, metrics=False)
-        )
+        emitter = CloudWatchEmitter("aws", CloudWatchSettings(**{**aws, **secrets}, metrics=False))
         await emitter.start()
 
         async def write(events: list[Event]) -> None:
