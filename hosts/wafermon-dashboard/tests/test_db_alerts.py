@@ -316,7 +316,10 @@ def test_a_gateway_without_alerting_shows_no_badges_and_says_so(page, stack):
     expect(page.locator("#live-running")).to_have_text(re.compile(r"^\d+\+?$"))
     expect(page.locator("#live-alerts .alert-badge")).to_have_count(0)
     page.goto(stack.dashboard + "/alerts")
-    expect(page.locator("#alerts-error")).to_contain_text("alerting is not enabled")
+    expect(page.locator("#alerts-error .notice")).to_contain_text("alerting is not enabled")
+    expect(page.locator("#alerts-error .notice-error")).to_have_count(0)
+    page.goto(stack.dashboard + "/monitors")
+    expect(page.locator("#monitors-error .notice")).to_contain_text("gateway.alerting.enabled")
     no_errors(page)
 
 

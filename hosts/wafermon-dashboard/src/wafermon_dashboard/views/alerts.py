@@ -104,6 +104,13 @@ def matchers_of(alert: dict[str, Any]) -> dict[str, str]:
     return {k: str(labels[k]) for k in ordered if labels[k] not in (None, "")}
 
 
+def problem(exc: ApiError) -> html.Div:
+    """The error as the page shows it; alerting switched off is a note, not a failure."""
+    if "HTTP 409" in str(exc):
+        return note(f"Alerting is off here ({exc}); docs/alerting.md turns it on.")
+    return error_box(str(exc))
+
+
 def badge_counts(alerts: list[dict[str, Any]]) -> Counter:
     """Firing alerts per (site, app), for the live view's badges (central names the site)."""
     return Counter(
@@ -307,7 +314,7 @@ def register(app: Any, ctx: Any) -> None:
             found = fetch(ctx, status, severity, app_name, site)
             silences = [] if ctx.api.central else ctx.api.silences()
         except ApiError as exc:
-            return None, "", None, None, [], error_box(str(exc)), updated
+            return None, "", None, None, [], problem(exc), updated
         can_silence = not ctx.api.central and admin.can_silence(ctx)
         firing = found["firing"]
         return (

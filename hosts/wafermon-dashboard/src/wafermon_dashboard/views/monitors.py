@@ -11,7 +11,8 @@ from typing import Any
 from dash import Input, Output, dcc, html
 
 from ..client import ApiError, parse_time
-from ..ui import DASH, error_box, fmt_duration, fmt_time, note, now, table
+from ..ui import DASH, fmt_duration, fmt_time, note, now, table
+from .alerts import problem
 
 #: Monitor states, worst first: the table lists the monitors needing attention at the top.
 STATE_ORDER = ("failing", "overdue", "late", "unknown", "running", "waiting", "ok")
@@ -139,4 +140,4 @@ def register(app: Any, ctx: Any) -> None:
         try:
             return render(ctx.api.monitors()), None, updated
         except ApiError as exc:
-            return None, error_box(str(exc)), updated
+            return None, problem(exc), updated
