@@ -34,12 +34,14 @@ from .client import (
 )
 from .config import Settings, load_settings
 from .monitored import AppRef, Monitored, current
+from .monitors import MonitorError, upsert_monitor
 
 __version__ = SDK_VERSION
 
 __all__ = [
     "AppRef",
     "Client",
+    "MonitorError",
     "Monitored",
     "Settings",
     "SidecarEmitter",
@@ -57,4 +59,5 @@ __all__ = [
     "monitored",
     "monitored_lambda_handler",
     "stats",
+    "upsert_monitor",
 ]

@@ -176,6 +176,7 @@ class Engine:
         self.monitor_results: list[monitor_eval.MonitorResult] = []
         self._views_at = 0.0
         self._stalled: set[str] = set()
+        self._views_stale = False  # a monitor changed through this gateway's API
         self.run_loop = True  # tests drive cycle() themselves with a ManualClock
         self.needs_subjobs = any(r.type == "subjob_failure_ratio" for r in settings.rules)
 
@@ -214,6 +215,7 @@ class Engine:
 
     def wake(self) -> None:
         """Evaluate now (a monitor or silence changed through the API)."""
+        self._views_stale = True
         self._wake.set()
 
     def observe(self, events: Iterable[Event]) -> None:
@@ -608,7 +610,9 @@ class Engine:
         """The last cycle's monitor states; a gateway that is not the leader computes them
         (at most once per interval)."""
         fresh = time.monotonic() - self._views_at < self.settings.interval
-        if not (self.leader and self.monitor_results) and not fresh:
+        cached = (self.leader and self.monitor_results) or fresh
+        if self._views_stale or not cached:
+            self._views_stale = False
             now = self.clock.now()
             marks = await self.state.merge_watermarks([])
             _c, self.monitor_results, _s = await self.evaluate(now, marks)
