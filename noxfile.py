@@ -84,7 +84,7 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    install_packages(session, "hosts/wafermon-hosts")
+    install_packages(session, "hosts/wafermon-hosts", extra="otel")  # tracing imports otel
     session.install("mypy>=1.11", "types-PyYAML")
     session.run("mypy")
 
