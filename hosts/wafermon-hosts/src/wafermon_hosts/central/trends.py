@@ -70,7 +70,9 @@ async def sources(request: Request) -> Response:
 
 
 #: The gateway's own parameters but ``site`` (which is central's here: the gateway).
-_GATEWAY_PARAMETERS = [p for p in declared(_gateway_trends).parameters if p["name"] != "site"]
+_GATEWAY_OPERATION = declared(_gateway_trends)
+assert _GATEWAY_OPERATION is not None  # the gateway's handler is @operation-declared
+_GATEWAY_PARAMETERS = [p for p in _GATEWAY_OPERATION.parameters if p["name"] != "site"]
 
 
 @operation(

@@ -44,7 +44,7 @@ def default_period(start: datetime, end: datetime) -> int:
     return next((p for p in PERIODS if seconds / p <= DEFAULT_POINTS), PERIODS[-1])
 
 
-SOURCES_SCHEMA = {
+SOURCES_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["sources"],
     "properties": {

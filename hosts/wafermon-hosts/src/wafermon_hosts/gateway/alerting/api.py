@@ -11,7 +11,7 @@ import base64
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from starlette.requests import Request
@@ -387,7 +387,7 @@ ROUTES = [
 _BASES = ("/v1/alerts", "/v1/monitors", "/v1/silences")
 
 
-def scope_for(path: str, method: str) -> str | bool | None:
+def scope_for(path: str, method: str) -> str | Literal[False] | None:
     """The scope an alerting request needs (read or admin), None for a method the path does
     not serve (a 405 for everybody, like the OpenAPI document says), False for other paths."""
     base, slash, rest = path.partition("/v1/")[2].partition("/")
