@@ -1,7 +1,7 @@
 """Helpers shared by the SDK tests (a uniquely named module, imported as ``sdk_helpers``).
 
-- ``Proc``: a real ``wafermon gateway`` / ``wafermon sidecar`` process on a free port,
-  restartable on the same port, with its log in a file.
+- ``Proc`` (from wafermon.testing, the plugin authors' kit): a real ``wafermon gateway`` /
+  ``wafermon sidecar`` process on a free port, restartable on the same port, its log in a file.
 - ``stack``: a gateway on a SQLite store in a folder, and a sidecar whose only backend is
   ``{type: gateway, config: {url: <gateway>}}`` — the path the SDK's events travel in
   production; ``job_detail`` / ``wait_for_job`` read what arrived through GET /v1/jobs/{id}.
@@ -13,10 +13,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,86 +21,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import yaml
 
-WAFERMON = str(Path(sys.executable).parent / "wafermon")
+from wafermon.testing import FAST_RETRY, Proc, free_port, write_yaml
 
-#: The sidecar's router timings for tests: failures retried within milliseconds.
-FAST_RETRY = {
-    "timeout": "5s",
-    "base_delay": "10ms",
-    "max_delay": "200ms",
-    "failure_threshold": 3,
-    "open_seconds": "300ms",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_yaml(path: Path, config: dict) -> Path:
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-class Proc:
-    """``wafermon <host> --config FILE --listen 127.0.0.1:PORT``; ``start`` again reuses the port."""
-
-    def __init__(self, host: str, config: Path, log_dir: Path, port: int | None = None) -> None:
-        self.host = host
-        self.config = config
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_dir = log_dir
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-        self.log_path: Path | None = None
-
-    def start(self, timeout: float = 60.0) -> Proc:
-        self.starts += 1
-        self.log_path = self.log_dir / f"{self.host}-{self.port}-{self.starts}.log"
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    WAFERMON,
-                    self.host,
-                    "--config",
-                    str(self.config),
-                    "--listen",
-                    f"127.0.0.1:{self.port}",
-                    "--log-level",
-                    "warning",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"{self.host} exited with {self.proc.returncode}: {self.log()[-3000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/v1/healthz", timeout=2).status_code == 200:
-                    return self
-            if time.monotonic() > deadline:
-                pytest.fail(f"{self.host} did not answer /v1/healthz within {timeout}s")
-            time.sleep(0.05)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM and wait (the sidecar drains its spool first)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
+#: The hosts' logs at warning: the SDK tests read only what goes wrong.
+QUIET = ("--log-level", "warning")
 
 
 class Stack:
@@ -129,7 +50,7 @@ class Stack:
                 ],
             },
         )
-        self.gateway = Proc("gateway", gateway_config, folder)
+        self.gateway = Proc("gateway", gateway_config, log_dir=folder, args=QUIET, ready=(200,))
         self.sidecar_port = free_port()
         self.sidecar_url = f"http://127.0.0.1:{self.sidecar_port}"
         self._sidecar_config: Path | None = None
@@ -151,7 +72,9 @@ class Stack:
                 ],
             },
         )
-        self.sidecar = Proc("sidecar", config, self.folder, port=self.sidecar_port)
+        self.sidecar = Proc(
+            "sidecar", config, log_dir=self.folder, port=self.sidecar_port, args=QUIET, ready=(200,)
+        )
         return self
 
     def start_sidecar(self) -> Stack:
@@ -161,8 +84,8 @@ class Stack:
 
     def close(self) -> None:
         if self.sidecar is not None:
-            self.sidecar.kill()
-        self.gateway.kill()
+            self.sidecar.kill9()
+        self.gateway.kill9()
 
     # -- reading back through the gateway -------------------------------------------------------
 

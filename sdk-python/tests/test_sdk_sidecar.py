@@ -230,7 +230,7 @@ def test_a_full_sidecar_spool_503_is_retried_and_nothing_is_lost(tmp_path):
             },
         )
         stack.sidecar.config.write_text(yaml.safe_dump(config))
-        stack.gateway.kill()
+        stack.gateway.kill9()
         stack.start_sidecar()
         client = wafermon_sdk.Client(
             sidecar_url=stack.sidecar_url,

@@ -16,37 +16,36 @@ from wafermon import Event
 from wafermon.testing import EmitterContract, QueryAdapterContract, free_port
 
 
-@pytest.fixture
-def contract_config(es_config, prefix):
-    return {**es_config, "index_prefix": prefix}
+class ElasticsearchBackend:
+    """The node both suites use, under this test's index prefix; down, a closed port."""
 
-
-@pytest.fixture
-def down_es_config(es_config, prefix):
-    return {
-        **es_config,
-        "hosts": [f"https://127.0.0.1:{free_port()}"],
-        "index_prefix": prefix,
-        "request_timeout": "2s",
-    }
-
-
-class TestElasticsearchEmitterContract(EmitterContract):
     plugin = wafermon_backend_elasticsearch.plugin
     type_name = "elasticsearch"
-    idempotent = True
 
     @pytest.fixture
-    def config(self, contract_config):
-        return {**contract_config, "replicas": 0}
+    def config(self, es_config, prefix):
+        return {**es_config, "index_prefix": prefix}
 
     @pytest.fixture
-    def down_config(self, down_es_config):
-        return {**down_es_config, "replicas": 0}
+    def down_config(self, es_config, prefix):
+        return {
+            **es_config,
+            "hosts": [f"https://127.0.0.1:{free_port()}"],
+            "index_prefix": prefix,
+            "request_timeout": "2s",
+        }
 
     @pytest.fixture
     def secret_values(self, es_config):
         return [es_config["password"]]
+
+
+class TestElasticsearchEmitterContract(ElasticsearchBackend, EmitterContract):
+    idempotent = True
+
+    @pytest.fixture
+    def config(self, es_config, prefix):
+        return {**es_config, "index_prefix": prefix, "replicas": 0}
 
     @pytest.fixture
     def stored_ids(self, es, prefix):
@@ -56,22 +55,7 @@ class TestElasticsearchEmitterContract(EmitterContract):
         return read
 
 
-class TestElasticsearchAdapterContract(QueryAdapterContract):
-    plugin = wafermon_backend_elasticsearch.plugin
-    type_name = "elasticsearch"
-
-    @pytest.fixture
-    def config(self, contract_config):
-        return contract_config
-
-    @pytest.fixture
-    def down_config(self, down_es_config):
-        return down_es_config
-
-    @pytest.fixture
-    def secret_values(self, es_config):
-        return [es_config["password"]]
-
+class TestElasticsearchAdapterContract(ElasticsearchBackend, QueryAdapterContract):
     @pytest.fixture
     async def seed(self, make_emitter, es, prefix):
         emitter = await make_emitter()

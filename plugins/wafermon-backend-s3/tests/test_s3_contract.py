@@ -20,44 +20,34 @@ from wafermon.testing import EmitterContract, QueryAdapterContract, free_port
 from wafermon_backend_s3.emitter import EmitterSettings, S3Emitter
 
 
-@pytest.fixture
-def contract_config(s3_config, bucket_name):
-    return {**s3_config, "bucket": bucket_name}
+class S3Backend:
+    """The backend both suites use: a fresh bucket on SeaweedFS; down, a closed port."""
 
-
-@pytest.fixture
-def down_s3_config(s3_config):
-    return {
-        **s3_config,
-        "bucket": "nothing-here",
-        "endpoint_url": f"http://127.0.0.1:{free_port()}",
-        "max_attempts": 1,
-        "connect_timeout": "1s",
-        "read_timeout": "2s",
-    }
-
-
-@pytest.fixture
-def s3_secrets(s3_config):
-    return [s3_config["secret_access_key"]]
-
-
-class TestS3EmitterContract(EmitterContract):
     plugin = wafermon_backend_s3.plugin
     type_name = "s3"
+
+    @pytest.fixture
+    def config(self, s3_config, bucket_name):
+        return {**s3_config, "bucket": bucket_name}
+
+    @pytest.fixture
+    def down_config(self, s3_config):
+        return {
+            **s3_config,
+            "bucket": "nothing-here",
+            "endpoint_url": f"http://127.0.0.1:{free_port()}",
+            "max_attempts": 1,
+            "connect_timeout": "1s",
+            "read_timeout": "2s",
+        }
+
+    @pytest.fixture
+    def secret_values(self, s3_config):
+        return [s3_config["secret_access_key"]]
+
+
+class TestS3EmitterContract(S3Backend, EmitterContract):
     idempotent = False
-
-    @pytest.fixture
-    def config(self, contract_config):
-        return contract_config
-
-    @pytest.fixture
-    def down_config(self, down_s3_config):
-        return down_s3_config
-
-    @pytest.fixture
-    def secret_values(self, s3_secrets):
-        return s3_secrets
 
     @pytest.fixture
     def stored_ids(self, bucket):
@@ -72,22 +62,7 @@ class TestS3EmitterContract(EmitterContract):
         return read
 
 
-class TestS3AdapterContract(QueryAdapterContract):
-    plugin = wafermon_backend_s3.plugin
-    type_name = "s3"
-
-    @pytest.fixture
-    def config(self, contract_config):
-        return contract_config
-
-    @pytest.fixture
-    def down_config(self, down_s3_config):
-        return down_s3_config
-
-    @pytest.fixture
-    def secret_values(self, s3_secrets):
-        return s3_secrets
-
+class TestS3AdapterContract(S3Backend, QueryAdapterContract):
     @pytest.fixture
     async def seed(self, settings):
         emitter = S3Emitter("s3", settings(EmitterSettings))
