@@ -8,7 +8,6 @@ Event times are relative to now, inside the managed store's hot window.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -23,14 +22,9 @@ import yaml
 import wafermon_backend_filesystem.plugin
 import wafermon_backend_sql.plugin
 from tests.helpers.gateway import FlakySqlStore, TestComponents, running
-from wafermon import (
-    App,
-    Entity,
-    ErrorInfo,
-    Event,
-)
 from wafermon.config import load_config
 from wafermon.plugins import Plugins
+from wafermon.testing import EventFactory
 from wafermon_hosts.common.logs import configure_logging
 from wafermon_hosts.gateway import create_app
 from wafermon_hosts.gateway.app import load_gateway
@@ -38,47 +32,14 @@ from wafermon_hosts.gateway.app import load_gateway
 configure_logging("INFO", force=True)
 
 T0 = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
-_seq = itertools.count()
-
-
-def _make_event(
-    *,
-    time: datetime | None = None,
-    site_id: str = "fab1",
-    app: str = "etch",
-    kind: str = "started",
-    entity_type: str = "job",
-    entity_id: str | None = None,
-    parent_id: str | None = None,
-    business_key: str | None = None,
-    sub_key: str | None = None,
-    **overrides: Any,
-) -> Event:
-    """An event with sensible defaults; successive events are one second apart from T0."""
-    entity = Entity(
-        type=entity_type,
-        id=entity_id or f"j{next(_seq)}",
-        parent_id=parent_id or ("j0" if entity_type == "subjob" else None),
-        business_key=business_key,
-        sub_key=sub_key,
-    )
-    error = ErrorInfo(type="Boom", message="it broke") if kind == "failed" else None
-    return Event(
-        event_id=uuid.uuid4(),
-        kind=kind,
-        time=time or T0 + timedelta(seconds=next(_seq)),
-        site_id=site_id,
-        app=App(name=app),
-        entity=entity,
-        error=error,
-        **overrides,
-    )
+#: One factory for the session, as before: entity ids stay unique across tests.
+EVENTS = EventFactory(t0=T0)
 
 
 @pytest.fixture
-def make_event():
-    """The event factory: ``make_event(kind="failed", entity_id="lot-7", ...)``."""
-    return _make_event
+def make_event() -> EventFactory:
+    """The kit's event factory: ``make_event(kind="failed", entity_id="lot-7", ...)``."""
+    return EVENTS
 
 
 @pytest.fixture
