@@ -1,4 +1,5 @@
-"""The wafermon.testing emitter contract, run against the webhook backend and a real receiver.
+"""The wafermon.testing contracts, run against the webhook backend and notifier and a real
+receiver.
 
 The receiver (webhook_receiver.py) is a Starlette app on a real socket that checks each
 request's signature; "down" is a URL on a port nobody listens on. A webhook cannot take an
@@ -12,7 +13,7 @@ import pytest
 import wafermon_backend_webhook.plugin
 from webhook_receiver import SECRET
 
-from wafermon.testing import EmitterContract, free_port
+from wafermon.testing import EmitterContract, NotifierContract, free_port
 
 
 class TestWebhookEmitterContract(EmitterContract):
@@ -38,3 +39,29 @@ class TestWebhookEmitterContract(EmitterContract):
             return [e["event_id"] for r in receiver.accepted for e in r["body"]["events"]]
 
         return read
+
+
+class TestWebhookNotifierContract(NotifierContract):
+    """The ``webhook`` notifier: one signed POST of the alert per notify."""
+
+    plugin = wafermon_backend_webhook.plugin
+    type_name = "webhook"
+
+    @pytest.fixture
+    def config(self, receiver):
+        return {"url": f"{receiver.url}/hook", "secret": SECRET}
+
+    @pytest.fixture
+    def down_config(self):
+        return {"url": f"http://127.0.0.1:{free_port()}/hook", "timeout": "2s"}
+
+    @pytest.fixture
+    def secret_values(self, receiver):
+        return [SECRET, f"{receiver.url}/hook"]
+
+    @pytest.fixture
+    def delivered(self, receiver):
+        async def rules() -> list[str]:
+            return [r["body"]["rule"] for r in receiver.accepted]
+
+        return rules
