@@ -10,12 +10,11 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from cloudwatch_webhook_bench import arate, receiver
+from cloudwatch_webhook_bench import arates, receiver
 
 ALERTS = 100  # distinct alerts, sent round-robin
 
@@ -67,13 +66,9 @@ async def notifier_webhook(seconds: float, rounds: int) -> dict[str, object]:
         async def post() -> None:
             await http.post(url, content=bodies[next(turn) % ALERTS], headers=headers)
 
-        # Interleaved rounds: a shared machine's slow moment hits both sides alike.
-        sent, bare = [], []
-        for _ in range(rounds):
-            sent.append(await arate(notify, 1, seconds, 1))
-            bare.append(await arate(post, 1, seconds, 1))
+        found = await arates({"notify": notify, "bare": post}, 1, seconds, rounds)
         await notifier.close()
-    sent, bare = statistics.median(sent), statistics.median(bare)
+    sent, bare = found["notify"], found["bare"]
     return {
         "what": "webhook notifier (signed alert JSON, one POST per alert) into a local "
         "Starlette receiver",
