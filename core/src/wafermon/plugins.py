@@ -76,6 +76,15 @@ class PluginInfo:
     error: str | None = None
 
 
+@attrs.frozen
+class Transformed:
+    """A batch after the transform_events plugins."""
+
+    events: list[Event]
+    lines: list[bytes | None]  # each event's JSON as received; None where a plugin replaced it
+    dropped: list[int]  # positions in the input of the events a plugin dropped
+
+
 class Plugins:
     """A pluggy PluginManager plus what its plugins registered, by kind and type name."""
 
@@ -245,6 +254,21 @@ class Plugins:
             if result:  # pluggy leaves out a None answer
                 events = list(result[0])
         return events
+
+    def transform_lines(
+        self, events: list[Event], lines: list[bytes], *, host: str, site_id: str
+    ) -> Transformed:
+        """``transform_events`` over events decoded from ``lines`` (their wire JSON), keeping
+        each line with the event it came from so a host can pass on the bytes it received."""
+        out = self.transform_events(list(events), host=host, site_id=site_id)
+        line_of = {id(e): line for e, line in zip(events, lines, strict=True)}
+        kept = {e.event_id for e in out}
+        # Identity is sound: every input event stays alive in ``events`` meanwhile.
+        return Transformed(
+            events=out,
+            lines=[line_of.get(id(e)) for e in out],
+            dropped=[i for i, e in enumerate(events) if e.event_id not in kept],
+        )
 
     def _implementations(self, hook_name: str) -> list[HookImpl]:
         """The plugins' implementations of a hook, without hook wrappers."""

@@ -12,7 +12,6 @@ Events are validated once by the fast decoder and stored with the JSON text they
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -22,25 +21,10 @@ from starlette.responses import Response
 from wafermon import Event, PermanentError, Problem
 from wafermon.wire import WireBatch
 
-from ..common.errors import JSONResponse
+from ..common.errors import DROPPED, JSONResponse, event_result
 from ..common.limits import ingest_body
 from ..common.openapi import EVENTS_BODY, error, json_content, operation, ref
 from .openapi import STORE_DOWN
-
-DROPPED = "dropped by a transform_events plugin"
-
-
-def _result(
-    index: int, event_id: Any, status: str, errors: Sequence[Problem] = ()
-) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "index": index,
-        "event_id": None if event_id is None else str(event_id),
-        "status": status,
-    }
-    if errors:
-        result["errors"] = [{"path": p.path, "message": p.message} for p in errors]
-    return result
 
 
 @operation(
@@ -81,33 +65,32 @@ async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[d
     """Store a decoded batch: counts per outcome (accepted, duplicate, rejected) and one
     result per event not accepted, in input order. HTTP ingest and the stream consumers
     (gateway.streams) both store through here. ApiError 503 when the store is down."""
-    not_accepted = [_result(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected]
+    not_accepted = [
+        event_result(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected
+    ]
     # One copy per event_id goes on; later copies in the same batch are duplicates of it.
     first: dict[str, int] = {}
     unique: list[Event] = []
-    lines: dict[int, bytes] = {}  # id() of each decoded event -> its JSON text
+    bodies: list[bytes | None] = []  # each event's JSON text; None: the store encodes it
     for index, wire, line in zip(batch.indexes, batch.events, batch.lines, strict=True):
         if wire.event_id in first:
-            not_accepted.append(_result(index, wire.event_id, "duplicate"))
+            not_accepted.append(event_result(index, wire.event_id, "duplicate"))
             continue
         first[wire.event_id] = index
-        event = wire.to_event()
-        unique.append(event)
-        lines[id(event)] = line
+        unique.append(wire.to_event())
+        bodies.append(line)
     to_store = unique
     if gw.plugins.transforms_events:
-        transformed = gw.plugins.transform_events(unique, host="gateway", site_id=gw.site_id)
-        to_store = list({e.event_id: e for e in transformed}.values())
-    # An event a plugin replaced gets None: the store encodes it. Identity is sound here
-    # because every decoded event stays alive in ``unique`` meanwhile.
-    bodies = [lines.get(id(e)) for e in to_store]
+        out = gw.plugins.transform_lines(unique, bodies, host="gateway", site_id=gw.site_id)
+        once = {e.event_id: (e, line) for e, line in zip(out.events, out.lines, strict=True)}
+        to_store, bodies = [e for e, _ in once.values()], [line for _, line in once.values()]
 
     outcome = await _store(gw, to_store, bodies)
     dropped = ("rejected", [Problem("$", DROPPED)])
     for event_id, index in first.items():
         status, errors = outcome.get(UUID(event_id), dropped)
         if status != "accepted":
-            not_accepted.append(_result(index, event_id, status, errors))
+            not_accepted.append(event_result(index, event_id, status, errors))
     accepted = [e for e in to_store if outcome[e.event_id][0] == "accepted"]
     gw.stream.publish(accepted)
     if gw.alerting is not None:

@@ -14,7 +14,6 @@ No Event object is built here unless a plugin implements ``transform_events``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -23,24 +22,12 @@ from starlette.responses import Response
 from wafermon import EventBatch, Problem, encode_event
 from wafermon.wire import WireBatch
 
-from ..common.errors import ApiError, JSONResponse
+from ..common.errors import DROPPED, ApiError, JSONResponse, event_result
 from ..common.limits import ingest_body
 from ..common.openapi import EVENTS_BODY, error, json_content, operation, ref, retry_later
 from .runtime import RETRY_AFTER_S
 
-DROPPED = "dropped by a transform_events plugin"
 NOTHING_VALID = "no event in the body is valid; nothing was stored"
-
-
-def _result(
-    index: int, event_id: Any, status: str, errors: Sequence[Problem] = ()
-) -> dict[str, Any]:
-    return {
-        "index": index,
-        "event_id": None if event_id is None else str(event_id),
-        "status": status,
-        "errors": [{"path": p.path, "message": p.message} for p in errors],
-    }
 
 
 def _documented(operation_id: str, summary: str) -> Any:
@@ -92,7 +79,9 @@ async def ingest_batch(request: Request) -> Response:
 
 
 async def _spool(sc: Any, batch: WireBatch) -> Response:
-    not_accepted = [_result(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected]
+    not_accepted = [
+        event_result(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected
+    ]
     if sc.plugins.transforms_events:
         record, dropped = _transformed(sc, batch)
         not_accepted += dropped
@@ -122,14 +111,11 @@ def _transformed(sc: Any, batch: WireBatch) -> tuple[EventBatch, list[dict[str, 
     encoded anew.
     """
     decoded = [w.to_event() for w in batch.events]
-    out = sc.plugins.transform_events(list(decoded), host="sidecar", site_id=sc.site_id)
-    kept = {e.event_id for e in out}
-    line_of = {id(e): line for e, line in zip(decoded, batch.lines, strict=True)}
-    lines = [line_of.get(id(e)) or encode_event(e) for e in out]
+    out = sc.plugins.transform_lines(decoded, batch.lines, host="sidecar", site_id=sc.site_id)
+    lines = [line or encode_event(e) for e, line in zip(out.events, out.lines, strict=True)]
     dropped = [
-        _result(index, event.event_id, "rejected", [Problem("$", DROPPED)])
-        for index, event in zip(batch.indexes, decoded, strict=True)
-        if event.event_id not in kept
+        event_result(batch.indexes[i], decoded[i].event_id, "rejected", [Problem("$", DROPPED)])
+        for i in out.dropped
     ]
-    record = EventBatch(ndjson=b"".join(line + b"\n" for line in lines), events=list(out))
+    record = EventBatch(ndjson=b"".join(line + b"\n" for line in lines), events=out.events)
     return record, dropped
