@@ -350,3 +350,24 @@ async def test_custom_rule_from_a_plugin(tmp_path, sqlite_url, plugins, receiver
         (fired,) = receiver.of("crowded", "firing")
         assert fired["severity"] == "critical"
         assert fired["description"] == "crowded: more than the allowed jobs are running at fab1"
+
+
+async def test_store_down_is_one_alert_sent_directly_then_resolved(setup, receiver):
+    async with setup() as gw:
+        engine = gw.alerting
+        working = engine.state.merge_watermarks
+
+        async def down(_seen):
+            raise ConnectionRefusedError("database 127.0.0.1:5432 refused the connection")
+
+        engine.state.merge_watermarks = down  # the store's database goes away
+        for _ in range(5):
+            assert await engine.run_cycle() is False
+        await engine.settle()
+        (alert,) = receiver.of("store_unreachable")
+        assert alert["status"] == "firing"
+        assert "refused" in alert["summary"]
+        engine.state.merge_watermarks = working
+        assert await engine.run_cycle() is True
+        await engine.settle()
+        assert [a["status"] for a in receiver.of("store_unreachable")] == ["firing", "resolved"]

@@ -54,6 +54,8 @@ MONITOR_RULES = {
     "failing": "monitor_failing",
 }
 PAGE = 1000
+#: Failed cycles in a row after which the store counts as unreachable.
+STORE_DOWN_CYCLES = 3
 
 
 _OUTCOMES = frozenset((Kind.STARTED, Kind.FINISHED, Kind.FAILED))
@@ -177,6 +179,8 @@ class Engine:
         self._views_at = 0.0
         self._stalled: set[str] = set()
         self._views_stale = False  # a monitor changed through this gateway's API
+        self._failed_cycles = 0
+        self._store_alert: Alert | None = None
         self.run_loop = True  # tests drive cycle() themselves with a ManualClock
         self.needs_subjobs = any(r.type == "subjob_failure_ratio" for r in settings.rules)
 
@@ -233,16 +237,7 @@ class Engine:
 
     async def _loop(self) -> None:
         while True:
-            started = time.monotonic()
-            try:
-                await self.cycle()
-                self.metrics.cycles.labels("ok").inc()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the next cycle tries again
-                self.metrics.cycles.labels("failed").inc()
-                log.warning("alert cycle failed", error=describe(exc))
-            self.metrics.cycle_seconds.observe(time.monotonic() - started)
+            await self.run_cycle()
             wait = self.settings.interval
             due = self._next_flush()
             if due is not None:
@@ -252,6 +247,58 @@ class Engine:
                     await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(0.05)  # let a burst of ingests land in one cycle
+
+    async def run_cycle(self) -> bool:
+        """One cycle as the loop runs it: failures are logged, counted and, when the store
+        stays down, alerted (see ``_store_down``); True if it succeeded."""
+        started = time.monotonic()
+        try:
+            await self.cycle()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next cycle tries again
+            self.metrics.cycles.labels("failed").inc()
+            log.warning("alert cycle failed", error=describe(exc))
+            await self._store_down(describe(exc))
+            return False
+        finally:
+            self.metrics.cycle_seconds.observe(time.monotonic() - started)
+        self.metrics.cycles.labels("ok").inc()
+        await self._store_back()
+        return True
+
+    # -- the store itself down ---------------------------------------------------------------
+
+    async def _store_down(self, reason: str) -> None:
+        """After STORE_DOWN_CYCLES failed cycles in a row, send ONE ``store_unreachable``
+        alert straight to the default route. It cannot be kept in the store that is down:
+        it is not in the history, and each gateway of a shared store sends its own."""
+        self._failed_cycles += 1
+        if self._failed_cycles != STORE_DOWN_CYCLES:
+            return
+        labels = {"site_id": self.site_id, "source": "managed"}
+        now = self.clock.now()
+        self._store_alert = Alert(
+            rule="store_unreachable",
+            severity="critical",
+            summary=f"the managed store is unreachable: {reason}",
+            site_id=self.site_id,
+            time=now,
+            fingerprint=fingerprint("store_unreachable", labels),
+            labels=labels,
+            starts_at=now,
+        )
+        for name in self.settings.notifiers:
+            self._deliver(name, self._store_alert)
+
+    async def _store_back(self) -> None:
+        self._failed_cycles = 0
+        if self._store_alert is not None:
+            now = self.clock.now()
+            resolved = attrs.evolve(self._store_alert, status="resolved", ends_at=now, time=now)
+            self._store_alert = None
+            for name in self.settings.notifiers:
+                self._deliver(name, resolved)
 
     # -- one cycle --------------------------------------------------------------------------
 
