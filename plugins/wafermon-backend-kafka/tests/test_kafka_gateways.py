@@ -188,3 +188,40 @@ async def test_poison_messages_are_dead_lettered_and_do_not_block(
     where = [dict(r.headers)[DEAD_LETTER_WHERE_HEADER].decode() for r in records]
     assert len({w.split("@")[0] for w in where}) == 1  # one partition, offsets in order
     assert [int(w.split("@")[1]) for w in where] == [0, 1, 2]
+
+
+async def test_store_down_nothing_committed_until_it_is_back(
+    tmp_path, pg, stream, kafka_config, bootstrap
+):
+    """PostgreSQL refusing connections mid-run: the gateway commits nothing meanwhile (the
+    group's lag stays), then stores every event once when the database is back."""
+    import asyncpg
+
+    topic = kafka_config["topic"]
+    base, name = pg.rsplit("/", 1)
+    emitter = KafkaEmitter("k", EmitterSettings(**kafka_config))
+    await emitter.start()
+    with processes() as procs:
+        gw = Proc("gateway", gateway_site(tmp_path / "gw.yaml", pg, stream), log_dir=tmp_path,
+                  env=PLUGINS)  # fmt: skip
+        procs.append(gw.start())
+        await send_all(emitter, chunks(ndjson_events(200, jobs=20), 100))
+        assert await wait_stored(pg, 200, timeout=60) == (200, 200)
+        assert await wait_lag_zero(bootstrap, topic) == 0
+        admin = await asyncpg.connect(f"{base}/postgres")
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            await send_all(emitter, chunks(ndjson_events(1000, jobs=50), 100))
+            await asyncio.sleep(8)  # several fetch/store attempts
+            assert await group_lag(bootstrap, "gateways", topic) > 0  # nothing committed
+            health = httpx.get(f"{gw.url}/v1/healthz", timeout=10)
+            assert health.status_code == 503  # the store is down
+        finally:
+            await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+            await admin.close()
+        assert await wait_stored(pg, 1200, timeout=120) == (1200, 1200)
+        assert await wait_lag_zero(bootstrap, topic) == 0
+    await emitter.close()
