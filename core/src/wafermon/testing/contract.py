@@ -35,8 +35,8 @@ settings are structured (and checked) exactly as in production. What every test 
   backend is down, before start and after close; a down backend's ``emit`` raises
   ``RetryableError`` (the router retries it), and ``close`` never raises;
 - **settings**: an unknown key, a missing required key and a wrongly typed value are each
-  reported naming the key path (``backends[0].config.<key>``) and line; no secret of the
-  config appears in the message.
+  reported naming the key path (``backends[0].config.<key>``; an unknown key with its line);
+  no secret of the config appears in the message.
 """
 
 from __future__ import annotations
