@@ -371,3 +371,27 @@ async def test_store_down_is_one_alert_sent_directly_then_resolved(setup, receiv
         assert await engine.run_cycle() is True
         await engine.settle()
         assert [a["status"] for a in receiver.of("store_unreachable")] == ["firing", "resolved"]
+
+
+async def test_grouping_wait_interval_and_a_flap_never_sent(setup, receiver):
+    rule = {"name": "any-failure", "type": "failure_rate", "failures": 1, "of_last": 1}
+    async with setup(rules=[rule], group_wait="5m", group_interval="2m") as gw:
+        # A flap: fails and recovers within group_wait -> nothing is ever sent for it.
+        await post(gw, run(T, job="f0", ok=False, app="flappy"))
+        await step(gw, to=T + 6 * MIN)
+        await post(gw, run(T + 7 * MIN, job="f1", ok=True, app="flappy"))
+        await step(gw, to=T + 12 * MIN)
+        await step(gw, to=T + 20 * MIN)
+        assert receiver.alerts == []
+        # A real failure waits group_wait, then goes out.
+        await post(gw, run(T + 20 * MIN, job="e0", ok=False, app="etl"))
+        await step(gw, to=T + 25 * MIN)
+        assert receiver.alerts == []
+        await step(gw, to=T + 31 * MIN)
+        assert [a["labels"]["app"] for a in receiver.alerts] == ["etl"]
+        # Another alert of the same group (rule, site_id) waits for group_interval (2m).
+        await post(gw, run(T + 27 * MIN, job="l0", ok=False, app="load"))  # fails at +32
+        await step(gw, to=T + 32 * MIN)
+        assert [a["labels"]["app"] for a in receiver.alerts] == ["etl"]
+        await step(gw, to=T + 34 * MIN)
+        assert [a["labels"]["app"] for a in receiver.alerts] == ["etl", "load"]

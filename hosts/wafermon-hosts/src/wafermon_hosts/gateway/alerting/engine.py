@@ -567,13 +567,17 @@ class Engine:
             if due is None or due > now:
                 continue
             pending, group["pending"] = group["pending"], {}
-            group["flushed_at"] = now
+            sent_firing = False
             for alert, c in pending.values():
                 if await self.state.claim_notification(
                     alert["fingerprint"], alert["seq"], alert["last_notified_at"], now
                 ):
+                    sent_firing = sent_firing or alert["status"] == "firing"
                     for name in c.notifiers:
                         self._deliver(name, self._alert(alert, now))
+            # A group that sent nothing firing (a flap resolved within group_wait, or only
+            # resolutions) starts over: its next alert waits group_wait, as a new group would.
+            group["flushed_at"] = now if sent_firing else None
 
     def _alert(self, row: dict[str, Any], now: datetime) -> Alert:
         base = self.settings.url
