@@ -42,7 +42,7 @@ from wafermon.store import EntityQuery, EntityState
 from ...common.logs import get_logger
 from . import monitors as monitor_eval
 from .rules import Finding, RuleContext
-from .settings import AlertingSettings, MonitorSpec
+from .settings import AlertingSettings, MonitorSpec, RuleSpec
 
 log = get_logger("wafermon_hosts.gateway.alerting")
 
@@ -173,7 +173,7 @@ class Engine:
         self._seen: dict[str, datetime] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._deliveries: set[asyncio.Task[None]] = set()
+        self._deliveries: set[asyncio.Task[bool]] = set()
         self._groups: dict[tuple, dict[str, Any]] = {}
         self.monitor_results: list[monitor_eval.MonitorResult] = []
         self._views_at = 0.0
@@ -238,7 +238,7 @@ class Engine:
     async def _loop(self) -> None:
         while True:
             await self.run_cycle()
-            wait = self.settings.interval
+            wait: float = self.settings.interval
             due = self._next_flush()
             if due is not None:
                 wait = max(0.05, min(wait, (due - self.clock.now()).total_seconds()))
@@ -406,7 +406,14 @@ class Engine:
                     specs.append((spec_from_json(data), source))
         return specs
 
-    async def _monitors(self, jobs, times, stalled, active, candidates):
+    async def _monitors(
+        self,
+        jobs: list[EntityState],
+        times: dict[str, datetime],
+        stalled: set[str],
+        active: dict[str, Any],
+        candidates: dict[str, Candidate],
+    ) -> list[monitor_eval.MonitorResult]:
         by_app: dict[str, list[EntityState]] = {}
         for job in jobs:
             by_app.setdefault(job.app, []).append(job)
@@ -424,7 +431,7 @@ class Engine:
                 site,
                 runs,
                 times.get(site, self.clock.now()),
-                self.origin,
+                self.origin or self.clock.now(),
                 stalled=site in stalled,
                 failing_active=failing_fp in active,
             )
@@ -433,7 +440,15 @@ class Engine:
                 self._add(candidates, MONITOR_RULES[kind], spec.severity, finding, spec)
         return results
 
-    def _add(self, candidates, rule, severity, finding, spec, custom=None) -> None:
+    def _add(
+        self,
+        candidates: dict[str, Candidate],
+        rule: str,
+        severity: str,
+        finding: Finding,
+        spec: Any,
+        custom: Any = None,
+    ) -> None:
         labels = {k: str(v) for k, v in finding.labels.items()}
         fp = fingerprint(rule, labels)
         values = {**labels, **finding.figures, "rule": rule}
@@ -465,7 +480,9 @@ class Engine:
 
     # -- lifecycle: transitions -------------------------------------------------------------
 
-    async def _transition(self, now: datetime, candidates: dict[str, Candidate], stalled) -> None:
+    async def _transition(
+        self, now: datetime, candidates: dict[str, Candidate], stalled: set[str]
+    ) -> None:
         active = await self.state.active_alerts()
         silences = [s for s in await self.state.silences() if s["starts_at"] <= now < s["ends_at"]]
         for fp, c in candidates.items():
@@ -517,6 +534,7 @@ class Engine:
         self.metrics.firing.set(sum(1 for fp in candidates))
 
     def _route_of(self, alert: dict[str, Any]) -> Candidate:
+        spec: RuleSpec | MonitorSpec | None
         spec = next((r for r in self.settings.rules if r.name == alert["rule"]), None)
         if spec is None and "monitor" in alert["labels"]:
             spec = next(
@@ -647,7 +665,9 @@ class Engine:
             )
             return False
 
-    async def _record(self, alert: Alert, seq: int, name: str, attempt: int, ok: bool, error):
+    async def _record(
+        self, alert: Alert, seq: int, name: str, attempt: int, ok: bool, error: str | None
+    ) -> None:
         try:
             await self.state.record_attempt(
                 alert.fingerprint, seq, name, self.clock.now(), attempt, ok, error

@@ -94,8 +94,8 @@ def evaluate(
         if spec.max_runtime is not None and age > spec.max_runtime:
             state = "overdue"
             summary = f"monitor {spec.name}: {last.entity_id} running for {age:.0f}s"
-            figures = {"job_id": last.entity_id, "running_s": round(age)}
-            found.append(("overdue", Finding(dict(labels), figures, summary)))
+            overdue = {"job_id": last.entity_id, "running_s": round(age)}
+            found.append(("overdue", Finding(dict(labels), overdue, summary)))
     ended = [r for r in runs if r.status != "running"]
     streak_failed = streak_ok = 0
     for run in reversed(ended):

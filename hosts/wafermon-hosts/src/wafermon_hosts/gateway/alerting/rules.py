@@ -93,8 +93,8 @@ class AlertRule:
         return [f if isinstance(f, Finding) else Finding(labels=dict(f)) for f in found]
 
 
-def _window(ctx: RuleContext, site: str, seconds: float | None) -> datetime | None:
-    return None if seconds is None else ctx.time_of(site) - timedelta(seconds=seconds)
+def _window(ctx: RuleContext, site: str, seconds: float) -> datetime:
+    return ctx.time_of(site) - timedelta(seconds=seconds)
 
 
 def _by_app(runs: list[EntityState]) -> dict[tuple[str, str], list[EntityState]]:
@@ -164,18 +164,18 @@ def duration_regression(ctx: RuleContext) -> list[Finding]:
     ``history`` finished runs (at least 3 of them)."""
     spec, found = ctx.spec, []
     for (site, app), runs in _by_app(ctx.runs()).items():
-        done = [r for r in runs if r.status == "finished" and r.duration_s is not None]
+        done = [(r, r.duration_s) for r in runs if r.status == "finished" and r.duration_s]
         if len(done) < 4:
             continue
-        latest, before = done[-1], done[-1 - spec.history : -1]
-        median = statistics.median(r.duration_s for r in before)
-        if median > 0 and latest.duration_s >= spec.factor * median:
+        (latest, took), before = done[-1], done[-1 - spec.history : -1]
+        median = statistics.median(d for _r, d in before)
+        if median > 0 and took >= spec.factor * median:
             figures = {
-                "duration_s": latest.duration_s,
+                "duration_s": took,
                 "median_s": median,
                 "job_id": latest.entity_id,
             }
-            summary = f"{app}: {latest.duration_s:g}s against a median of {median:g}s"
+            summary = f"{app}: {took:g}s against a median of {median:g}s"
             found.append(Finding({"site_id": site, "app": app}, figures, summary))
     return found
 
