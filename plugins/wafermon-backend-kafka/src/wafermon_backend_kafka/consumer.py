@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import attrs
@@ -37,7 +36,7 @@ from wafermon import (
     describe,
 )
 
-from .settings import ConnectionSettings, ensure_topics
+from .settings import ConnectionSettings, ensure_topics, started
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +92,7 @@ class KafkaConsumer(StreamConsumer):
             session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=max(100, int(s.session_timeout * 1000 / 3)),
         )
-        try:
-            await consumer.start()
-        except KafkaError as exc:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-            raise RetryableError(f"cannot join group {s.group!r}: {describe(exc)}") from exc
-        self._consumer = consumer
+        self._consumer = await started(consumer, f"cannot join group {s.group!r}")
 
     def _ready(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -163,13 +156,7 @@ class KafkaConsumer(StreamConsumer):
                     enable_idempotence=True,
                     max_request_size=self.settings.max_partition_fetch_bytes + 64 * 1024,
                 )
-                try:
-                    await producer.start()
-                except KafkaError as exc:
-                    with contextlib.suppress(Exception):
-                        await producer.stop()
-                    raise RetryableError(f"cannot reach Kafka: {describe(exc)}") from exc
-                self._producer = producer
+                self._producer = await started(producer, "cannot reach Kafka")
             return self._producer
 
     async def lag(self) -> dict[str, int]:

@@ -40,7 +40,7 @@ from wafermon import (
     ndjson_of,
 )
 
-from .settings import ConnectionSettings, ensure_topics
+from .settings import ConnectionSettings, ensure_topics, started
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +141,7 @@ class KafkaEmitter(Emitter):
                     max_request_size=max(s.max_record_bytes + 64 * 1024, 1024 * 1024),
                     max_batch_size=256 * 1024,
                 )
-                try:
-                    await producer.start()
-                except KafkaError as exc:
-                    with contextlib.suppress(Exception):
-                        await producer.stop()
-                    raise RetryableError(f"cannot reach Kafka: {describe(exc)}") from exc
-                self._producer = producer
+                self._producer = await started(producer, "cannot reach Kafka")
             return self._producer
 
     async def _replace(self, producer: AIOKafkaProducer) -> None:

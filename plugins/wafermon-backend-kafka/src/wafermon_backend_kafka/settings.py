@@ -142,3 +142,15 @@ async def _leaders_elected(admin: AIOKafkaAdminClient, topics: list[str], timeou
         ):
             return
         await asyncio.sleep(0.1)
+
+
+async def started(client: Any, what: str) -> Any:
+    """``await client.start()`` for any aiokafka client; a cluster that cannot be reached is
+    RetryableError (naming ``what``), and the half-started client is stopped."""
+    try:
+        await client.start()
+    except KafkaError as exc:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        raise RetryableError(f"{what}: {describe(exc)}") from exc
+    return client
