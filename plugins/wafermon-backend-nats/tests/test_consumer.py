@@ -71,6 +71,17 @@ async def test_fetch_is_bounded_and_commit_acks(nats_url, names):
     assert ids == [str(e.event_id) for e in events]
 
 
+async def test_a_fetch_that_times_out_is_an_empty_batch_never_an_error(nats_url, names):
+    """The contract: a timeout is an empty batch, whichever TimeoutError nats-py raised."""
+    member = consumer(nats_url, names)
+    await member.start()
+    try:
+        for timeout in [0.001, 0.005, 0.01, 0.05] * 10:
+            assert len(await member.fetch(10, timeout=timeout)) == 0
+    finally:
+        await member.close()
+
+
 async def test_a_fetch_for_one_message(nats_url, names):
     await publish(nats_url, names, make_events(3))
     member = consumer(nats_url, names)

@@ -153,7 +153,9 @@ class NatsConsumer(StreamConsumer):
         if len(msgs) < max_messages:
             try:
                 got = await sub.fetch(max(2, max_messages - len(msgs)), timeout=timeout)
-            except nats.errors.TimeoutError:
+            except TimeoutError:
+                # nats.errors.TimeoutError, or asyncio's (the same class as TimeoutError):
+                # nats-py raises either, depending on where in its fetch the time ran out
                 got = []
             except (nats.errors.ConnectionClosedError, nats.errors.NoRespondersError) as exc:
                 await self._link.close()
