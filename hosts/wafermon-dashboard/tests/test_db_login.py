@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -81,7 +82,8 @@ def secured(tmp_path_factory) -> Iterator[dict]:
         for _ in range(900):  # up to 90 s on a busy machine
             assert dash.process.poll() is None, dash.log.read_text()[-3000:]
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(dashboard + "/healthz", verify=str(cert)).status_code == 200:
+                trust = ssl.create_default_context(cafile=str(cert))
+                if httpx.get(dashboard + "/healthz", verify=trust).status_code == 200:
                     break
             time.sleep(0.1)
         else:
@@ -135,7 +137,7 @@ def test_pages_redirect_to_the_login_and_a_read_token_signs_in(tls_page, secured
 
 def test_dash_requests_and_assets_need_a_session(secured):
     base, cert = secured["dashboard"], str(secured["cert"])
-    with httpx.Client(verify=cert) as http:
+    with httpx.Client(verify=ssl.create_default_context(cafile=cert)) as http:
         for path in ("/_dash-layout", "/_dash-dependencies", "/assets/style.css"):
             r = http.get(base + path)
             assert r.status_code in (302, 401), (path, r.status_code)
