@@ -35,11 +35,22 @@ def names() -> dict[str, str]:
 
 
 @pytest.fixture
-def private_nats(tmp_path):
-    server = NatsServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+def nats_server(tmp_path):
+    """``nats_server(config="")``: a private nats-server, started; stopped after the test
+    whatever happened (it may be stopped and started in between)."""
+    made: list[NatsServer] = []
+
+    def make(config: str = "") -> NatsServer:
+        root = tmp_path / f"nats-{len(made)}"
+        root.mkdir()
+        server = NatsServer(root, config)
+        made.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
 
 
 @pytest.fixture

@@ -169,9 +169,8 @@ async def test_poison_goes_to_the_dead_letter_subject_and_does_not_block(nats_ur
     assert dead.headers[DEAD_LETTER_WHERE_HEADER] == poison.where
 
 
-async def test_the_consumer_survives_a_server_restart(tmp_path, names):
-    server = NatsServer(tmp_path)
-    server.start()
+async def test_the_consumer_survives_a_server_restart(nats_server, tmp_path, names):
+    server = nats_server()
     member = consumer(server.url, names)
     try:
         await publish(server.url, names, make_events(10))

@@ -8,7 +8,7 @@ import logging
 import attrs
 import pytest
 from nats.js.api import StreamConfig
-from nats_helpers import NatsServer, held, make_events
+from nats_helpers import held, make_events
 
 from wafermon import (
     EventBatch,
@@ -127,9 +127,10 @@ async def test_in_flight_publishes_are_bounded(nats_url, names, raw):
     assert (await raw.stream_info(names["stream"])).state.messages == 2000
 
 
-async def test_server_down_is_retryable_and_nothing_is_lost_after_restart(tmp_path, names):
-    server = NatsServer(tmp_path)
-    server.start()
+async def test_server_down_is_retryable_and_nothing_is_lost_after_restart(
+    nats_server, tmp_path, names
+):
+    server = nats_server()
     em = emitter(server.url, names, ack_timeout=Seconds(3))
     try:
         await em.start()
@@ -167,9 +168,8 @@ async def test_start_fails_fast_when_the_server_is_down(names):
     await em.close()
 
 
-async def test_token_auth_and_the_token_never_shows(tmp_path, names, caplog):
-    server = NatsServer(tmp_path, 'authorization { token: "s3cret-token-value" }\n')
-    server.start()
+async def test_token_auth_and_the_token_never_shows(nats_server, tmp_path, names, caplog):
+    server = nats_server('authorization { token: "s3cret-token-value" }\n')
     caplog.set_level(logging.DEBUG)
     try:
         wrong = emitter(server.url, names, token=Secret("not-the-token"))
@@ -188,9 +188,8 @@ async def test_token_auth_and_the_token_never_shows(tmp_path, names, caplog):
     assert "not-the-token" not in caplog.text
 
 
-async def test_user_password_auth(tmp_path, names):
-    server = NatsServer(tmp_path, "authorization { user: wm, password: pw-123456 }\n")
-    server.start()
+async def test_user_password_auth(nats_server, tmp_path, names):
+    server = nats_server("authorization { user: wm, password: pw-123456 }\n")
     try:
         em = emitter(server.url, names, user="wm", password=Secret("pw-123456"))
         await em.start()
@@ -204,9 +203,8 @@ async def test_user_password_auth(tmp_path, names):
         server.stop()
 
 
-async def test_an_event_larger_than_max_payload_is_dead_lettered(tmp_path, names):
-    server = NatsServer(tmp_path, "max_payload: 2048\n")
-    server.start()
+async def test_an_event_larger_than_max_payload_is_dead_lettered(nats_server, tmp_path, names):
+    server = nats_server("max_payload: 2048\n")
     events = make_events(3)
     events[1] = attrs.evolve(events[1], metadata={"blob": "x" * 4000})
     try:

@@ -16,7 +16,7 @@ import uuid
 import asyncpg
 import nats
 import pytest
-from nats_helpers import NatsServer, make_events
+from nats_helpers import make_events
 
 from wafermon import DEAD_LETTER_REASON_HEADER, Seconds
 from wafermon.testing import Proc, processes, wait_for, write_yaml
@@ -103,10 +103,9 @@ async def produce(url: str, names: dict, events, pause: float = 0.0) -> None:
         await emitter.close()
 
 
-async def test_three_gateways_a_kill_and_a_poison_message(tmp_path, pg, names):
+async def test_three_gateways_a_kill_and_a_poison_message(nats_server, tmp_path, pg, names):
     dsn, sa_url = pg
-    server = NatsServer(tmp_path)
-    server.start()
+    server = nats_server()
     events = make_events(EVENTS)
     with processes() as running:
         gateways = []
@@ -157,10 +156,9 @@ async def rows_at_least(dsn: str, n: int) -> bool:
         return False
 
 
-async def test_gateways_recover_from_a_nats_server_restart(tmp_path, pg, names):
+async def test_gateways_recover_from_a_nats_server_restart(nats_server, tmp_path, pg, names):
     dsn, sa_url = pg
-    server = NatsServer(tmp_path)
-    server.start()
+    server = nats_server()
     events = make_events(6_000)
     with processes() as running:
         for n in range(2):

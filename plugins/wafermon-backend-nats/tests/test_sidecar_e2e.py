@@ -9,7 +9,7 @@ import urllib.request
 
 import nats
 import orjson
-from nats_helpers import NatsServer, held, make_events
+from nats_helpers import held, make_events
 
 from wafermon import encode_ndjson
 from wafermon.testing import Proc, post_json, processes, sidecar_config, wait_for
@@ -24,9 +24,8 @@ async def stream_ids(url: str, stream: str) -> list[str]:
         await nc.close()
 
 
-async def test_sidecar_to_nats_through_an_outage_and_a_kill(tmp_path, names):
-    server = NatsServer(tmp_path)
-    server.start()
+async def test_sidecar_to_nats_through_an_outage_and_a_kill(nats_server, tmp_path, names):
+    server = nats_server()
     stream = names["stream"]
     backend = {
         "name": "queue",
