@@ -121,21 +121,31 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> int | None:
 def restart_broker(timeout: float = 120.0) -> float:
     """Stop the scripts/services broker (SIGTERM) and start it again on the same port and data;
     seconds it was away."""
-    pidfile = os.environ["WAFERMON_TEST_KAFKA_PIDFILE"]
-    pid = int(Path(pidfile).read_text())
+    started = time.monotonic()
+    stop_broker(timeout)
+    start_broker(timeout)
+    return time.monotonic() - started
+
+
+def stop_broker(timeout: float = 120.0) -> None:
+    """Stop the scripts/services broker (SIGTERM; SIGKILL after ``timeout``)."""
+    pid = int(Path(os.environ["WAFERMON_TEST_KAFKA_PIDFILE"]).read_text())
     started = time.monotonic()
     os.kill(pid, signal.SIGTERM)
     while _alive(pid):
         if time.monotonic() - started > timeout:
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
+
+
+def start_broker(timeout: float = 120.0) -> None:
+    """Start the scripts/services broker again on the same port and data."""
     subprocess.run(
         [str(REPO / "scripts" / "services"), "start", "kafka"],
         check=True,
         capture_output=True,
         timeout=timeout,
     )
-    return time.monotonic() - started
 
 
 def _alive(pid: int) -> bool:

@@ -159,10 +159,18 @@ class KafkaEmitter(Emitter):
         producer = await self._ready()
         futures: list[asyncio.Future] = []
         try:
-            for key, value in records:
-                headers = [("content-type", CONTENT_TYPE)]
-                futures.append(await producer.send(s.topic, value, key=key, headers=headers))
-            results = await asyncio.gather(*futures, return_exceptions=True)
+            # aiokafka's idempotent producer keeps retrying while the broker is away; the batch
+            # must fail (retryably) instead, so the router's backoff and breaker see it.
+            async with asyncio.timeout(s.request_timeout):
+                for key, value in records:
+                    headers = [("content-type", CONTENT_TYPE)]
+                    futures.append(await producer.send(s.topic, value, key=key, headers=headers))
+                results = await asyncio.gather(*futures, return_exceptions=True)
+        except TimeoutError:
+            await self._replace(producer)
+            raise RetryableError(
+                f"Kafka did not acknowledge the batch within {s.request_timeout:g}s"
+            ) from None
         except asyncio.CancelledError:
             # A timeout in the caller: the batch counts as not sent and comes again. Sends still
             # in flight may land too (repeats the store drops); the producer is replaced.
