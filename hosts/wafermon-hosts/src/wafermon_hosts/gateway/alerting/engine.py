@@ -56,6 +56,8 @@ MONITOR_RULES = {
 PAGE = 1000
 #: Failed cycles in a row after which the store counts as unreachable.
 STORE_DOWN_CYCLES = 3
+#: Seconds close() waits for the cycle in progress before cancelling it.
+CLOSE_WAIT_S = 10.0
 
 
 _OUTCOMES = frozenset((Kind.STARTED, Kind.FINISHED, Kind.FAILED))
@@ -182,6 +184,7 @@ class Engine:
         self._failed_cycles = 0
         self._store_alert: Alert | None = None
         self.run_loop = True  # tests drive cycle() themselves with a ManualClock
+        self._stopping = False
         self.needs_subjobs = any(r.type == "subjob_failure_ratio" for r in settings.rules)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -198,10 +201,17 @@ class Engine:
             self._task = asyncio.create_task(self._loop(), name="alert-engine")
 
     async def close(self) -> None:
+        """Stop after the cycle in progress (a cycle cancelled in the middle of a database
+        call would leave the driver's thread answering a closed loop), then the deliveries."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), CLOSE_WAIT_S)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
         for task in list(self._deliveries):
             task.cancel()
         await asyncio.gather(*self._deliveries, return_exceptions=True)
@@ -236,8 +246,10 @@ class Engine:
             self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             await self.run_cycle()
+            if self._stopping:
+                return
             wait: float = self.settings.interval
             due = self._next_flush()
             if due is not None:
@@ -246,7 +258,8 @@ class Engine:
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
-            await asyncio.sleep(0.05)  # let a burst of ingests land in one cycle
+            if not self._stopping:
+                await asyncio.sleep(0.05)  # let a burst of ingests land in one cycle
 
     async def run_cycle(self) -> bool:
         """One cycle as the loop runs it: failures are logged, counted and, when the store
