@@ -395,3 +395,15 @@ async def test_grouping_wait_interval_and_a_flap_never_sent(setup, receiver):
         assert [a["labels"]["app"] for a in receiver.alerts] == ["etl"]
         await step(gw, to=T + 34 * MIN)
         assert [a["labels"]["app"] for a in receiver.alerts] == ["etl", "load"]
+
+
+async def test_a_receivers_retry_after_is_honoured(setup, receiver):
+    rule = {"name": "any-failure", "type": "failure_rate", "failures": 1, "of_last": 1}
+    retry = {"attempts": 3, "initial": "50ms", "max": "5s"}
+    async with setup(rules=[rule], retry=retry) as gw:
+        receiver.fail_next, receiver.retry_after = 1, "1"
+        await post(gw, run(T, job="f1", ok=False))
+        await step(gw, to=T + 10 * MIN)
+        assert len(receiver.of("any-failure", "firing")) == 1
+        first, second = receiver.attempt_times
+        assert second - first >= 1.0  # not the 50 ms backoff: what the receiver asked for

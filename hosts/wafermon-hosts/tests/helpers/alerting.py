@@ -36,15 +36,19 @@ class Receiver:
         self.attempts = 0
         self.fail_next = 0
         self.down = False  # 503 until switched back
+        self.retry_after: str | None = None  # a Retry-After header on the 503s
+        self.attempt_times: list[float] = []
         self.url = ""
         self.arrived = asyncio.Event()
 
     async def hook(self, request: Request) -> Response:
         body = await request.body()
         self.attempts += 1
+        self.attempt_times.append(time.monotonic())
         if self.down or self.fail_next:
             self.fail_next = max(0, self.fail_next - 1)
-            return JSONResponse({"error": "down"}, status_code=503)
+            headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            return JSONResponse({"error": "down"}, status_code=503, headers=headers)
         self.alerts.append({"at": time.monotonic(), **orjson.loads(body)})
         self.arrived.set()
         return JSONResponse({"ok": True})

@@ -30,12 +30,13 @@ import attrs
 from prometheus_client import Counter, Gauge, Histogram
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_not_exception_type,
     stop_after_attempt,
-    wait_random_exponential,
 )
 
 from wafermon import Event, Kind, PermanentError, describe
+from wafermon.errors import retry_delay
 from wafermon.interfaces import Alert, Notifier
 from wafermon.store import EntityQuery, EntityState
 
@@ -649,7 +650,7 @@ class Engine:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(retry.attempts),
-                wait=wait_random_exponential(multiplier=retry.initial, max=retry.max),
+                wait=_backoff(retry.initial, retry.max),
                 retry=retry_if_not_exception_type(PermanentError),
                 reraise=True,
             ):
@@ -702,6 +703,18 @@ class Engine:
             _c, self.monitor_results, _s = await self.evaluate(now, marks)
             self._views_at = time.monotonic()
         return self.monitor_results
+
+
+def _backoff(base_s: float, max_s: float) -> Any:
+    """tenacity's wait: the core's ``retry_delay`` (the router's and the SDK's exponential
+    backoff with full jitter), never shorter than a ``retry_after`` the receiver asked for."""
+
+    def wait(state: RetryCallState) -> float:
+        failed = state.outcome.exception() if state.outcome is not None else None
+        asked = getattr(failed, "retry_after", None)
+        return retry_delay(state.attempt_number, base_s=base_s, max_s=max_s, retry_after=asked)
+
+    return wait
 
 
 class _Missing(dict):
