@@ -45,7 +45,7 @@ import asyncio
 import contextlib
 import typing
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType, NoneType, UnionType
@@ -66,7 +66,14 @@ from .events import EventFactory
 try:  # the testing extra installs it; without it async fixtures work only in auto mode
     from pytest_asyncio import fixture as async_fixture
 except ImportError:  # pragma: no cover - pytest plugin import must not fail
-    async_fixture = pytest.fixture
+    async_fixture = pytest.fixture  # type: ignore[assignment]  # the same decorator use
+
+#: The fixtures' shapes, as the test methods receive them.
+Config = dict[str, Any]
+SiteFile = Callable[[Config], Path]
+Build = Callable[..., Awaitable[Any]]  # await build(config, *, start=True) -> a component
+Ids = Callable[[], Awaitable[list[str]]]  # stored_ids / delivered
+Seed = Callable[[list[Event]], Awaitable[None]]
 
 SECTIONS = {"emitter": "backends", "query_adapter": "sources", "notifier": "notifiers"}
 #: Value types a config writes as a YAML scalar: a mapping in their place must be refused.
@@ -155,7 +162,7 @@ class _ComponentContract:
         return plugins
 
     @async_fixture
-    async def build(self, site_file, registered):
+    async def build(self, site_file: SiteFile, registered: Plugins) -> AsyncIterator[Build]:
         """``await build(config, start=True)``: a component built as a host builds it; closed
         after the test."""
         made: list[Component] = []
@@ -175,7 +182,7 @@ class _ComponentContract:
             with contextlib.suppress(Exception):
                 await component.close()
 
-    def build_errors(self, site_file, registered, config: dict[str, Any]) -> ConfigError:
+    def build_errors(self, site_file: SiteFile, registered: Plugins, config: Config) -> ConfigError:
         path = site_file(config)
         try:
             loaded = load_config(path)
@@ -193,7 +200,7 @@ class _ComponentContract:
 
     # -- the tests every kind runs ----------------------------------------------------------------
 
-    def test_the_plugin_registers_the_type(self, registered):
+    def test_the_plugin_registers_the_type(self, registered: Plugins) -> None:
         provided = registered.types(self.kind).get(self.type_name)
         assert provided is not None, f"the plugin registers no {self.kind} {self.type_name!r}"
         assert issubclass(provided.cls, COMPONENT_KINDS[self.kind][1])
@@ -201,7 +208,9 @@ class _ComponentContract:
         assert info.error is None, info.error
 
     @pytest.mark.asyncio
-    async def test_health_never_raises_even_when_the_backend_is_down(self, build, down_config):
+    async def test_health_never_raises_even_when_the_backend_is_down(
+        self, build: Build, down_config: Config
+    ) -> None:
         component = await build(down_config, start=False)
         await self.bounded_health(component)  # before start
         try:
@@ -221,20 +230,22 @@ class _ComponentContract:
         """What the kind's work call does while the backend is down (overridden per kind)."""
 
     @pytest.mark.asyncio
-    async def test_health_is_ok_when_the_backend_is_up(self, build, config):
+    async def test_health_is_ok_when_the_backend_is_up(self, build: Build, config: Config) -> None:
         health = await self.bounded_health(await build(config))
         assert health.ok, health
 
     def test_an_unknown_setting_is_named_with_its_line(
-        self, site_file, registered, config, secret_values
-    ):
+        self, site_file: SiteFile, registered: Plugins, config: Config, secret_values: list[str]
+    ) -> None:
         error = self.build_errors(site_file, registered, {**config, "no_such_setting": 1})
         where = f"{SECTIONS[self.kind]}[0].config.no_such_setting"
         assert [p for p in error.problems if where in p.path and p.line], str(error)
         for secret in secret_values:
             assert secret not in str(error), "a secret value of the config is in the error"
 
-    def test_a_missing_required_setting_is_named(self, site_file, registered, config):
+    def test_a_missing_required_setting_is_named(
+        self, site_file: SiteFile, registered: Plugins, config: Config
+    ) -> None:
         settings_cls = registered.types(self.kind)[self.type_name].cls.Settings
         required = [f.name for f in attrs.fields(settings_cls) if f.default is attrs.NOTHING]
         for name in required:
@@ -244,7 +255,9 @@ class _ComponentContract:
             where = f"{SECTIONS[self.kind]}[0].config.{name}"
             assert [p for p in error.problems if p.path == where], (name, str(error))
 
-    def test_a_wrongly_typed_setting_is_named(self, site_file, registered, config, secret_values):
+    def test_a_wrongly_typed_setting_is_named(
+        self, site_file: SiteFile, registered: Plugins, config: Config, secret_values: list[str]
+    ) -> None:
         settings_cls = registered.types(self.kind)[self.type_name].cls.Settings
         hints = typing.get_type_hints(settings_cls)
         scalars = [f.name for f in attrs.fields(settings_cls) if _scalar(hints[f.name])]
@@ -295,7 +308,9 @@ class EmitterContract(_ComponentContract):
             assert not twice, f"an idempotent backend stored events more than once: {twice}"
 
     @pytest.mark.asyncio
-    async def test_a_batch_is_stored(self, build, config, stored_ids, events):
+    async def test_a_batch_is_stored(
+        self, build: Build, config: Config, stored_ids: Ids, events: EventFactory
+    ) -> None:
         emitter: Emitter = await build(config)
         batch = self.batch(events)
         await emitter.emit(batch)
@@ -303,8 +318,8 @@ class EmitterContract(_ComponentContract):
 
     @pytest.mark.asyncio
     async def test_a_retried_batch_loses_nothing_and_is_stored_once_if_idempotent(
-        self, build, config, stored_ids, events
-    ):
+        self, build: Build, config: Config, stored_ids: Ids, events: EventFactory
+    ) -> None:
         emitter: Emitter = await build(config)
         first, second = self.batch(events), self.batch(events)
         await emitter.emit(first)
@@ -314,8 +329,8 @@ class EmitterContract(_ComponentContract):
 
     @pytest.mark.asyncio
     async def test_a_cancelled_emit_does_not_corrupt_later_ones(
-        self, build, config, stored_ids, events
-    ):
+        self, build: Build, config: Config, stored_ids: Ids, events: EventFactory
+    ) -> None:
         emitter: Emitter = await build(config)
         sent: list[Event] = []
         for point in CANCEL_POINTS:
@@ -370,7 +385,14 @@ class QueryAdapterContract(_ComponentContract):
         ]
 
     @pytest.mark.asyncio
-    async def test_health_is_ok_when_the_backend_is_up(self, build, config, seed, events):
+    async def test_health_is_ok_when_the_backend_is_up(  # type: ignore[override]
+        # pytest passes fixtures by name: a source needs seeded data to be up
+        self,
+        build: Build,
+        config: Config,
+        seed: Seed,
+        events: EventFactory,
+    ) -> None:
         await seed(self.seeded(events))  # "up" for a source: it holds data to read
         health = await self.bounded_health(await build(config))
         assert health.ok, health
@@ -387,7 +409,9 @@ class QueryAdapterContract(_ComponentContract):
             query = attrs.evolve(query, cursor=page.next_cursor)
 
     @pytest.mark.asyncio
-    async def test_pages_return_every_event_once_in_order(self, build, config, seed, events):
+    async def test_pages_return_every_event_once_in_order(
+        self, build: Build, config: Config, seed: Seed, events: EventFactory
+    ) -> None:
         stored = self.seeded(events)
         await seed(stored)
         await seed(stored)  # at-least-once delivery stored them twice; reads deduplicate
@@ -398,7 +422,9 @@ class QueryAdapterContract(_ComponentContract):
         ]
 
     @pytest.mark.asyncio
-    async def test_filters_agree_with_query_matches(self, build, config, seed, events):
+    async def test_filters_agree_with_query_matches(
+        self, build: Build, config: Config, seed: Seed, events: EventFactory
+    ) -> None:
         stored = self.seeded(events)
         await seed(stored)
         adapter: QueryAdapter = await build(config)
@@ -420,7 +446,9 @@ class QueryAdapterContract(_ComponentContract):
             assert [e.event_id for e in found] == [e.event_id for e in expected], query
 
     @pytest.mark.asyncio
-    async def test_a_malformed_cursor_names_the_cursor(self, build, config, seed, events):
+    async def test_a_malformed_cursor_names_the_cursor(
+        self, build: Build, config: Config, seed: Seed, events: EventFactory
+    ) -> None:
         await seed(self.seeded(events))
         adapter: QueryAdapter = await build(config)
         with pytest.raises((FieldValueError, InvalidInput)) as raised:
@@ -450,13 +478,17 @@ class NotifierContract(_ComponentContract):
                 await component.notify(self.alert("down"))
 
     @pytest.mark.asyncio
-    async def test_an_alert_is_delivered(self, build, config, delivered):
+    async def test_an_alert_is_delivered(
+        self, build: Build, config: Config, delivered: Ids
+    ) -> None:
         notifier: Notifier = await build(config)
         await notifier.notify(self.alert("first"))
         assert "first" in await delivered()
 
     @pytest.mark.asyncio
-    async def test_a_cancelled_notify_does_not_corrupt_later_ones(self, build, config, delivered):
+    async def test_a_cancelled_notify_does_not_corrupt_later_ones(
+        self, build: Build, config: Config, delivered: Ids
+    ) -> None:
         notifier: Notifier = await build(config)
         for n, point in enumerate(CANCEL_POINTS):
             task = asyncio.create_task(notifier.notify(self.alert(f"cancelled-{n}")))

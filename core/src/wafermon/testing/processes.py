@@ -51,7 +51,8 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def write_yaml(path: Path, config: dict[str, Any]) -> Path:
@@ -73,7 +74,8 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
     """The HTTP status of GET ``url``, or None when nothing answers."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
-            return answer.status
+            status: int = answer.status
+            return status
     except urllib.error.HTTPError as exc:
         return exc.code
     except (urllib.error.URLError, OSError):

@@ -22,6 +22,7 @@ import attrs
 from .. import encode_cursor, hookimpl
 from ..errors import EmitterError, PermanentError, RetryableError
 from ..events import Event
+from ..hookspecs import RegisterEmitter, RegisterNotifier, RegisterQueryAdapter
 from ..interfaces import Alert, Emitter, Health, Notifier, Query, QueryAdapter, QueryResult
 
 
@@ -176,13 +177,13 @@ class RecordingPlugin:
         self.type_name = type_name
 
     @hookimpl
-    def register_emitters(self, register):
+    def register_emitters(self, register: RegisterEmitter) -> None:
         register(self.type_name, RecordingEmitter)
 
     @hookimpl
-    def register_query_adapters(self, register):
+    def register_query_adapters(self, register: RegisterQueryAdapter) -> None:
         register(self.type_name, MemoryQueryAdapter)
 
     @hookimpl
-    def register_notifiers(self, register):
+    def register_notifiers(self, register: RegisterNotifier) -> None:
         register(self.type_name, RecordingNotifier)
