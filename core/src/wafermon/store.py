@@ -22,13 +22,16 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .errors import FieldValueError
 from .events import ENTITY_TYPES, ErrorInfo, Event, Kind
 from .interfaces import Emitter, QueryAdapter
+
+if TYPE_CHECKING:
+    from .wire import WireEvent
 
 KIND_RANK: dict[str, int] = {Kind.STARTED: 0, Kind.PROGRESS: 1, Kind.FINISHED: 2, Kind.FAILED: 2}
 STATUS_RANK = {"running": 0, "finished": 1, "failed": 2}
@@ -336,6 +339,15 @@ class ManagedStore(Emitter, QueryAdapter):
         where unknown, e.g. an event a transform replaced): a store that keeps the wire JSON
         stores it as it is instead of encoding the event again; any other store ignores it.
         """
+
+    async def ingest_wire(self, events: Sequence[WireEvent], lines: Sequence[bytes]) -> list[bool]:
+        """``ingest`` for events that passed the fast decoder, with the JSON text of each.
+
+        The gateway stores through here, so a store that can take its columns from the wire
+        events (the SQL store does) never builds an ``Event`` per event. This default builds
+        them and calls ``ingest``, so every store takes the call.
+        """
+        return await self.ingest([w.to_event() for w in events], bodies=lines)
 
     async def emit(self, batch: Sequence[Event]) -> None:
         await self.ingest(batch)
