@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from uuid import uuid4
 
 import attrs
 import orjson
@@ -104,6 +105,47 @@ def test_emit_sends_valid_events_and_reports_bad_ones(runner, site, valid):
     assert result.exit_code == 1  # one event was rejected
     assert "rejected <stdin> event 1: $.kind: must be one of" in result.output
     assert "mem: 1 events" in result.output
+    assert [str(e.event_id) for e in STORE] == [valid["event_id"]]
+
+
+def test_emit_names_each_bad_items_field_and_reason_and_sends_the_valid_ones(
+    runner, site, valid, monkeypatch
+):
+    """``wafermon emit`` applies the hosts' ingest rules (wafermon.ingest): rejected items by
+    index, field and reason, a repeated event_id sent once, events a transform drops named."""
+    second, dropped = dict(valid, event_id=str(uuid4())), dict(valid, event_id=str(uuid4()))
+    items = [
+        valid,
+        dict(valid, event_id=str(uuid4()), duration_s=-1, kind="finished"),
+        {"not": "an event"},
+        valid,  # the same event again: sent once
+        second,
+        dropped,
+    ]
+
+    class DropOne:
+        @hookimpl
+        def transform_events(self, events):
+            return [e for e in events if str(e.event_id) != dropped["event_id"]]
+
+    cli_module._plugins().register(DropOne(), "drop-one")
+    result = runner.invoke(cli_module.cli, ["emit", "-c", site], input=orjson.dumps(items))
+    assert result.exit_code == 1  # items were rejected
+    lines = result.output.splitlines()
+    assert any(line.startswith("rejected <stdin> event 1: $.duration_s:") for line in lines), (
+        result.output
+    )
+    assert any(line.startswith("rejected <stdin> event 2: $.") for line in lines), result.output
+    assert f"duplicate <stdin> event 3: a copy of an earlier {valid['event_id']}" in lines
+    assert "rejected <stdin> event 5: $: dropped by a transform_events plugin" in lines
+    assert "mem: 2 events" in lines
+    assert [str(e.event_id) for e in STORE] == [valid["event_id"], second["event_id"]]
+
+
+def test_emit_of_good_events_with_a_repeat_exits_0(runner, site, valid):
+    body = orjson.dumps(valid) + b"\n" + orjson.dumps(valid) + b"\n"
+    result = runner.invoke(cli_module.cli, ["emit", "-c", site], input=body)
+    assert result.exit_code == 0, result.output  # a duplicate is not an error
     assert [str(e.event_id) for e in STORE] == [valid["event_id"]]
 
 

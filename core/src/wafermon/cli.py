@@ -23,7 +23,7 @@ import click
 import yaml
 
 from . import __version__, schema_path
-from .codec import decode_batch, encode_ndjson
+from .codec import encode_ndjson
 from .config import (
     LoadedConfig,
     describe_settings,
@@ -32,9 +32,11 @@ from .config import (
     strip_credentials,
 )
 from .errors import BatchDecodeError, ConfigError, EmitterError, FieldValueError, PluginError
+from .ingest import admit
 from .interfaces import Emitter, Query, QueryAdapter
 from .plugins import Plugins
 from .spool import verify
+from .wire import read_batch
 
 _plugins = functools.cache(Plugins.discover)  # one discovery per process
 
@@ -220,6 +222,9 @@ def schema() -> None:
 def emit(config_file: str, inputs: tuple[Any, ...]) -> None:
     """Send events (JSON array, NDJSON or one object; files or stdin) to every enabled backend.
 
+    Each input is read as the sidecar and gateway read a body (``wafermon.wire``) and goes
+    through the same rules (``wafermon.ingest``): a bad item is reported with its index, the
+    field and the reason, a repeated event_id is sent once, the transform_events plugins run.
     Exits 1 if any event was rejected or any backend failed; the valid events are still sent.
     """
     loaded = _load(config_file)
@@ -228,14 +233,16 @@ def emit(config_file: str, inputs: tuple[Any, ...]) -> None:
     for stream in inputs or (click.open_file("-", "rb"),):
         label = getattr(stream, "name", "<stdin>")
         try:
-            batch = decode_batch(stream.read())
+            batch = read_batch(stream.read())
         except BatchDecodeError as exc:
             _fail(f"{label}: {exc}")
-        for bad in batch.rejected:
-            click.echo(f"rejected {label} {bad}", err=True)
-        events.extend(batch.events)
-        rejected += len(batch.rejected)
-    events = plugins.transform_events(events, host="cli", site_id=loaded.site.site_id)
+        admitted = admit(
+            batch, plugins, host="cli", site_id=loaded.site.site_id, dedupe=True, objects=True
+        )
+        for verdict in admitted.results:
+            click.echo(f"{verdict.status} {label} {verdict}", err=True)
+        events.extend(admitted.events or [])
+        rejected += sum(v.status == "rejected" for v in admitted.results)
     try:
         emitters = loaded.build("backends", plugins)
     except (ConfigError, PluginError) as exc:

@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from wafermon import Problem, strip_credentials
-from wafermon.wire import WireBatch
 
 
 class JSONResponse(Response):
@@ -43,28 +42,6 @@ class ApiError(Exception):
         self.message = message
         self.problems = list(problems)
         self.headers = dict(headers or {})
-
-
-#: The answer's problem for an event a transform_events plugin dropped.
-DROPPED = "dropped by a transform_events plugin"
-
-
-def event_result(
-    index: int, event_id: Any, status: str, problems: Iterable[Problem] = ()
-) -> dict[str, Any]:
-    """One entry of an ingest answer's ``results``: an event that was not accepted (sidecar
-    and gateway answer the same way)."""
-    return {
-        "index": index,
-        "event_id": None if event_id is None else str(event_id),
-        "status": status,
-        "errors": [{"path": p.path, "message": p.message} for p in problems],
-    }
-
-
-def rejected_results(batch: WireBatch) -> list[dict[str, Any]]:
-    """The ``results`` entries of the events the decoder refused, with their problems."""
-    return [event_result(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected]
 
 
 def bad_parameter(name: str, message: str) -> ApiError:

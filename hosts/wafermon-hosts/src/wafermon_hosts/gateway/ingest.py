@@ -13,15 +13,15 @@ Events are validated once by the fast decoder and stored with the JSON text they
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from wafermon import Event, PermanentError, Problem
+from wafermon.ingest import admit, verdict
 from wafermon.wire import WireBatch
 
-from ..common.errors import DROPPED, JSONResponse, event_result
+from ..common.errors import JSONResponse
 from ..common.limits import ingest_body
 from ..common.openapi import EVENTS_BODY, error, json_content, operation, ref
 from .openapi import STORE_DOWN
@@ -64,48 +64,36 @@ async def _ingest(gw: Any, batch: WireBatch) -> Response:
 async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Store a decoded batch: counts per outcome (accepted, duplicate, rejected) and one
     result per event not accepted, in input order. HTTP ingest and the stream consumers
-    (gateway.streams) both store through here. ApiError 503 when the store is down."""
-    not_accepted = [
-        event_result(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected
-    ]
-    # One copy per event_id goes on; later copies in the same batch are duplicates of it.
-    first: dict[str, int] = {}
-    unique: list[Event] = []
-    bodies: list[bytes | None] = []  # each event's JSON text; None: the store encodes it
-    for index, wire, line in zip(batch.indexes, batch.events, batch.lines, strict=True):
-        if wire.event_id in first:
-            not_accepted.append(event_result(index, wire.event_id, "duplicate"))
-            continue
-        first[wire.event_id] = index
-        unique.append(wire.to_event())
-        bodies.append(line)
-    to_store = unique
-    if gw.plugins.transforms_events:
-        out = gw.plugins.transform_lines(unique, bodies, host="gateway", site_id=gw.site_id)
-        once = {e.event_id: (e, line) for e, line in zip(out.events, out.lines, strict=True)}
-        to_store, bodies = [e for e, _ in once.values()], [line for _, line in once.values()]
+    (gateway.streams) both store through here. ApiError 503 when the store is down.
 
-    outcome = await _store(gw, to_store, bodies)
-    dropped = ("rejected", [Problem("$", DROPPED)])
-    for event_id, index in first.items():
-        status, errors = outcome.get(UUID(event_id), dropped)
-        if status != "accepted":
-            not_accepted.append(event_result(index, event_id, status, errors))
+    The rules (rejected items, one copy per event_id, transform_events) are
+    ``wafermon.ingest.admit``'s; the store's own verdicts are added here."""
+    admitted = admit(
+        batch, gw.plugins, host="gateway", site_id=gw.site_id, dedupe=True, objects=True
+    )
+    to_store = admitted.events or []
+    outcome = await _store(gw, to_store, admitted.lines)
+    results = admitted.results
+    for event in to_store:
+        status, errors = outcome[event.event_id]
+        index = admitted.index_of.get(str(event.event_id))
+        if status != "accepted" and index is not None:
+            results.append(verdict(index, event.event_id, status, errors))
     accepted = [e for e in to_store if outcome[e.event_id][0] == "accepted"]
     gw.stream.publish(accepted)
     if gw.alerting is not None:
         gw.alerting.observe(accepted)  # stream time: the site's watermark
 
-    counts = {"accepted": batch.total - len(not_accepted), "duplicate": 0, "rejected": 0}
-    for result in not_accepted:
-        counts[result["status"]] += 1
-    not_accepted.sort(key=lambda result: result["index"])
-    return counts, not_accepted
+    counts = {"accepted": batch.total - len(results), "duplicate": 0, "rejected": 0}
+    for result in results:
+        counts[result.status] += 1
+    results.sort(key=lambda result: result.index)
+    return counts, [result.as_dict() for result in results]
 
 
 async def _store(
     gw: Any, events: list[Event], bodies: list[bytes | None]
-) -> dict[UUID, tuple[str, list[Problem]]]:
+) -> dict[Any, tuple[str, list[Problem]]]:
     """event_id -> (status, problems) for each event handed to the store."""
     if not events:
         return {}

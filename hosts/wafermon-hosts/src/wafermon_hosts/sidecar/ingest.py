@@ -19,10 +19,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from wafermon import EventBatch, Problem, encode_event
+from wafermon import EventBatch, encode_event
+from wafermon.ingest import admit
 from wafermon.wire import WireBatch
 
-from ..common.errors import DROPPED, ApiError, JSONResponse, event_result
+from ..common.errors import ApiError, JSONResponse
 from ..common.limits import ingest_body
 from ..common.openapi import EVENTS_BODY, error, json_content, operation, ref, retry_later
 from .runtime import RETRY_AFTER_S
@@ -79,17 +80,18 @@ async def ingest_batch(request: Request) -> Response:
 
 
 async def _spool(sc: Any, batch: WireBatch) -> Response:
-    not_accepted = [
-        event_result(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected
-    ]
-    if sc.plugins.transforms_events:
-        record, dropped = _transformed(sc, batch)
-        not_accepted += dropped
-        not_accepted.sort(key=lambda result: result["index"])
+    # The spool keeps every copy (the backends deduplicate), so no dedupe here.
+    admitted = admit(batch, sc.plugins, host="sidecar", site_id=sc.site_id, dedupe=False)
+    if admitted.events is None:
+        record = EventBatch(ndjson=batch.ndjson(), count=len(batch.lines), wire=batch.events)
     else:
-        payload = batch.ndjson()
-        record = EventBatch(ndjson=payload, count=len(batch.lines), wire=batch.events)
-    accepted = len(batch.events) - (len(not_accepted) - len(batch.rejected))
+        # An event a plugin passed on unchanged keeps the text it arrived in; a replaced one
+        # is encoded anew.
+        lines = [
+            line or encode_event(e) for e, line in zip(admitted.events, admitted.lines, strict=True)
+        ]
+        record = EventBatch(ndjson=b"".join(line + b"\n" for line in lines), events=admitted.events)
+    accepted = batch.total - len(admitted.results)
     if accepted:
         await sc.append(record)  # returns once fsynced; ApiError 503 if the spool refuses
 
@@ -98,24 +100,8 @@ async def _spool(sc: Any, batch: WireBatch) -> Response:
         sc.metrics.events.labels("accepted").inc(accepted)
     if rejected:
         sc.metrics.events.labels("rejected").inc(rejected)
-    body_out: dict[str, Any] = {"accepted": accepted, "rejected": rejected, "results": not_accepted}
+    results = [result.as_dict() for result in admitted.results]
+    body_out: dict[str, Any] = {"accepted": accepted, "rejected": rejected, "results": results}
     if not accepted:
         body_out = {"error": NOTHING_VALID, **body_out}
     return JSONResponse(body_out, status_code=202 if accepted else 400)
-
-
-def _transformed(sc: Any, batch: WireBatch) -> tuple[EventBatch, list[dict[str, Any]]]:
-    """Run the transform_events plugins: the record to spool, and the events they dropped.
-
-    An event a plugin passes on unchanged keeps the text it arrived in; a replaced one is
-    encoded anew.
-    """
-    decoded = [w.to_event() for w in batch.events]
-    out = sc.plugins.transform_lines(decoded, batch.lines, host="sidecar", site_id=sc.site_id)
-    lines = [line or encode_event(e) for e, line in zip(out.events, out.lines, strict=True)]
-    dropped = [
-        event_result(batch.indexes[i], decoded[i].event_id, "rejected", [Problem("$", DROPPED)])
-        for i in out.dropped
-    ]
-    record = EventBatch(ndjson=b"".join(line + b"\n" for line in lines), events=out.events)
-    return record, dropped

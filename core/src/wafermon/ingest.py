@@ -1,0 +1,126 @@
+"""The batch-ingest rules, in one place for every entry point that takes a body of events.
+
+The sidecar's and gateway's ingest routes and ``wafermon emit`` read a body with the fast
+reader (``wafermon.wire``), then apply the same rules here: a rejected item is reported with
+its index, id and the field at fault; with ``dedupe`` only the first copy of an ``event_id``
+goes on and later copies are ``duplicate``; the ``transform_events`` plugins run over what is
+left, and an event they drop is reported ``rejected`` with ``DROPPED``. The caller then hands
+``Admitted.events``/``lines`` to its spool, store or emitters, and adds its own verdicts (the
+store's duplicates) to ``Admitted.results``.
+
+No Event object is built unless the caller asks for them or a plugin transforms events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import Problem
+from .events import Event
+from .wire import WireBatch, WireEvent
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
+
+#: The problem of an event a transform_events plugin dropped.
+DROPPED = "dropped by a transform_events plugin"
+
+
+@attrs.frozen
+class Verdict:
+    """An event that was not accepted: its 0-based position in the body, id, status
+    (``rejected`` or ``duplicate``) and, for a rejected one, what is wrong where."""
+
+    index: int
+    event_id: str | None
+    status: str
+    problems: list[Problem] = attrs.Factory(list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry of an ingest answer's ``results`` (sidecar and gateway answer alike)."""
+        return {
+            "index": self.index,
+            "event_id": self.event_id,
+            "status": self.status,
+            "errors": [{"path": p.path, "message": p.message} for p in self.problems],
+        }
+
+    def __str__(self) -> str:
+        said = "; ".join(str(p) for p in self.problems) or f"a copy of an earlier {self.event_id}"
+        return f"event {self.index}: {said}"
+
+
+def verdict(index: int, event_id: Any, status: str, problems: Iterable[Problem] = ()) -> Verdict:
+    return Verdict(index, None if event_id is None else str(event_id), status, list(problems))
+
+
+@attrs.frozen
+class Admitted:
+    """What goes on from a batch after the rules.
+
+    ``events`` is None when the caller did not ask for Event objects and no plugin transforms
+    (then ``wire`` holds the decoded events). ``lines[k]`` is the JSON text ``events[k]``
+    arrived as, None where a plugin replaced the event; ``index_of`` maps an event_id to its
+    position in the body (an event a plugin added has none). ``results`` are the verdicts so
+    far, in input order.
+    """
+
+    events: list[Event] | None
+    wire: list[WireEvent]
+    lines: list[bytes | None]
+    index_of: dict[str, int]
+    results: list[Verdict]
+
+    @property
+    def count(self) -> int:
+        return len(self.lines)
+
+
+def admit(
+    batch: WireBatch,
+    plugins: Plugins,
+    *,
+    host: str,
+    site_id: str,
+    dedupe: bool,
+    objects: bool = False,
+) -> Admitted:
+    """Apply the ingest rules to a decoded batch (see the module's docstring)."""
+    results = [verdict(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected]
+    wire, indexes = batch.events, batch.indexes
+    lines: list[bytes | None] = list(batch.lines)
+    if dedupe:
+        first: dict[str, int] = {}
+        keep = []
+        for k, (index, item) in enumerate(zip(indexes, wire, strict=True)):
+            if item.event_id in first:
+                results.append(verdict(index, item.event_id, "duplicate"))
+            else:
+                first[item.event_id] = index
+                keep.append(k)
+        if len(keep) < len(wire):
+            wire, lines = [wire[k] for k in keep], [lines[k] for k in keep]
+            indexes = [indexes[k] for k in keep]
+    index_of = dict(zip((w.event_id for w in wire), indexes, strict=True))
+    events = [w.to_event() for w in wire] if objects or plugins.transforms_events else None
+    if events is not None and plugins.transforms_events:
+        decoded = events
+        received = [line or b"" for line in lines]  # every line is set before a transform
+        out = plugins.transform_lines(decoded, received, host=host, site_id=site_id)
+        results += [
+            verdict(indexes[i], decoded[i].event_id, "rejected", [Problem("$", DROPPED)])
+            for i in out.dropped
+        ]
+        events, lines = out.events, out.lines
+        if dedupe:  # a plugin may hand on two events with one id: the first goes on
+            first_at: dict[Any, int] = {}
+            for k, kept in enumerate(events):
+                first_at.setdefault(kept.event_id, k)
+            if len(first_at) < len(events):
+                events = [events[k] for k in first_at.values()]
+                lines = [lines[k] for k in first_at.values()]
+    results.sort(key=lambda v: v.index)
+    return Admitted(events, wire, lines, index_of, results)
