@@ -20,7 +20,6 @@ arguments to ``initialize``/``Client``. The user guide is docs/sdk-python.md.
 
 from .aws import create_aws_emitter, get_aws_metadata, monitored_lambda_handler
 from .client import (
-    SDK_VERSION,
     Client,
     SidecarEmitter,
     close,
@@ -35,6 +34,7 @@ from .client import (
 from .config import Settings, load_settings
 from .monitored import AppRef, Monitored, current
 from .monitors import MonitorError, upsert_monitor
+from .wire import SDK_VERSION
 
 __version__ = SDK_VERSION
 

@@ -6,6 +6,10 @@ started lazily. It is safe to share between threads, and between processes made 
 (the parent's thread does not exist there; the parent's queued events are the parent's to
 send), and the child's first event starts its own shipper. Clients flush when closed, at
 interpreter exit (atexit) and when a multiprocessing child finishes.
+
+This module sits above ``monitored``: ``Client.monitored`` makes a ``Monitored`` bound to the
+client, and a ``Monitored`` given no client asks ``monitored.default_client``, which this module
+sets to ``get_client``. So neither imports the other both ways (tests/test_sdk_imports.py).
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from typing import Any
 
 from wafermon import Event
 
+from . import monitored as monitored_module
 from . import shipper as shipper_module
 from . import wire
 from .config import Settings, direct_url_root, load_settings
+from .monitored import Monitored
 from .shipper import Shipper
 from .sinks import DirectSink, SidecarSink, Sink
+from .wire import SDK_VERSION
 
-SDK_VERSION = "0.1.0"
 SIDECAR_SINK = "sidecar"
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
@@ -139,10 +145,8 @@ class Client:
         """Queue several events; returns how many were queued (the rest were dropped)."""
         return sum(1 for event in events if self.emit_event(event))
 
-    def monitored(self, **kwargs: Any) -> Any:
+    def monitored(self, **kwargs: Any) -> Monitored:
         """A ``Monitored`` context bound to this client: ``with client.monitored(...) as job:``."""
-        from .monitored import Monitored
-
         return Monitored(client=self, **kwargs)
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -281,10 +285,8 @@ def stats() -> dict[str, Any]:
     return get_client().stats()
 
 
-def monitored(**kwargs: Any) -> Any:
+def monitored(**kwargs: Any) -> Monitored:
     """A Monitored context on the default client."""
-    from .monitored import Monitored
-
     return Monitored(**kwargs)
 
 
@@ -305,6 +307,7 @@ def _after_fork_in_child() -> None:
         client._after_fork_in_child()
 
 
+monitored_module.default_client = get_client
 atexit.register(_close_all_at_exit)
 shipper_module.at_process_end = _close_all_at_exit
 os.register_at_fork(after_in_child=_after_fork_in_child)

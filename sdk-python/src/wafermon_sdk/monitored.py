@@ -17,6 +17,10 @@ Resource figures, taken on entry and exit with one ``getrusage`` call each (abou
   high-water mark for the whole process, not the job's own allocation: tracemalloc would give
   that, but it slows every allocation of the program several times over.
 - ``duration_s``: ``time.perf_counter`` between entry and exit (monotonic).
+
+This module does not import ``client`` (which imports it for ``Client.monitored``): what a
+Monitored needs of a client is the ``LifecycleQueue`` protocol, and the default client comes
+from ``default_client``, which ``wafermon_sdk.client`` sets to its ``get_client``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import time
 import traceback
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import attrs
@@ -40,7 +44,7 @@ from wafermon.errors import FieldValueError
 from wafermon.events import SITE_ID_PATTERN
 
 from . import wire
-from .client import SDK_VERSION, Client, get_client
+from .wire import SDK_VERSION
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +60,27 @@ _running: weakref.WeakValueDictionary[str, Monitored] = weakref.WeakValueDiction
 _current: contextvars.ContextVar[Monitored | None] = contextvars.ContextVar(
     "wafermon_sdk_current", default=None
 )
+
+
+class LifecycleQueue(Protocol):
+    """What a Monitored needs of its client (``wafermon_sdk.Client`` is one)."""
+
+    @property
+    def site_id(self) -> str | None: ...
+
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
+
+    def enqueue_lifecycle(self, record: wire.Lifecycle) -> bool: ...
+
+
+def _no_default_client() -> LifecycleQueue:
+    raise RuntimeError("no default client: import wafermon_sdk (its client module sets one)")
+
+
+#: The client of a Monitored made without one; ``wafermon_sdk.client`` sets it to ``get_client``
+#: when imported (importing ``wafermon_sdk`` does), so this module needs no import of it.
+default_client: Callable[[], LifecycleQueue] = _no_default_client
 
 
 def current() -> Monitored | None:
@@ -112,9 +137,9 @@ class Monitored:
         sub_key: str | None = None,
         parent_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        emitter: Client | None = None,
+        emitter: LifecycleQueue | None = None,
         *,
-        client: Client | None = None,
+        client: LifecycleQueue | None = None,
         entity_id: str | None = None,
         cpu: str | None = None,
     ) -> None:
@@ -143,7 +168,7 @@ class Monitored:
         if entity_type == "subjob" and parent_id is None:
             self._checked = None
         self._active = False
-        self._client: Client | None = None
+        self._client: LifecycleQueue | None = None
         self._head: dict[str, Any] = {}
         self._meta: dict[str, Any] = {}
         self._t0 = 0.0
@@ -194,7 +219,7 @@ class Monitored:
     def _start(self, *, asynchronous: bool) -> Monitored:
         if self._active or self.status is not None:
             raise RuntimeError("a Monitored runs once; make a new one (a decorator does)")
-        client = self.client or get_client()
+        client = self.client or default_client()
         site_id = self.site_id or client.site_id
         if site_id is None:
             raise ValueError("site_id: not given and the client has none (set WAFERMON_SITE_ID)")

@@ -25,6 +25,8 @@ from wafermon import App, Entity, Event, encode_event, structure_event
 from wafermon.events import METADATA_MAX_BYTES, SCHEMA_VERSION
 
 SDK_NAME = "python"
+#: The package's version: its events' ``source.sdk_version``, the sidecar requests' User-Agent.
+SDK_VERSION = "0.1.0"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OPTS = orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 #: Schema limits of the error object; longer text is cut (a stack keeps its end).
