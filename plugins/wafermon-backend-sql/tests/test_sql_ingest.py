@@ -13,49 +13,65 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wafermon import App, Entity, ErrorInfo, Event, Metrics, PermanentError, Query
+from wafermon import App, Entity, ErrorInfo, Event, Metrics, PermanentError, Query, encode_ndjson
 from wafermon.store import fold
+from wafermon.wire import WireBatch, read_batch
 
 #: Recent, like conftest's clock: PostgreSQL then routes into real daily partitions.
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+
+
+@pytest.fixture(params=["ingest", "ingest_wire"])
+def put(request):
+    """``await put(store, events)``: through ``ingest``, or through ``ingest_wire`` with the
+    wire events and lines the fast decoder makes of the events' JSON (the gateway's way)."""
+    if request.param == "ingest":
+        return lambda store, events: store.ingest(events)
+
+    def ingest_wire(store, events):
+        batch = read_batch(encode_ndjson(events)) if events else WireBatch()
+        assert not batch.rejected
+        return store.ingest_wire(batch.events, batch.lines)
+
+    return ingest_wire
 
 
 async def _all_events(store, **filters):
     return (await store.query(Query(limit=10_000, **filters))).events
 
 
-async def test_ingest_says_which_events_are_new(store, make_event):
+async def test_ingest_says_which_events_are_new(put, store, make_event):
     a, b, c = (make_event(entity_id="j1") for _ in range(3))
-    assert await store.ingest([a, b]) == [True, True]
-    assert await store.ingest([b, c, a]) == [False, True, False]
-    assert await store.ingest([]) == []
+    assert await put(store, [a, b]) == [True, True]
+    assert await put(store, [b, c, a]) == [False, True, False]
+    assert await put(store, []) == []
     assert sorted(e.event_id for e in await _all_events(store)) == sorted(
         e.event_id for e in (a, b, c)
     )
 
 
-async def test_duplicates_inside_a_batch_count_once(store, make_event):
+async def test_duplicates_inside_a_batch_count_once(put, store, make_event):
     a, b = make_event(entity_id="j1"), make_event(entity_id="j1", kind="finished")
-    assert await store.ingest([a, a, b, a, b]) == [True, False, True, False, False]
+    assert await put(store, [a, a, b, a, b]) == [True, False, True, False, False]
     assert len(await _all_events(store)) == 2
     detail = await store.job_detail("j1")
     assert detail.job.event_count == 2
     assert detail.job == fold([a, b])["j1"]
 
 
-async def test_duplicate_with_another_time_is_still_a_duplicate(store, make_event, t0):
+async def test_duplicate_with_another_time_is_still_a_duplicate(put, store, make_event, t0):
     """On PostgreSQL the two times fall in different daily partitions: the gate still holds."""
     first = make_event(entity_id="j1", time=t0)
     moved = attrs.evolve(first, time=t0 - timedelta(days=1))
     later = attrs.evolve(first, time=t0 + timedelta(days=1), kind="finished")
-    assert await store.ingest([first]) == [True]
-    assert await store.ingest([moved, later]) == [False, False]
+    assert await put(store, [first]) == [True]
+    assert await put(store, [moved, later]) == [False, False]
     (stored,) = await _all_events(store)
     assert stored == first
     assert (await store.job_detail("j1")).job.event_count == 1
 
 
-async def test_events_come_back_exactly(store, make_event):
+async def test_events_come_back_exactly(put, store, make_event):
     event = make_event(
         app_version="2.1",
         business_key="LOT-7",
@@ -64,11 +80,11 @@ async def test_events_come_back_exactly(store, make_event):
         metrics=Metrics(duration_s=1.5, cpu_user_s=0.25, mem_max_mb=512, progress=1),
         metadata={"recipe": "R1", "nested": {"a": [1, 2.5, None, "\u0000x"]}, "ü": "∆"},
     )
-    await store.ingest([event])
+    await put(store, [event])
     assert await _all_events(store) == [event]
 
 
-async def test_job_with_subjobs_lands_with_the_right_states(store, make_event, t0):
+async def test_job_with_subjobs_lands_with_the_right_states(put, store, make_event, t0):
     job = [
         make_event(entity_id="L1", business_key="LOT1", time=t0),
         make_event(
@@ -84,7 +100,7 @@ async def test_job_with_subjobs_lands_with_the_right_states(store, make_event, t
         make_event(entity_type="subjob", entity_id="L1-w1", parent_id="L1", kind="failed"),
     ]
     everything = job + wafers + ends
-    await store.ingest(everything)
+    await put(store, everything)
     detail = await store.job_detail("L1")
     assert detail.job == fold(everything)["L1"]
     assert detail.job.status == "finished"
@@ -95,7 +111,7 @@ async def test_job_with_subjobs_lands_with_the_right_states(store, make_event, t
     assert detail.subjobs[1].error == ErrorInfo(type="Boom", message="it broke")
 
 
-async def test_out_of_order_duplicates_and_late_progress(store, make_event, t0):
+async def test_out_of_order_duplicates_and_late_progress(put, store, make_event, t0):
     started = make_event(entity_id="j1", kind="started", time=t0)
     progress = make_event(
         entity_id="j1",
@@ -116,11 +132,11 @@ async def test_out_of_order_duplicates_and_late_progress(store, make_event, t0):
         time=t0 + timedelta(seconds=15),
         metrics=Metrics(progress=0.9),
     )
-    await store.ingest([finished])
+    await put(store, [finished])
     state = (await store.job_detail("j1")).job
     assert (state.status, state.started_at, state.finished_at) == ("finished", None, finished.time)
-    await store.ingest([late, started, finished])
-    await store.ingest([progress, started])
+    await put(store, [late, started, finished])
+    await put(store, [progress, started])
     state = (await store.job_detail("j1")).job
     assert state == fold([started, progress, finished, late])["j1"]
     assert state.status == "finished"
@@ -183,13 +199,13 @@ def _job_events(draw: st.DrawFn) -> list[Event]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(events=_job_events(), data=st.data())
-async def test_any_order_and_batching_gives_the_fold(store, events, data):
+async def test_any_order_and_batching_gives_the_fold(put, store, events, data):
     order = data.draw(st.permutations(events), label="order")
     repeats = data.draw(st.lists(st.sampled_from(events), max_size=4), label="repeats")
     stream = order + repeats
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(stream) - 1)), max_size=4)))
     for lo, hi in itertools.pairwise([0, *cuts, len(stream)]):
-        await store.ingest(stream[lo:hi])
+        await put(store, stream[lo:hi])
     expected = fold(events)
     for entity_id, state in expected.items():
         detail = await store.job_detail(entity_id)
@@ -203,7 +219,7 @@ async def test_any_order_and_batching_gives_the_fold(store, events, data):
         )
 
 
-async def test_concurrent_ingests_of_one_entity_lose_nothing(make_store, make_event, t0):
+async def test_concurrent_ingests_of_one_entity_lose_nothing(put, make_store, make_event, t0):
     """Two stores (two connection pools, as two gateways) write the same entity at once."""
     a, b = await make_store(), await make_store()
     for round_ in range(5):
@@ -217,21 +233,19 @@ async def test_concurrent_ingests_of_one_entity_lose_nothing(make_store, make_ev
             for _ in range(20)
         ]
         shared = [make_event(entity_id=entity_id, kind="finished", metadata={"x": round_})]
-        results = await asyncio.gather(
-            a.ingest(one + shared), b.ingest(shared + two), a.ingest(shared)
-        )
+        results = await asyncio.gather(put(a, one + shared), put(b, shared + two), put(a, shared))
         assert sum(r.count(True) for r in results) == 41  # the shared event stored once
         state = (await a.job_detail(entity_id)).job
         assert state.event_count == 41
         assert state == fold(one + two + shared)[entity_id]
 
 
-async def test_text_with_nul_is_refused_and_the_rest_stored(store, make_event):
+async def test_text_with_nul_is_refused_and_the_rest_stored(put, store, make_event):
     good = make_event(entity_id="ok")
     bad = attrs.evolve(make_event(), entity=Entity(type="job", id="bad\x00id"))
     with pytest.raises(PermanentError) as info:
-        await store.ingest([good, bad])
-    assert info.value.event_ids == [bad.event_id]
+        await put(store, [good, bad])
+    assert [str(i) for i in info.value.event_ids] == [str(bad.event_id)]
     assert await _all_events(store) == [good]
 
 
@@ -242,10 +256,10 @@ async def test_emit_is_ingest(store, make_event):
     assert (await store.job_detail("e1")).job.event_count == 1
 
 
-async def test_large_batch_is_chunked(make_store, make_event):
+async def test_large_batch_is_chunked(put, make_store, make_event):
     store = await make_store(batch_chunk=7)
     batch = [make_event(entity_id=f"big{i % 13}") for i in range(100)]
-    assert await store.ingest(batch + batch[:10]) == [True] * 100 + [False] * 10
+    assert await put(store, batch + batch[:10]) == [True] * 100 + [False] * 10
     assert len(await _all_events(store)) == 100
     counts = [(await store.job_detail(f"big{i}")).job.event_count for i in range(13)]
     assert sum(counts) == 100
@@ -263,17 +277,17 @@ async def test_query_pages_break_time_ties_by_event_id(store, make_event, t0):
     assert found == sorted(same, key=lambda e: e.sort_key)
 
 
-async def test_a_cancelled_ingest_can_be_retried(store, make_event):
+async def test_a_cancelled_ingest_can_be_retried(put, store, make_event):
     """The emitter contract: a cancelled emit counts as not delivered and is sent again."""
     batch = [make_event(entity_id=f"cx{i % 50}") for i in range(3000)]
     for delay in (0.001, 0.01, 0.05):
-        task = asyncio.ensure_future(store.ingest(batch))
+        task = asyncio.ensure_future(put(store, batch))
         await asyncio.sleep(delay)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await store.ingest(batch)  # whatever the cancelled attempts left, the retry completes it
-    assert await store.ingest(batch) == [False] * len(batch)
+    await put(store, batch)  # whatever the cancelled attempts left, the retry completes it
+    assert await put(store, batch) == [False] * len(batch)
     expected = fold(batch)
     for entity_id in ("cx0", "cx49"):
         assert (await store.job_detail(entity_id)).job == expected[entity_id]

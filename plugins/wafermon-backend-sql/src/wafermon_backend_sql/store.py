@@ -59,9 +59,17 @@ from wafermon.store import (
     Stamp,
     fold,
 )
-from wafermon.wire import stored_event
+from wafermon.wire import WireEvent, stored_event
 
-from .dialects import EVENT_COLUMNS, Dialect, dialect_for, event_record, writing
+from .dialects import (
+    EVENT_COLUMNS,
+    Dialect,
+    Record,
+    dialect_for,
+    event_record,
+    wire_record,
+    writing,
+)
 from .schema import SchemaTooNew, UTCDateTime, apps, entities, event_ids, events, migrate
 
 log = logging.getLogger(__name__)
@@ -175,7 +183,47 @@ _STAMPS = ("identity_stamp", "metrics_stamp", "metadata_stamp", "progress_stamp"
 
 
 def event_row(event: Event, received_at: datetime) -> dict[str, Any]:
-    return dict(zip(EVENT_COLUMNS, event_record(event, received_at), strict=True))
+    row = dict(zip(EVENT_COLUMNS, event_record(event, received_at), strict=True))
+    row["event_id"] = event.event_id  # a UUID for SQLAlchemy's Uuid type
+    return row
+
+
+class _Folded:
+    """What ``fold`` reads of a wire event, read from it without building an ``Event``:
+    its time parsed, its metadata decoded, its error (failed events only) an ``ErrorInfo``.
+    Event ids stay canonical text, which orders as the UUIDs do."""
+
+    __slots__ = (
+        "app",
+        "entity",
+        "error",
+        "event_id",
+        "kind",
+        "metadata",
+        "metrics",
+        "site_id",
+        "time",
+    )
+
+    def __init__(self, event: WireEvent, time: datetime) -> None:
+        self.event_id = event.event_id
+        self.kind = event.kind
+        self.time = time
+        self.site_id = event.site_id
+        self.app = event.app
+        self.entity = event.entity
+        self.metrics = event.metrics
+        raw = event.metadata
+        self.metadata = orjson.loads(memoryview(raw)) if len(raw) > 2 else _NO_METADATA
+        error = getattr(event, "error", None)
+        self.error = (
+            None
+            if error is None
+            else ErrorInfo(type=error.type, message=error.message, stack=error.stack)
+        )
+
+
+_NO_METADATA: dict[str, Any] = {}  # "{}": never modified (fold copies only non-empty ones)
 
 
 def entity_row(state: EntityState) -> dict[str, Any]:
@@ -470,19 +518,62 @@ class SqlStore(ManagedStore):
                 first.append(True)
                 seen.add(event.event_id)
                 unique.append((event, body))
-        refused = [e for e, _ in unique if _has_nul(e)]
+        refused = [e.event_id for e, _ in unique if _has_nul(e)]
         if refused:
             unique = [(e, b) for e, b in unique if not _has_nul(e)]
         now = datetime.now(UTC)
-        new: set[Any] = set()
-        if unique:
-            new = await self._shielded(self._write(unique, now))
+        records = [event_record(e, now, b) for e, b in unique]
+        new = await self._store([e for e, _ in unique], records, refused, now)
+        return [f and str(e.event_id) in new for e, f in zip(events, first, strict=True)]
+
+    async def ingest_wire(self, events: Sequence[WireEvent], lines: Sequence[bytes]) -> list[bool]:
+        """``ingest`` for events that passed the fast decoder, with their JSON text.
+
+        The columns come from the wire events and each line is the stored body; the fold
+        reads a ``_Folded`` view of each new event (its time parsed, its metadata decoded):
+        no ``Event`` is built. Same answer, same rules as ``ingest``.
+        """
+        if self._dialect is None:
+            raise RuntimeError(f"{self!r} is not started")
+        now = datetime.now(UTC)
+        seen: set[str] = set()
+        first: list[bool] = []
+        records: list[Record] = []
+        views: list[_Folded] = []
+        refused: list[str] = []
+        parse = datetime.fromisoformat
+        for event, line in zip(events, lines, strict=True):
+            event_id = event.event_id
+            if event_id in seen:
+                first.append(False)
+                continue
+            seen.add(event_id)
+            first.append(True)
+            # Text fields can hold U+0000 only written as an escape: look closer only then.
+            if b"\\u0000" in line and _has_nul(event):
+                refused.append(event_id)
+                continue
+            when = parse(event.time)
+            records.append(wire_record(event, when, line, now))
+            views.append(_Folded(event, when))
+        new = await self._store(views, records, refused, now)
+        return [f and e.event_id in new for e, f in zip(events, first, strict=True)]
+
+    async def _store(
+        self, items: Sequence[Any], records: list[Record], refused: list[Any], now: datetime
+    ) -> set[str]:
+        """Write the rows (``items[k]``: what the fold reads of ``records[k]``); the new ids.
+
+        Raises PermanentError naming the ``refused`` ids once the others are stored.
+        """
+        new: set[str] = set()
+        if records:
+            new = await self._shielded(self._write(items, records, now))
         if refused:
             raise PermanentError(
-                "text fields (entity ids, keys, app) must not contain U+0000",
-                [e.event_id for e in refused],
+                "text fields (entity ids, keys, app) must not contain U+0000", refused
             )
-        return [f and e.event_id in new for e, f in zip(events, first, strict=True)]
+        return new
 
     async def _shielded(self, work: Coroutine[Any, Any, T]) -> T:
         """Run a write transaction to its end even if the caller is cancelled.
@@ -498,15 +589,15 @@ class SqlStore(ManagedStore):
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # mark it retrieved
         return await asyncio.shield(task)
 
-    async def _write(self, unique: list[tuple[Event, bytes | None]], now: datetime) -> set[Any]:
+    async def _write(self, items: Sequence[Any], records: list[Record], now: datetime) -> set[str]:
         dialect = self.dialect
-        new: set[Any] = set()
+        new: set[str] = set()
         with _translate_errors("ingest"):
-            await dialect.before_ingest((e.time for e, _ in unique), self._cutoff(now))
+            await dialect.before_ingest((r[1] for r in records), self._cutoff(now))
             async with writing(dialect) as conn:
-                for chunk in _chunks(unique, self.settings.batch_chunk):
-                    new |= await dialect.insert_events(conn, chunk, now)
-                fresh = [e for e, _ in unique if e.event_id in new]
+                for chunk in _chunks(records, self.settings.batch_chunk):
+                    new |= await dialect.insert_events(conn, chunk)
+                fresh = [e for e, r in zip(items, records, strict=True) if r[0] in new]
                 await self._upsert_entities(conn, fresh)
                 await self._upsert_apps(conn, fresh)
         return new
