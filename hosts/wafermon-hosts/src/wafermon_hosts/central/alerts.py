@@ -16,10 +16,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..common.errors import JSONResponse, bad_parameter
+from ..common.bodies import BodyResponse
+from ..common.errors import bad_parameter
 from ..common.openapi import json_content, operation, ref
 from ..gateway.alerting.api import ALERT_FILTERS, MAX_LIMIT, _offset_cursor
 from ..gateway.params import Params
+from .bodies import MergedAlertPage, SiteStatus
 from .openapi import COMMON_ERRORS, SITE
 from .routes import _all_rejected, _central, _checked, _note_partial, _refresh, _sites
 
@@ -99,13 +101,15 @@ async def alerts(request: Request) -> Response:
     more = any(o is not None for o in new_offsets.values())
     _note_partial(central, "/v1/alerts", got)
     summaries = {
-        n: got[n].summary(count=counts.get(n, 0)) if n in got else {"status": "done", "count": 0}
+        n: got[n].summary(count=counts.get(n, 0))
+        if n in got
+        else SiteStatus(status="done", count=0)
         for n in names
     }
-    return JSONResponse(
-        {
-            "alerts": [{**alert, "site": n} for _key, n, alert in picked],
-            "next_cursor": _encode(new_offsets) if more else None,
-            "sites": summaries,
-        }
+    return BodyResponse(
+        MergedAlertPage(
+            alerts=[{**alert, "site": n} for _key, n, alert in picked],
+            next_cursor=_encode(new_offsets) if more else None,
+            sites=summaries,
+        )
     )

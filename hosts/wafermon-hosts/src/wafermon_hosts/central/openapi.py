@@ -1,5 +1,6 @@
-"""Central's OpenAPI 3.1 document, served at /openapi.json: component schemas and shared
-parameters; each handler in ``routes`` declares its operation (``@operation``).
+"""Central's OpenAPI 3.1 document, served at /openapi.json: component schemas (generated from
+the answer Structs of ``bodies``) and shared parameters; each handler in ``routes`` declares
+its operation (``@operation``).
 
 Entities and events are described by the gateway's own schemas (central passes them on, adding
 ``site`` to list items), so the two documents cannot drift apart.
@@ -13,14 +14,15 @@ from typing import Any
 from wafermon.interfaces import MAX_QUERY_LIMIT
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT
 
+from ..common.bodies import schemas
 from ..common.openapi import ERROR_SCHEMAS
 from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
 from ..common.openapi import query_param as _query
-from ..common.openapi import ref as _ref
 from ..common.plugin_list import SCHEMAS as PLUGIN_SCHEMAS
 from ..gateway.openapi import EVENT_FILTERS
 from ..gateway.openapi import SCHEMAS as GATEWAY_SCHEMAS
+from .bodies import TYPES
 
 SITE = _query(
     "site",
@@ -62,27 +64,6 @@ UNIFIED_PARAMS = [
     _query("sources", "Comma-separated source names, passed to every site."),
 ]
 
-SITE_STATUS = {
-    "type": "object",
-    "required": ["status"],
-    "properties": {
-        "status": {
-            "type": "string",
-            "enum": ["ok", "rejected", "failed", "timed_out", "done"],
-            "description": "done: a cursor had already exhausted this site's list.",
-        },
-        "latency_ms": {"type": "number"},
-        "cached": {"type": "boolean"},
-        "count": {"type": "integer", "description": "Items or events this site contributed."},
-        "error": {"type": "string", "description": "Why the site is missing (if it is)."},
-        "sources": {
-            "type": "object",
-            "description": "/v1/data/unified: the site's own per-source statuses.",
-            "additionalProperties": _ref("SourceStatus"),
-        },
-    },
-}
-
 SCHEMAS: dict[str, Any] = {
     **{k: v for k, v in GATEWAY_SCHEMAS.items() if k == "Event" or k.startswith("Event_")},
     **ERROR_SCHEMAS,
@@ -90,105 +71,7 @@ SCHEMAS: dict[str, Any] = {
     "Entity": GATEWAY_SCHEMAS["Entity"],
     "Alert": GATEWAY_SCHEMAS["Alert"],
     "SourceStatus": GATEWAY_SCHEMAS["SourceStatus"],
-    "SiteStatus": SITE_STATUS,
-    "SiteEntity": {
-        "allOf": [
-            _ref("Entity"),
-            {
-                "type": "object",
-                "required": ["site"],
-                "properties": {"site": {"type": "string", "description": "The site's name."}},
-            },
-        ]
-    },
-    "MergedPage": {
-        "type": "object",
-        "required": ["items", "next_cursor", "sites"],
-        "properties": {
-            "items": {"type": "array", "items": _ref("SiteEntity")},
-            "next_cursor": {"type": ["string", "null"]},
-            "sites": {"type": "object", "additionalProperties": _ref("SiteStatus")},
-        },
-    },
-    "MergedAlertPage": {
-        "type": "object",
-        "required": ["alerts", "next_cursor", "sites"],
-        "properties": {
-            "alerts": {
-                "type": "array",
-                "items": {
-                    "allOf": [
-                        _ref("Alert"),
-                        {"type": "object", "properties": {"site": {"type": "string"}}},
-                    ]
-                },
-            },
-            "next_cursor": {"type": ["string", "null"]},
-            "sites": {"type": "object", "additionalProperties": _ref("SiteStatus")},
-        },
-    },
-    "MergedEvents": {
-        "type": "object",
-        "required": ["events", "next_cursor", "sites"],
-        "properties": {
-            "events": {"type": "array", "items": _ref("Event")},
-            "next_cursor": {"type": ["string", "null"]},
-            "sites": {"type": "object", "additionalProperties": _ref("SiteStatus")},
-        },
-    },
-    "SiteJobDetail": {
-        "type": "object",
-        "required": ["job", "subjobs", "events", "site", "sites"],
-        "properties": {
-            "job": _ref("Entity"),
-            "subjobs": {"type": "array", "items": _ref("Entity")},
-            "events": {"type": "array", "items": _ref("Event")},
-            "site": {"type": "string"},
-            "sites": {"type": "object", "additionalProperties": _ref("SiteStatus")},
-        },
-    },
-    "Sites": {
-        "type": "object",
-        "required": ["sites"],
-        "properties": {
-            "site_id": {"type": "string"},
-            "sites": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "url"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "url": {"type": "string"},
-                        "timeout_s": {"type": "number"},
-                    },
-                },
-            },
-        },
-    },
-    "CentralHealth": {
-        "type": "object",
-        "required": ["status"],
-        "description": "Without the read token only status; the rest needs the read scope.",
-        "properties": {
-            "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
-            "site_id": {"type": "string"},
-            "sites": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "object",
-                    "required": ["reachable", "latency_ms"],
-                    "properties": {
-                        "url": {"type": "string"},
-                        "reachable": {"type": "boolean"},
-                        "status": {"type": ["string", "null"]},
-                        "latency_ms": {"type": "number"},
-                        "error": {"type": "string"},
-                    },
-                },
-            },
-        },
-    },
+    **schemas(*TYPES),
 }
 
 

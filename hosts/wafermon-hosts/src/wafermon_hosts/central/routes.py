@@ -13,10 +13,11 @@ is central's own parameter and is not passed on: inside a gateway, ``site`` woul
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import attrs
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,10 +27,22 @@ from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES
 from wafermon.pages import decode_cursor
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT, STATUS_RANK
 
-from ..common.errors import ApiError, JSONResponse, bad_parameter
+from ..common.bodies import BodyResponse
+from ..common.errors import ApiError, bad_parameter
 from ..common.health import health_response
-from ..common.openapi import error, json_content, operation, path_param, query_param, ref
+from ..common.openapi import json_content, operation, path_param, query_param, ref
 from ..gateway.params import Params
+from .bodies import (
+    CentralHealth,
+    MergedEvents,
+    MergedPage,
+    SiteError,
+    SiteHealth,
+    SiteJobDetail,
+    SiteRef,
+    Sites,
+    SiteStatus,
+)
 from .merge import (
     DONE,
     EntityOrder,
@@ -128,14 +141,14 @@ def _note_partial(central: Any, route: str, answers: dict[str, SiteAnswer]) -> N
 async def sites(request: Request) -> Response:
     central = _central(request)
     Params(request, set())
-    return JSONResponse(
-        {
-            "site_id": central.site_id,
-            "sites": [
-                {"name": s.name, "url": s.url, "timeout_s": central.settings.timeout_of(s)}
+    return BodyResponse(
+        Sites(
+            site_id=central.site_id,
+            sites=[
+                SiteRef(name=s.name, url=s.url, timeout_s=central.settings.timeout_of(s))
                 for s in central.settings.sites
             ],
-        }
+        )
     )
 
 
@@ -206,19 +219,19 @@ async def _entities(request: Request, kind: str) -> Response:
 
     # Sites that did not answer keep their place in the cursor but do not keep it alive.
     more = any(states[n] != DONE for n in pages)
-    summaries: dict[str, Any] = {}
+    summaries: dict[str, SiteStatus] = {}
     for n in names:
         if n in answers:
             summaries[n] = answers[n].summary(count=counts.get(n, 0))
         else:
-            summaries[n] = {"status": DONE, "count": 0}
+            summaries[n] = SiteStatus(status="done", count=0)
     _note_partial(central, path, answers)
-    return JSONResponse(
-        {
-            "items": [{**item, "site": site} for site, item in picked],
-            "next_cursor": encode_composite(sort, states) if more else None,
-            "sites": summaries,
-        }
+    return BodyResponse(
+        MergedPage(
+            items=[{**item, "site": site} for site, item in picked],
+            next_cursor=encode_composite(sort, states) if more else None,
+            sites=summaries,
+        )
     )
 
 
@@ -257,7 +270,9 @@ async def subjobs(request: Request) -> Response:
     {
         "200": json_content(ref("SiteJobDetail"), "The job and the site that has it."),
         **COMMON_ERRORS,
-        "404": error("No site that answered has this id (missing sites are named)."),
+        "404": json_content(
+            ref("SiteError"), "No site that answered has this id (missing sites are named)."
+        ),
     },
     parameters=[
         path_param("id", "The job's or subjob's id (may hold '/')."),
@@ -283,7 +298,16 @@ async def job_detail(request: Request) -> Response:
     for n in names:
         answer = answers[n]
         if answer.status == "ok":
-            return JSONResponse({**answer.body, "site": n, "sites": summaries})
+            body = answer.body
+            return BodyResponse(
+                SiteJobDetail(
+                    job=body["job"],
+                    subjobs=body["subjobs"],
+                    events=body["events"],
+                    site=n,
+                    sites=summaries,
+                )
+            )
     rejected = [a for a in answers.values() if a.status == "rejected" and a.http_status != 404]
     if rejected:
         _all_rejected({rejected[0].site: rejected[0]})
@@ -291,7 +315,7 @@ async def job_detail(request: Request) -> Response:
     message = f"no job or subjob with id {entity_id!r}"
     if missing:
         message += f" on the sites that answered (missing: {', '.join(missing)})"
-    return JSONResponse({"error": message, "sites": summaries}, status_code=404)
+    return BodyResponse(SiteError(error=message, sites=summaries), status_code=404)
 
 
 # -- GET /v1/data/unified ----------------------------------------------------------------------
@@ -345,12 +369,12 @@ async def unified(request: Request) -> Response:
         for n, a in answers.items()
     }
     _note_partial(central, "/v1/data/unified", answers)
-    return JSONResponse(
-        {
-            "events": events,
-            "next_cursor": event_cursor(events[-1]) if more and events else None,
-            "sites": summaries,
-        }
+    return BodyResponse(
+        MergedEvents(
+            events=events,
+            next_cursor=event_cursor(events[-1]) if more and events else None,
+            sites=summaries,
+        )
     )
 
 
@@ -369,25 +393,24 @@ async def unified(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     central = _central(request)
     answers = await central.health.get()
-    report: dict[str, Any] = {}
+    report: dict[str, SiteHealth] = {}
     for n, a in answers.items():
         body = a.body if isinstance(a.body, dict) else {}
         reachable = a.http_status is not None and a.http_status not in (401, 403)
-        entry: dict[str, Any] = {
-            "url": central.clients[n].url,
-            "reachable": reachable,
-            "status": body.get("status") if reachable else None,
-            "latency_ms": round(a.latency_ms, 2),
-        }
-        if a.error and not (reachable and a.http_status == 503):
-            entry["error"] = a.error
-        report[n] = entry
+        report[n] = SiteHealth(
+            url=central.clients[n].url,
+            reachable=reachable,
+            status=body.get("status") if reachable else None,
+            latency_ms=round(a.latency_ms, 2),
+            error=a.error if a.error and not (reachable and a.http_status == 503) else UNSET,
+        )
         central.metrics.site_up.labels(n).set(1 if reachable else 0)
-    if not any(e["reachable"] for e in report.values()):
+    status: Literal["ok", "degraded", "down"]
+    if not any(e.reachable for e in report.values()):
         status = "down"
-    elif all(e["reachable"] and e["status"] == "ok" for e in report.values()):
+    elif all(e.reachable and e.status == "ok" for e in report.values()):
         status = "ok"
     else:
         status = "degraded"
-    body = {"status": status, "site_id": central.site_id, "sites": report}
-    return health_response(request, body, 503 if status == "down" else 200)
+    health = CentralHealth(status=status, site_id=central.site_id, sites=report)
+    return health_response(request, health, 503 if status == "down" else 200)

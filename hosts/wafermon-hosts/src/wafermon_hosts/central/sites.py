@@ -17,9 +17,11 @@ from typing import Any
 import attrs
 import httpx
 import orjson
+from msgspec import UNSET, UnsetType
 
 from wafermon import describe
 
+from .bodies import SiteStatus
 from .settings import SiteSettings
 
 #: Statuses that mean the site gave no usable answer.
@@ -40,15 +42,18 @@ class SiteAnswer:
     def missing(self) -> bool:
         return self.status in MISSING
 
-    def summary(self, **extra: Any) -> dict[str, Any]:
+    def summary(
+        self, count: int | UnsetType = UNSET, sources: dict[str, Any] | UnsetType = UNSET
+    ) -> SiteStatus:
         """The site's entry in an answer's ``sites`` object."""
-        out: dict[str, Any] = {"status": self.status, "latency_ms": round(self.latency_ms, 2)}
-        if self.cached:
-            out["cached"] = True
-        if self.error:
-            out["error"] = self.error
-        out.update(extra)
-        return out
+        return SiteStatus(
+            status=self.status,  # type: ignore[arg-type]  # ok | rejected | failed | timed_out
+            latency_ms=round(self.latency_ms, 2),
+            cached=True if self.cached else UNSET,
+            error=self.error or UNSET,
+            count=count,
+            sources=sources,
+        )
 
 
 class AnswerTooLarge(Exception):

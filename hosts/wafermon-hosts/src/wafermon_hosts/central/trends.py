@@ -9,16 +9,16 @@ fails or has no trend route is named in ``sites``, the others still answer.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..common.errors import ApiError, JSONResponse, bad_parameter
+from ..common.bodies import BodyResponse
+from ..common.errors import ApiError, bad_parameter
 from ..common.openapi import declared, json_content, operation, query_param
 from ..gateway.params import Params
 from ..gateway.trends import SOURCE_ERRORS, SOURCES_SCHEMA, TREND_SCHEMA
 from ..gateway.trends import trends as _gateway_trends
+from .bodies import SiteStatus
 from .openapi import COMMON_ERRORS, SITE
 from .routes import _all_rejected, _central, _refresh, _sites
 
@@ -57,7 +57,7 @@ async def sources(request: Request) -> Response:
     answers = await central.fan_out(
         {n: ("/v1/trends/sources", []) for n in names}, refresh=_refresh(request)
     )
-    sites: dict[str, Any] = {}
+    sites: dict[str, SiteStatus] = {}
     for name, answer in answers.items():
         found = answer.body.get("sources") if isinstance(answer.body, dict) else None
         if answer.status == "ok" and isinstance(found, dict):
@@ -66,7 +66,7 @@ async def sources(request: Request) -> Response:
             sites[name] = answer.summary(sources={})  # a gateway without trends
         else:
             sites[name] = answer.summary()
-    return JSONResponse({"sites": sites})
+    return BodyResponse({"sites": sites})
 
 
 #: The gateway's own parameters but ``site`` (which is central's here: the gateway).
@@ -101,6 +101,6 @@ async def trends(request: Request) -> Response:
     ]
     _all_rejected({name: answer})  # the gateway's 400 (bad parameter, unknown source) as ours
     if answer.status == "ok" and isinstance(answer.body, dict):
-        return JSONResponse({**answer.body, "sites": {name: answer.summary()}})
+        return BodyResponse({**answer.body, "sites": {name: answer.summary()}})
     status = 504 if answer.status == "timed_out" else 502
     raise ApiError(status, f"site {name}: {answer.error or f'HTTP {answer.http_status}'}")

@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from wafermon import strip_credentials
 
 from .auth import READ, granted
-from .errors import JSONResponse
+from .bodies import BodyResponse
 
 T = TypeVar("T")
 
@@ -66,8 +67,15 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def health_response(request: Request, body: dict[str, Any], status_code: int) -> Response:
+class HealthBody(Protocol):
+    """A host's health Struct (``common.bodies``): only ``status`` is required."""
+
+    @property
+    def status(self) -> str: ...
+
+
+def health_response(request: Request, body: HealthBody, status_code: int) -> Response:
     """``body`` for a caller holding ``read``; ``{"status": ...}`` for anyone else."""
     if READ not in granted(request):
-        return JSONResponse({"status": body["status"]}, status_code=status_code)
-    return JSONResponse(scrub(body), status_code=status_code)
+        return BodyResponse({"status": body.status}, status_code=status_code)
+    return BodyResponse(scrub(msgspec.to_builtins(body)), status_code=status_code)

@@ -13,7 +13,8 @@ scope.
 The wire event schema is the core's JSON Schema itself (OpenAPI 3.1 speaks JSON Schema
 2020-12), lifted into ``components/schemas`` (``Event``, ``Event_uuid`` ...), so no host can
 describe a different event than the codec accepts. Error bodies have one shape everywhere
-(``common.errors``), described once here.
+(``common.errors``), described once here. Answer bodies are msgspec Structs the handlers
+build and encode (``common.bodies``); their components are generated from those types.
 
 Why not a library: Starlette's SchemaGenerator reads YAML from docstrings (unchecked until
 served, and it skips mounted ASGI apps); spectree wants pydantic models for bodies the hosts
@@ -36,6 +37,7 @@ from wafermon import schema_path
 
 from .. import __version__
 from .auth import needed_scope
+from .bodies import Error, schemas
 from .errors import JSONResponse
 from .metrics import HostMetrics
 from .observe import plain_template
@@ -115,25 +117,8 @@ def path_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
-#: ``Problem`` and ``Error``: the error body of ``common.errors``.
-ERROR_SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "required": ["path", "message"],
-        "properties": {
-            "path": {"type": "string", "description": "JSON path or parameter name."},
-            "message": {"type": "string"},
-        },
-    },
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {"type": "string"},
-            "problems": {"type": "array", "items": ref("Problem")},
-        },
-    },
-}
+#: ``Problem`` and ``Error``: the error body of ``common.errors``, from its Struct.
+ERROR_SCHEMAS: dict[str, Any] = schemas(Error)
 
 #: The request body of every ingest endpoint: one event, a JSON array of events, or NDJSON.
 EVENTS_BODY: dict[str, Any] = {

@@ -8,67 +8,60 @@ registrations were collected when the host built its components.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
 from wafermon import strip_credentials
 from wafermon.plugins import PluginInfo
 
-from .errors import JSONResponse
+from .bodies import Body, BodyResponse, schemas
 from .openapi import json_content, operation, ref
 
 PATH = "/-/plugins"
 
-SCHEMAS: dict[str, Any] = {
-    "Plugin": {
-        "type": "object",
-        "required": ["name", "version", "distribution", "provides", "hooks", "warnings", "error"],
-        "properties": {
-            "name": {"type": "string", "description": "The entry point's name."},
-            "version": {"type": ["string", "null"], "description": "Its distribution's."},
-            "distribution": {"type": ["string", "null"]},
-            "provides": {
-                "type": "object",
-                "description": "Kind (emitter, query_adapter, notifier, ...) -> the type "
-                "names it registers, as site configs write them.",
-                "additionalProperties": {"type": "array", "items": {"type": "string"}},
-            },
-            "hooks": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "The hooks it implements.",
-            },
-            "warnings": {"type": "array", "items": {"type": "string"}},
-            "error": {
-                "type": ["string", "null"],
-                "description": "Why it failed to load (then it provides nothing).",
-            },
-        },
-    },
-    "Plugins": {
-        "type": "object",
-        "required": ["plugins"],
-        "properties": {"plugins": {"type": "array", "items": ref("Plugin")}},
-    },
-}
+
+class Plugin(Body):
+    name: Annotated[str, Meta(description="The entry point's name.")]
+    version: Annotated[str | None, Meta(description="Its distribution's.")]
+    distribution: str | None
+    provides: Annotated[
+        dict[str, list[str]],
+        Meta(
+            description="Kind (emitter, query_adapter, notifier, ...) -> the type names it "
+            "registers, as site configs write them."
+        ),
+    ]
+    hooks: Annotated[list[str], Meta(description="The hooks it implements.")]
+    warnings: list[str]
+    error: Annotated[
+        str | None, Meta(description="Why it failed to load (then it provides nothing).")
+    ]
 
 
-def plugin_json(info: PluginInfo) -> dict[str, Any]:
+class Plugins(Body):
+    plugins: list[Plugin]
+
+
+SCHEMAS: dict[str, Any] = schemas(Plugins)
+
+
+def plugin_json(info: PluginInfo) -> Plugin:
     provides: dict[str, list[str]] = {}
     for item in info.provides:
         kind, _, type_name = item.partition(":")
         provides.setdefault(kind, []).append(type_name)
-    return {
-        "name": info.name,
-        "version": info.version,
-        "distribution": info.distribution,
-        "provides": provides,
-        "hooks": list(info.hooks),
-        "warnings": [strip_credentials(w) for w in info.warnings],
-        "error": None if info.error is None else strip_credentials(info.error),
-    }
+    return Plugin(
+        name=info.name,
+        version=info.version,
+        distribution=info.distribution,
+        provides=provides,
+        hooks=list(info.hooks),
+        warnings=[strip_credentials(w) for w in info.warnings],
+        error=None if info.error is None else strip_credentials(info.error),
+    )
 
 
 @operation(
@@ -79,4 +72,4 @@ def plugin_json(info: PluginInfo) -> dict[str, Any]:
 async def list_plugins(request: Request) -> Response:
     plugins = request.app.state.plugins
     infos = [] if plugins is None else plugins.info()
-    return JSONResponse({"plugins": [plugin_json(info) for info in infos]})
+    return BodyResponse(Plugins(plugins=[plugin_json(info) for info in infos]))

@@ -40,6 +40,7 @@ from wafermon.wire import BatchReader, TooManyEvents, WireBatch
 from ..common.errors import ApiError
 from ..common.logs import get_logger
 from ..common.settings import positive as _positive
+from .bodies import StreamCheck
 
 log = get_logger("wafermon_hosts.gateway.streams")
 
@@ -285,18 +286,18 @@ class StreamRunner:
             return Health(False, self.last_error)
         return Health(True, self.lag_error or "")
 
-    def report(self, health: Health) -> dict[str, Any]:
+    def report(self, health: Health) -> StreamCheck:
         """What /v1/healthz shows for this stream."""
-        return {
-            "type": type(self.consumer).__name__,
-            "ok": health.ok,
-            "detail": health.detail,
-            "lag": dict(self.lag),
-            "lag_total": sum(self.lag.values()),
-            "committed_messages": self.committed_messages,
-            "dead_lettered": self.dead_lettered,
-            "events": dict(self.counts),
-        }
+        return StreamCheck(
+            type=type(self.consumer).__name__,
+            ok=health.ok,
+            detail=health.detail,
+            lag=dict(self.lag),
+            lag_total=sum(self.lag.values()),
+            committed_messages=self.committed_messages,
+            dead_lettered=self.dead_lettered,
+            events=dict(self.counts),
+        )
 
 
 class StreamCollector:

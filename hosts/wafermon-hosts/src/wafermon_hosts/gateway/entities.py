@@ -6,19 +6,18 @@ latest metrics); the internal merge stamps are not part of the answer.
 
 from __future__ import annotations
 
-from typing import Any
-
-import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
 from wafermon.codec import unstructure_event
 from wafermon.errors import FieldValueError
-from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT, STATUS_RANK, EntityQuery, EntityState
+from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT, STATUS_RANK, EntityQuery
 
-from ..common.errors import ApiError, JSONResponse, bad_parameter
+from ..common.bodies import BodyResponse
+from ..common.errors import ApiError, bad_parameter
 from ..common.openapi import error, json_content, operation, path_param, query_param, ref
 from .archive import with_archived_events
+from .bodies import Entity, EntityPage, JobDetail
 from .openapi import COMMON_ERRORS, ENTITY_FILTERS, STORE_DOWN
 from .params import Params
 
@@ -27,13 +26,6 @@ PARAM_OF = {"site_id": "site", "start": "since", "end": "until"}
 FILTERS = ("site", "app", "status", "business_key", "sub_key")
 EVENTS_LIMIT = 1000
 MAX_EVENTS_LIMIT = 10_000
-
-
-def entity_json(state: EntityState) -> dict[str, Any]:
-    """The public fields of a job or subjob, plus ``start_time`` (what lists sort by)."""
-    data = attrs.asdict(state, filter=lambda a, _v: not a.name.endswith("_stamp"))
-    data["start_time"] = state.start_time
-    return data
 
 
 def _entity_query(request: Request, entity_type: str) -> EntityQuery:
@@ -64,8 +56,8 @@ async def _list(request: Request, entity_type: str) -> Response:
     gw = request.app.state.gateway
     query = _entity_query(request, entity_type)
     page = await gw.call_store(gw.store.entities(query), PARAM_OF)
-    return JSONResponse(
-        {"items": [entity_json(s) for s in page.items], "next_cursor": page.next_cursor}
+    return BodyResponse(
+        EntityPage(items=[Entity.of(s) for s in page.items], next_cursor=page.next_cursor)
     )
 
 
@@ -116,10 +108,10 @@ async def job_detail(request: Request) -> Response:
     if detail is None:
         raise ApiError(404, f"no job or subjob with id {entity_id!r}")
     detail = await with_archived_events(gw, detail, limit)
-    return JSONResponse(
-        {
-            "job": entity_json(detail.job),
-            "subjobs": [entity_json(s) for s in detail.subjobs],
-            "events": [unstructure_event(e) for e in detail.events],
-        }
+    return BodyResponse(
+        JobDetail(
+            job=Entity.of(detail.job),
+            subjobs=[Entity.of(s) for s in detail.subjobs],
+            events=[unstructure_event(e) for e in detail.events],
+        )
     )

@@ -10,16 +10,17 @@ per ``health_ttl`` (``Gateway.health``); the details need the read scope
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..common.health import health_response
 from ..common.openapi import json_content, operation, ref
+from .bodies import Check, Health, StoreCheck
 
 
-async def report(gw: Any) -> dict[str, Any]:
+async def report(gw: Any) -> Health:
     """Run every check once: the body of a healthz answer (details included)."""
     names = list(gw.sources)
     streams = list(gw.streams.values())
@@ -29,25 +30,21 @@ async def report(gw: Any) -> dict[str, Any]:
         *(s.sample(gw.settings.source_timeout) for s in streams),
     )
     sources, stream_checks = checks[: len(names)], checks[len(names) :]
-    source_json = {n: {"ok": h.ok, "detail": h.detail} for n, h in zip(names, sources, strict=True)}
+    source_json = {n: Check(ok=h.ok, detail=h.detail) for n, h in zip(names, sources, strict=True)}
+    status: Literal["ok", "degraded", "down"]
     if not store.ok:
         status = "down"
     elif not all(h.ok for h in [*sources, *stream_checks]):
         status = "degraded"
     else:
         status = "ok"
-    return {
-        "status": status,
-        "site_id": gw.site_id,
-        "store": {
-            "name": gw.store.name,
-            "type": gw.store_type,
-            "ok": store.ok,
-            "detail": store.detail,
-        },
-        "sources": source_json,
-        "streams": {s.name: s.report(h) for s, h in zip(streams, stream_checks, strict=True)},
-    }
+    return Health(
+        status=status,
+        site_id=gw.site_id,
+        store=StoreCheck(name=gw.store.name, type=gw.store_type, ok=store.ok, detail=store.detail),
+        sources=source_json,
+        streams={s.name: s.report(h) for s, h in zip(streams, stream_checks, strict=True)},
+    )
 
 
 @operation(
@@ -60,4 +57,4 @@ async def report(gw: Any) -> dict[str, Any]:
 )
 async def healthz(request: Request) -> Response:
     body = await request.app.state.gateway.health.get()
-    return health_response(request, body, 503 if body["status"] == "down" else 200)
+    return health_response(request, body, 503 if body.status == "down" else 200)

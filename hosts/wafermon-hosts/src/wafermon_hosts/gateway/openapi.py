@@ -1,6 +1,7 @@
-"""The gateway's OpenAPI 3.1 document: component schemas and the parameters several routes
-share; each handler declares its operation (``@operation``, see ``common.openapi``) and the
-paths come from the routes the app serves.
+"""The gateway's OpenAPI 3.1 document: component schemas (generated from the answer Structs
+of ``bodies``, hand-written for the request bodies and the answers still built as
+dictionaries) and the parameters several routes share; each handler declares its operation
+(``@operation``, see ``common.openapi``) and the paths come from the routes the app serves.
 
 It is served at /openapi.json, a test checks that it describes every route the app has (and
 nothing else), and the API fuzz test generates its requests from it. The wire event schema is
@@ -16,6 +17,7 @@ from typing import Any
 from wafermon.interfaces import MAX_QUERY_LIMIT
 from wafermon.store import ENTITY_SORTS, MAX_ENTITY_LIMIT
 
+from ..common.bodies import schemas
 from ..common.openapi import ERROR_SCHEMAS, event_schemas, retry_later
 from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
@@ -23,6 +25,7 @@ from ..common.openapi import query_param as _query
 from ..common.openapi import ref as _ref
 from ..common.plugin_list import SCHEMAS as PLUGIN_SCHEMAS
 from .alerting.openapi import ALERT_SCHEMAS
+from .bodies import EntityPage, EventPage, Health, JobDetail, UnifiedPage
 
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -81,6 +84,7 @@ SCHEMAS: dict[str, Any] = {
     **ERROR_SCHEMAS,
     **ALERT_SCHEMAS,
     **PLUGIN_SCHEMAS,
+    **schemas(EntityPage, JobDetail, EventPage, UnifiedPage, Health),
     "IngestResult": {
         "type": "object",
         "required": ["index", "event_id", "status"],
@@ -101,59 +105,6 @@ SCHEMAS: dict[str, Any] = {
             "results": {"type": "array", "items": _ref("IngestResult")},
         },
     },
-    "Entity": {
-        "type": "object",
-        "description": "Current state of a job or subjob, derived from its events.",
-        "required": ["entity_type", "entity_id", "site_id", "app", "status", "start_time"],
-        "properties": {
-            "entity_type": {"type": "string", "enum": ["job", "subjob"]},
-            "entity_id": {"type": "string"},
-            "site_id": {"type": "string"},
-            "app": {"type": "string"},
-            "app_version": NULLABLE_STRING,
-            "parent_id": NULLABLE_STRING,
-            "business_key": NULLABLE_STRING,
-            "sub_key": NULLABLE_STRING,
-            "status": {"type": "string", "enum": ["running", "finished", "failed"]},
-            "start_time": {**TIME, "description": "started_at, else first_seen_at."},
-            "started_at": NULLABLE_TIME,
-            "first_seen_at": TIME,
-            "finished_at": NULLABLE_TIME,
-            "updated_at": TIME,
-            "duration_s": NULLABLE_NUMBER,
-            "cpu_user_s": NULLABLE_NUMBER,
-            "cpu_system_s": NULLABLE_NUMBER,
-            "mem_max_mb": NULLABLE_NUMBER,
-            "progress": NULLABLE_NUMBER,
-            "error": {
-                "type": ["object", "null"],
-                "properties": {
-                    "type": {"type": "string"},
-                    "message": {"type": "string"},
-                    "stack": NULLABLE_STRING,
-                },
-            },
-            "metadata": {"type": "object"},
-            "event_count": {"type": "integer"},
-        },
-    },
-    "EntityPage": {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": _ref("Entity")},
-            "next_cursor": NULLABLE_STRING,
-        },
-    },
-    "JobDetail": {
-        "type": "object",
-        "required": ["job", "subjobs", "events"],
-        "properties": {
-            "job": _ref("Entity"),
-            "subjobs": {"type": "array", "items": _ref("Entity")},
-            "events": {"type": "array", "items": _ref("Event")},
-        },
-    },
     "Query": {
         "type": "object",
         "additionalProperties": False,
@@ -170,74 +121,6 @@ SCHEMAS: dict[str, Any] = {
             "sub_key": NULLABLE_STRING,
             "limit": {"type": "integer", "minimum": 1, "maximum": MAX_QUERY_LIMIT},
             "cursor": NULLABLE_STRING,
-        },
-    },
-    "EventPage": {
-        "type": "object",
-        "required": ["events", "next_cursor"],
-        "properties": {
-            "events": {"type": "array", "items": _ref("Event")},
-            "next_cursor": NULLABLE_STRING,
-        },
-    },
-    "SourceStatus": {
-        "type": "object",
-        "required": ["status"],
-        "properties": {
-            "status": {"type": "string", "enum": ["ok", "failed", "timed_out"]},
-            "count": {"type": "integer", "description": "Events the source returned (if ok)."},
-            "error": {"type": "string", "description": "Why it gave no page (if not ok)."},
-        },
-    },
-    "UnifiedPage": {
-        "type": "object",
-        "required": ["events", "next_cursor", "sources"],
-        "properties": {
-            "events": {"type": "array", "items": _ref("Event")},
-            "next_cursor": NULLABLE_STRING,
-            "sources": {"type": "object", "additionalProperties": _ref("SourceStatus")},
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status"],
-        "description": "Without the read token only status; the rest needs the read scope.",
-        "properties": {
-            "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
-            "site_id": {"type": "string"},
-            "store": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "type": {"type": "string"},
-                    "ok": {"type": "boolean"},
-                    "detail": {"type": "string"},
-                },
-            },
-            "sources": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "object",
-                    "properties": {"ok": {"type": "boolean"}, "detail": {"type": "string"}},
-                },
-            },
-            "streams": {
-                "type": "object",
-                "description": "gateway.streams this gateway consumes (docs/scale-out.md).",
-                "additionalProperties": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"type": "string"},
-                        "ok": {"type": "boolean"},
-                        "detail": {"type": "string"},
-                        "lag": {"type": "object", "additionalProperties": {"type": "integer"}},
-                        "lag_total": {"type": "integer"},
-                        "committed_messages": {"type": "integer"},
-                        "dead_lettered": {"type": "integer"},
-                        "events": {"type": "object", "additionalProperties": {"type": "integer"}},
-                    },
-                },
-            },
         },
     },
 }

@@ -10,7 +10,7 @@ cursor is the sort key of the last event returned, which every adapter understan
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from starlette.requests import Request
@@ -22,9 +22,11 @@ from wafermon.errors import FieldValueError
 from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES
 from wafermon.pages import decode_cursor
 
-from ..common.errors import ApiError, JSONResponse, bad_parameter
+from ..common.bodies import BodyResponse
+from ..common.errors import ApiError, bad_parameter
 from ..common.limits import media_type, read_body
 from ..common.openapi import error, json_content, operation, query_param, ref
+from .bodies import EventPage, SourceStatus, UnifiedPage
 from .openapi import COMMON_ERRORS, EVENT_FILTERS
 from .params import Params, parse_time
 from .runtime import SourceUnavailable
@@ -39,7 +41,7 @@ TEXT_FIELDS = ("site_id", "app", "entity_type", "entity_id", "status", "business
 class SourceFailure(Exception):
     """Why one source gave no page: ``status`` is failed or timed_out."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: Literal["failed", "timed_out"], reason: str) -> None:
         super().__init__(f"{status}: {reason}")
         self.status = status
         self.reason = reason
@@ -158,11 +160,10 @@ async def external(request: Request) -> Response:
         raise ApiError(
             status, f"source {name!r} {exc.status.replace('_', ' ')}: {exc.reason}"
         ) from None
-    return JSONResponse(
-        {
-            "events": [unstructure_event(e) for e in result.events],
-            "next_cursor": result.next_cursor,
-        }
+    return BodyResponse(
+        EventPage(
+            events=[unstructure_event(e) for e in result.events], next_cursor=result.next_cursor
+        )
     )
 
 
@@ -225,16 +226,16 @@ async def unified(request: Request) -> Response:
     outcomes = await asyncio.gather(
         *(run_source(gw, n, query) for n in names), return_exceptions=True
     )
-    statuses: dict[str, dict[str, Any]] = {}
+    statuses: dict[str, SourceStatus] = {}
     pages: list[tuple[list[Event], bool]] = []
     after = query.after_cursor()
     for name, outcome in zip(names, outcomes, strict=True):
         if isinstance(outcome, SourceFailure):
-            statuses[name] = {"status": outcome.status, "error": outcome.reason}
+            statuses[name] = SourceStatus(status=outcome.status, error=outcome.reason)
         elif isinstance(outcome, BaseException):
             raise outcome  # a bug in the gateway itself, not a source
         else:
-            statuses[name] = {"status": "ok", "count": len(outcome.events)}
+            statuses[name] = SourceStatus(status="ok", count=len(outcome.events))
             # Safety net: an adapter that ignores a filter cannot leak events into the page.
             kept = [
                 e
@@ -242,14 +243,14 @@ async def unified(request: Request) -> Response:
                 if query.matches(e) and (after is None or e.sort_key > after)
             ]
             pages.append((kept, outcome.next_cursor is not None))
-        gw.metrics.unified_sources.labels(name, statuses[name]["status"]).inc()
+        gw.metrics.unified_sources.labels(name, statuses[name].status).inc()
     page, more = merge_pages(
         pages, query.limit, key=lambda e: e.sort_key, identity=lambda e: e.event_id
     )
-    return JSONResponse(
-        {
-            "events": [unstructure_event(e) for e in page],
-            "next_cursor": encode_cursor(page[-1]) if more and page else None,
-            "sources": statuses,
-        }
+    return BodyResponse(
+        UnifiedPage(
+            events=[unstructure_event(e) for e in page],
+            next_cursor=encode_cursor(page[-1]) if more and page else None,
+            sources=statuses,
+        )
     )

@@ -11,7 +11,7 @@ Everything here is in memory (no backend work per call); the details need the re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,25 +20,26 @@ from wafermon.router import Breaker
 
 from ..common.health import health_response
 from ..common.openapi import json_content, operation, ref
+from .bodies import BackendStatus, Health, SpoolStatus
 
 
-def backend_status(sc: Any) -> dict[str, dict[str, Any]]:
+def backend_status(sc: Any) -> dict[str, BackendStatus]:
     router = sc.router
     if router is None:
         return {}
     return {
-        name: {
-            "type": sc.types[name],
-            "breaker": str(state.breaker),
-            "consecutive_failures": state.consecutive_failures,
-            "acked_seq": state.acked_seq,
-            "lag": router.lag(name),
-            "delivered_events": state.delivered_events,
-            "retries": state.retries,
-            "dead_lettered_events": state.dead_lettered_events,
-            "fallback_events": state.fallback_events,
-            "last_error": state.last_error,
-        }
+        name: BackendStatus(
+            type=sc.types[name],
+            breaker=str(state.breaker),  # type: ignore[arg-type]  # Breaker's values
+            consecutive_failures=state.consecutive_failures,
+            acked_seq=state.acked_seq,
+            lag=router.lag(name),
+            delivered_events=state.delivered_events,
+            retries=state.retries,
+            dead_lettered_events=state.dead_lettered_events,
+            fallback_events=state.fallback_events,
+            last_error=state.last_error,
+        )
         for name, state in router.states.items()
     }
 
@@ -57,28 +58,27 @@ async def healthz(request: Request) -> Response:
     spool = sc.spool
     problem = sc.spool_problem()
     backends = backend_status(sc)
+    status: Literal["ok", "degraded", "down", "stopping"]
     if problem is not None:
         status = "down"
     elif not sc.accepting:
         status = "stopping"
-    elif any(
-        b["breaker"] != Breaker.CLOSED or b["consecutive_failures"] for b in backends.values()
-    ):
+    elif any(b.breaker != Breaker.CLOSED or b.consecutive_failures for b in backends.values()):
         status = "degraded"  # from a backend's first failed attempt, not only once it opens
     else:
         status = "ok"
-    body = {
-        "status": status,
-        "site_id": sc.site_id,
-        "spool": {
-            "dir": str(sc.spool_dir),
-            "bytes": spool.size if spool else 0,
-            "max_bytes": sc.settings.spool.max_bytes,
-            "last_seq": spool.last_seq if spool else 0,
-            "segments": spool.segment_count if spool else 0,
-            "ok": problem is None,
-            "detail": problem or "",
-        },
-        "backends": backends,
-    }
+    body = Health(
+        status=status,
+        site_id=sc.site_id,
+        spool=SpoolStatus(
+            dir=str(sc.spool_dir),
+            bytes=spool.size if spool else 0,
+            max_bytes=sc.settings.spool.max_bytes,
+            last_seq=spool.last_seq if spool else 0,
+            segments=spool.segment_count if spool else 0,
+            ok=problem is None,
+            detail=problem or "",
+        ),
+        backends=backends,
+    )
     return health_response(request, body, 200 if status in ("ok", "degraded") else 503)

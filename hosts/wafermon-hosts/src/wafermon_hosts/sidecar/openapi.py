@@ -1,4 +1,5 @@
-"""The sidecar's OpenAPI 3.1 document: its component schemas; the operations are declared on
+"""The sidecar's OpenAPI 3.1 document: its component schemas (the answers' from the Structs of
+``bodies``, the ingest answer's still hand-written); the operations are declared on
 the handlers (``@operation``, see ``common.openapi``) and the paths come from the routes.
 
 Served at /openapi.json; a test checks that it describes every route the app has (and nothing
@@ -10,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..common.bodies import schemas
 from ..common.openapi import ERROR_SCHEMAS, event_schemas, ref
 from ..common.openapi import document as common_document
 from ..common.plugin_list import SCHEMAS as PLUGIN_SCHEMAS
+from .bodies import Health
 
 COUNTER = {"type": "integer", "minimum": 0}
 
@@ -20,6 +23,7 @@ SCHEMAS: dict[str, Any] = {
     **event_schemas(),
     **ERROR_SCHEMAS,
     **PLUGIN_SCHEMAS,
+    **schemas(Health),
     "IngestResult": {
         "type": "object",
         "required": ["index", "event_id", "status", "errors"],
@@ -42,48 +46,6 @@ SCHEMAS: dict[str, Any] = {
             "accepted": COUNTER,
             "rejected": COUNTER,
             "results": {"type": "array", "items": ref("IngestResult")},
-        },
-    },
-    "BackendStatus": {
-        "type": "object",
-        "required": ["breaker", "acked_seq", "lag", "last_error"],
-        "properties": {
-            "type": {"type": "string", "description": "The backend's plugin type."},
-            "breaker": {"type": "string", "enum": ["closed", "half_open", "open"]},
-            "consecutive_failures": {
-                **COUNTER,
-                "description": "Failed attempts since its last success (over 0: degraded).",
-            },
-            "acked_seq": {**COUNTER, "description": "Highest spool record it acknowledged."},
-            "lag": {**COUNTER, "description": "Spool records it has not acknowledged."},
-            "delivered_events": COUNTER,
-            "retries": COUNTER,
-            "dead_lettered_events": COUNTER,
-            "fallback_events": COUNTER,
-            "last_error": {"type": ["string", "null"]},
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status"],
-        "description": "Without the read token only status; the rest needs the read scope.",
-        "properties": {
-            "status": {"type": "string", "enum": ["ok", "degraded", "down", "stopping"]},
-            "site_id": {"type": "string"},
-            "spool": {
-                "type": "object",
-                "required": ["dir", "bytes", "max_bytes", "last_seq", "segments"],
-                "properties": {
-                    "dir": {"type": "string"},
-                    "bytes": COUNTER,
-                    "max_bytes": COUNTER,
-                    "last_seq": COUNTER,
-                    "segments": COUNTER,
-                    "ok": {"type": "boolean"},
-                    "detail": {"type": "string"},
-                },
-            },
-            "backends": {"type": "object", "additionalProperties": ref("BackendStatus")},
         },
     },
 }

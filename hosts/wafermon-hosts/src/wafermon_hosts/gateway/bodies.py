@@ -1,0 +1,144 @@
+"""The gateway's answer bodies (``common.bodies``): the handlers build these Structs and the
+OpenAPI components are generated from them. Central documents what it passes on with the
+same types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from msgspec import UNSET, Meta, UnsetType
+
+from wafermon.store import EntityState
+
+from ..common.bodies import Body, EventJSON
+
+Status = Literal["running", "finished", "failed"]
+
+
+class EntityError(Body):
+    type: str
+    message: str
+    stack: str | None
+
+
+class Entity(Body):
+    """Current state of a job or subjob, derived from its events."""
+
+    entity_type: Literal["job", "subjob"]
+    entity_id: str
+    site_id: str
+    app: str
+    app_version: str | None
+    parent_id: str | None
+    business_key: str | None
+    sub_key: str | None
+    status: Status
+    started_at: datetime | None
+    first_seen_at: datetime
+    finished_at: datetime | None
+    updated_at: datetime
+    duration_s: float | None
+    cpu_user_s: float | None
+    cpu_system_s: float | None
+    mem_max_mb: float | None
+    progress: float | None
+    error: EntityError | None
+    metadata: dict[str, Any]
+    event_count: int
+    start_time: Annotated[datetime, Meta(description="started_at, else first_seen_at.")]
+
+    @classmethod
+    def of(cls, state: EntityState) -> Entity:
+        """The public fields of a job or subjob (not the merge stamps), plus ``start_time``
+        (what lists sort by)."""
+        e = state.error
+        return cls(
+            entity_type=state.entity_type,  # type: ignore[arg-type]  # the store's values
+            entity_id=state.entity_id,
+            site_id=state.site_id,
+            app=state.app,
+            app_version=state.app_version,
+            parent_id=state.parent_id,
+            business_key=state.business_key,
+            sub_key=state.sub_key,
+            status=state.status,  # type: ignore[arg-type]
+            started_at=state.started_at,
+            first_seen_at=state.first_seen_at,
+            finished_at=state.finished_at,
+            updated_at=state.updated_at,
+            duration_s=state.duration_s,
+            cpu_user_s=state.cpu_user_s,
+            cpu_system_s=state.cpu_system_s,
+            mem_max_mb=state.mem_max_mb,
+            progress=state.progress,
+            error=None if e is None else EntityError(type=e.type, message=e.message, stack=e.stack),
+            metadata=state.metadata,
+            event_count=state.event_count,
+            start_time=state.start_time,
+        )
+
+
+class EntityPage(Body):
+    items: list[Entity]
+    next_cursor: str | None
+
+
+class JobDetail(Body):
+    job: Entity
+    subjobs: list[Entity]
+    events: list[EventJSON]
+
+
+class EventPage(Body):
+    events: list[EventJSON]
+    next_cursor: str | None
+
+
+class SourceStatus(Body):
+    status: Literal["ok", "failed", "timed_out"]
+    count: Annotated[int | UnsetType, Meta(description="Events the source returned (if ok).")] = (
+        UNSET
+    )
+    error: Annotated[str | UnsetType, Meta(description="Why it gave no page (if not ok).")] = UNSET
+
+
+class UnifiedPage(Body):
+    events: list[EventJSON]
+    next_cursor: str | None
+    sources: dict[str, SourceStatus]
+
+
+class StoreCheck(Body):
+    name: str
+    type: str
+    ok: bool
+    detail: str
+
+
+class Check(Body):
+    ok: bool
+    detail: str
+
+
+class StreamCheck(Body):
+    """A stream this gateway consumes (gateway.streams, docs/scale-out.md)."""
+
+    type: str
+    ok: bool
+    detail: str
+    lag: dict[str, int]
+    lag_total: int
+    committed_messages: int
+    dead_lettered: int
+    events: dict[str, int]
+
+
+class Health(Body):
+    """Without the read token only status; the rest needs the read scope."""
+
+    status: Literal["ok", "degraded", "down"]
+    site_id: str | UnsetType = UNSET
+    store: StoreCheck | UnsetType = UNSET
+    sources: dict[str, Check] | UnsetType = UNSET
+    streams: dict[str, StreamCheck] | UnsetType = UNSET
