@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,14 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import schemathesis
 import yaml
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.python.asgi import shutdown_lifespans
 
 from tests.helpers.central import dead_url, encode_events, job_events, write_central_config
-from tests.helpers.gateway import FUZZ_TOKENS, call_with_token, free_port
+from tests.helpers.gateway import FUZZ_TOKENS, free_port
+from tests.helpers.openapi import fuzz_schema, fuzz_test, stop_fuzz_apps
 from wafermon.config import load_config
 from wafermon_hosts.central import create_app, load_central
 
@@ -48,11 +44,12 @@ def fuzz_setup():
 
 
 FUZZ_APP, FUZZ_ROOT, GATEWAY_PORT = fuzz_setup()
-schema = schemathesis.openapi.from_asgi("/openapi.json", FUZZ_APP)
+schema = fuzz_schema(FUZZ_APP)
+stop_fuzz_app = stop_fuzz_apps(FUZZ_ROOT)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def real_gateway():
+def real_gateway(stop_fuzz_app):
     proc = subprocess.Popen(
         [WAFERMON, "gateway", "-c", str(FUZZ_ROOT / "site.yaml"), "--listen",
          f"127.0.0.1:{GATEWAY_PORT}", "--log-level", "warning"],
@@ -72,17 +69,8 @@ def real_gateway():
         httpx.post(f"{url}/v1/ingest/managed", content=encode_events(events)).raise_for_status()
         yield
     finally:
-        shutdown_lifespans()
         proc.terminate()
         proc.wait(15)
-        shutil.rmtree(FUZZ_ROOT, ignore_errors=True)
 
 
-@schema.parametrize()
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-def test_fuzzed_requests_never_get_a_server_error(case):
-    call_with_token(case, not_a_server_error)
+test_fuzzed_requests_never_get_a_server_error = fuzz_test(schema, max_examples=25)

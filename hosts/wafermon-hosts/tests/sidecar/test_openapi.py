@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
-import schemathesis
 import yaml
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.python.asgi import shutdown_lifespans
 from starlette.routing import Route
 
-from tests.helpers.gateway import FUZZ_TOKENS, call_with_token
+from tests.helpers.gateway import FUZZ_TOKENS
+from tests.helpers.openapi import fuzz_schema, fuzz_test, stop_fuzz_apps
 from wafermon.config import load_config
 from wafermon_hosts.common.openapi import undocumented
 from wafermon_hosts.sidecar import create_app, load_sidecar
@@ -64,11 +58,8 @@ def test_every_operation_documents_its_responses_and_auth(build_sidecar_app):
 
 
 def fuzz_app():
-    """A sidecar (a filesystem backend and one that is down) in a temporary folder.
-
-    Built at import because ``schema.parametrize`` needs the schema then; schemathesis runs
-    the app's lifespan on its own event-loop thread and ``stop_fuzz_app`` ends it.
-    """
+    """A sidecar (a filesystem backend and one that is down) in a temporary folder (built at
+    import: ``tests.helpers.openapi.fuzz_schema``)."""
     import wafermon_backend_filesystem.plugin
     from wafermon.plugins import Plugins
 
@@ -93,27 +84,7 @@ def fuzz_app():
     return create_app(load_sidecar(load_config(root / "site.yaml"), plugins)), root
 
 
-@schemathesis.serializer("application/x-ndjson")
-def _ndjson(_ctx, value) -> bytes:
-    return value.encode() if isinstance(value, str) else json.dumps(value).encode()
-
-
 FUZZ_APP, FUZZ_ROOT = fuzz_app()
-schema = schemathesis.openapi.from_asgi("/openapi.json", FUZZ_APP)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def stop_fuzz_app():
-    yield
-    shutdown_lifespans()
-    shutil.rmtree(FUZZ_ROOT, ignore_errors=True)
-
-
-@schema.parametrize()
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-def test_fuzzed_requests_never_get_a_server_error(case):
-    call_with_token(case, not_a_server_error)
+schema = fuzz_schema(FUZZ_APP)
+stop_fuzz_app = stop_fuzz_apps(FUZZ_ROOT)
+test_fuzzed_requests_never_get_a_server_error = fuzz_test(schema, max_examples=40)
