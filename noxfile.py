@@ -56,13 +56,23 @@ FOLDERS = list(PACKAGES.values())
 
 
 def local_requirements(folder: str, extra: str) -> list[str]:
-    """Folders of the checkout's own distributions that ``folder`` (with ``extra``) requires."""
-    project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text())["project"]
-    wanted = project.get("dependencies", []) + project.get("optional-dependencies", {}).get(
-        extra, []
-    )
-    names = {canonicalize_name(Requirement(spec).name) for spec in wanted}
-    return [PACKAGES[name] for name in sorted(names) if name in PACKAGES]
+    """Folders of the checkout's own distributions that ``folder`` (with ``extra``) requires,
+    directly or through another of them (wafermon-stack needs the gateway backend, so the
+    dashboard's tests, which need the stack, need it from the checkout too)."""
+    found: list[str] = []
+    todo = [(folder, extra)]
+    while todo:
+        current, current_extra = todo.pop()
+        project = tomllib.loads((ROOT / current / "pyproject.toml").read_text())["project"]
+        wanted = project.get("dependencies", []) + project.get("optional-dependencies", {}).get(
+            current_extra, []
+        )
+        for spec in wanted:
+            name = canonicalize_name(Requirement(spec).name)
+            if name in PACKAGES and PACKAGES[name] not in found:
+                found.append(PACKAGES[name])
+                todo.append((PACKAGES[name], ""))
+    return sorted(f for f in found if f != folder)
 
 
 def install_packages(session: nox.Session, *folders: str, extra: str = "") -> None:
