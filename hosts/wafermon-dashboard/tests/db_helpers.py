@@ -28,7 +28,7 @@ import httpx
 import yaml
 
 from wafermon import Event
-from wafermon_dashboard.demo import DemoFeeder
+from wafermon_stack.demo import DemoFeeder
 
 CHROMIUM = "/usr/bin/chromium"
 INSTALL_HINT = (
@@ -63,15 +63,11 @@ def demo_lots(
     feeder = DemoFeeder("http://unused", site_id=site_id, seed=seed, use_sdk=False)
     rng = random.Random(seed)
     end = datetime.now(UTC) - timedelta(minutes=1)
-    span = timedelta(hours=hours)
-    events: list[Event] = []
-    for n in range(lots + running):
-        lot = feeder.lot_events(end - span)
-        if n >= lots:  # still running: started a few minutes ago, last wafers not done yet
-            lot = lot[: max(4, len(lot) - 3 * rng.randint(2, 4) - 1)]
-            shift = end - timedelta(minutes=rng.randint(1, 20)) - lot[-1].time
-        else:
-            shift = (end - span + span * ((n + 1) / lots)) - lot[-1].time
+    events = [e for lot in feeder.past_lots(lots, hours=hours) for e in lot]
+    for _ in range(running):  # started a few minutes ago, last wafers not done yet
+        lot = feeder.lot_events(end - timedelta(hours=hours))
+        lot = lot[: max(4, len(lot) - 3 * rng.randint(2, 4) - 1)]
+        shift = end - timedelta(minutes=rng.randint(1, 20)) - lot[-1].time
         events += [attrs.evolve(e, time=e.time + shift) for e in lot]
     feeder.close()
     return events

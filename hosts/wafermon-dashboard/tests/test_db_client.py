@@ -1,4 +1,4 @@
-"""The dashboard's HTTP side without a browser: its API client, the demo feeder, serving."""
+"""The dashboard's HTTP side without a browser: its API client and serving."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from wafermon import Secret
 from wafermon_dashboard.client import CENTRAL, Api, ApiError, Sidecar
-from wafermon_dashboard.demo import DemoFeeder
 
 
 def test_recent_counts_newest_first_and_says_when_it_stopped_at_the_cap(stack):
@@ -57,30 +56,6 @@ def test_the_read_token_is_sent_as_a_bearer_token():
 
     Api("http://gw", token=Secret("s3cret"), transport=httpx.MockTransport(handler)).jobs(limit=1)
     assert seen == ["Bearer s3cret"]
-
-
-def test_demo_lots_are_valid_ordered_and_in_the_past():
-    feeder = DemoFeeder("http://unused", seed=1, use_sdk=False)
-    start = datetime.now(UTC) - timedelta(hours=2)
-    events = feeder.lot_events(start)
-    job = events[0].entity
-    assert (events[0].kind, job.type) == ("started", "job")
-    assert events[-1].entity == job
-    assert events[-1].kind in ("finished", "failed")
-    wafers = {e.entity.id for e in events if e.entity.type == "subjob"}
-    assert 5 <= len(wafers) <= 12
-    assert all(e.entity.parent_id == job.id for e in events if e.entity.type == "subjob")
-    times = [e.time for e in events]
-    assert times == sorted(times)
-    feeder.close()
-
-
-def test_demo_burst_goes_through_a_real_sidecar(stack):
-    feeder = DemoFeeder(stack.sidecar, seed=3, use_sdk=False)
-    sent = feeder.burst(3, hours=1)
-    assert sent > 3 * 10
-    assert "3 lots started" in feeder.summary()
-    feeder.close()
 
 
 def test_the_route_callback_renders_the_first_page_of_jobs_over_http(stack):

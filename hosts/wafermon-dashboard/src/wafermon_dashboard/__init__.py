@@ -1,9 +1,8 @@
-"""wafermon dashboards (Dash) and the one-command stack.
+"""wafermon dashboards (Dash).
 
 ``wafermon dashboard --gateway URL`` (or ``--central URL``) serves the views (``app``); the
-dashboard reads everything over HTTP (``client``). ``wafermon up`` runs sidecar, gateway,
-central and dashboard as child processes on embedded defaults (``up``), and ``wafermon demo``
-feeds realistic wafer jobs (``demo``).
+dashboard reads everything over HTTP (``client``). The one-command stack that runs it next to
+the hosts, ``wafermon up``, is the wafermon-stack package.
 """
 
 __version__ = "0.1.0"

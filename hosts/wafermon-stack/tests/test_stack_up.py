@@ -6,16 +6,30 @@ import contextlib
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 
 import httpx
 import yaml
-from db_helpers import free_port, wafermon
+
+from wafermon.testing import free_port, wafermon_command
 
 
-def ports() -> list[str]:
+def wafermon(*args: str) -> list[str]:
+    return [wafermon_command(), *args]
+
+
+def ports() -> tuple[list[str], dict[str, int]]:
+    """The four --*-port options on free ports, and the ports by option."""
     names = ("--sidecar-port", "--gateway-port", "--central-port", "--dashboard-port")
     chosen = {n: free_port() for n in names}
     return [arg for name, port in chosen.items() for arg in (name, str(port))], chosen
+
+
+def assert_nothing_answers(numbers: Iterable[int]) -> None:
+    for port in numbers:
+        with contextlib.suppress(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            raise AssertionError(f"port {port} still answers")
 
 
 def test_up_once_starts_everything_feeds_a_burst_checks_the_dashboard_and_stops(tmp_path):
@@ -47,11 +61,7 @@ def test_up_once_starts_everything_feeds_a_burst_checks_the_dashboard_and_stops(
     assert {p.name for p in (data / "logs").iterdir()} == {
         "gateway.log", "sidecar.log", "central.log", "dashboard.log"
     }  # fmt: skip
-    # Everything is gone: the ports are free again.
-    for port in chosen.values():
-        with contextlib.suppress(httpx.TransportError):
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            raise AssertionError(f"port {port} still answers")
+    assert_nothing_answers(chosen.values())  # everything is gone
 
 
 def test_up_demo_shows_live_data_within_seconds_and_sigterm_stops_all_children(tmp_path):
@@ -94,10 +104,7 @@ def test_up_demo_shows_live_data_within_seconds_and_sigterm_stops_all_children(t
     for name in ("dashboard", "central", "sidecar", "gateway"):
         assert f"{name:<9} stopped (exit 0)" in err
     assert "demo: " in err
-    for port in chosen.values():
-        with contextlib.suppress(httpx.TransportError):
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            raise AssertionError(f"port {port} still answers")
+    assert_nothing_answers(chosen.values())
 
 
 def test_up_refuses_busy_ports(tmp_path):
@@ -115,3 +122,14 @@ def test_up_refuses_busy_ports(tmp_path):
         )
     assert done.returncode == 1
     assert f"gateway port {chosen['--gateway-port']} is in use" in done.stderr
+
+
+def test_up_refuses_a_non_loopback_host(tmp_path):
+    """The zero-config stack has no tokens, so it stays on loopback (fail closed)."""
+    done = subprocess.run(
+        wafermon("up", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "data")),
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--host 0.0.0.0 is not loopback" in done.stderr
+    assert not (tmp_path / "data").exists()  # nothing was started or written

@@ -1,7 +1,8 @@
 """Realistic wafer jobs for demos: lots (jobs) of wafers (subjobs) on fab tools.
 
-``lot_events`` builds one finished lot in the past (what ``burst`` sends first, so the history
-has something to show); ``DemoFeeder.run_forever`` keeps a few lots running in real time, a
+``lot_events`` builds one finished lot; ``past_lots`` places finished lots over the last hours
+(what ``burst`` sends first, so the history has something to show, and what ``wafermon demo
+--stdout`` prints); ``DemoFeeder.run_forever`` keeps a few lots running in real time, a
 wafer every few seconds, so the live view moves. Events go to a sidecar through the Python SDK
 when ``wafermon_sdk`` is installed (``Client(mode="sidecar")``), else straight over HTTP to the
 sidecar's ``POST /v1/ingest/events`` (NDJSON). Either way they travel the real path:
@@ -15,7 +16,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -137,15 +138,20 @@ class DemoFeeder:
     def burst(self, lots: int, *, hours: float = 6.0) -> int:
         """Send ``lots`` finished lots ending over the last ``hours``; returns events sent."""
         before = self.sent
+        for events in self.past_lots(lots, hours=hours):
+            self.send(events)
+        self.flush()
+        return self.sent - before
+
+    def past_lots(self, lots: int, *, hours: float = 6.0) -> Iterator[list[Event]]:
+        """``lots`` finished lots, the n-th ending at n/lots of the last ``hours``: all of
+        each lies in the past."""
         end = datetime.now(UTC) - timedelta(minutes=1)
         span = timedelta(hours=hours)
         for n in range(lots):
             events = self.lot_events(end - span)
-            # Place the lot so that it ends at its slot: all of it lies in the past.
             shift = (end - span + span * ((n + 1) / lots)) - events[-1].time
-            self.send([attrs.evolve(e, time=e.time + shift) for e in events])
-        self.flush()
-        return self.sent - before
+            yield [attrs.evolve(e, time=e.time + shift) for e in events]
 
     def lot_events(self, start: datetime) -> list[Event]:
         """A whole lot that ran from ``start``: job, 5-12 wafers, progress, final state."""
