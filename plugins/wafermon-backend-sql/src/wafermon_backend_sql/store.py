@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +30,7 @@ from uuid import UUID
 import attrs
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from wafermon import (
     ErrorInfo,
@@ -468,9 +468,13 @@ class SqlStore(ManagedStore):
     async def health(self) -> Health:
         if self._engine is None:
             return Health(False, "not started")
+
+        async def ping(conn: AsyncConnection) -> None:
+            await conn.execute(sa.text("SELECT 1"))
+
         try:
-            async with asyncio.timeout(2.0), self._engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
+            async with asyncio.timeout(2.0):
+                await self._reading(ping)
         except Exception as exc:  # noqa: BLE001 - health must not raise
             return Health(False, f"database unreachable: {_reason(exc)}")
         return Health(True)
@@ -576,12 +580,15 @@ class SqlStore(ManagedStore):
         return new
 
     async def _shielded(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run a write transaction to its end even if the caller is cancelled.
+        """Run a database call (a write transaction, a read) to its end even if the caller is
+        cancelled.
 
         A cancelled emit counts as not delivered and is retried (idempotently), but the
         transaction itself must not be abandoned half-way: with aiosqlite that leaves a pooled
-        connection holding SQLite's write lock. Shielded, the caller is released at once and
-        the transaction commits or rolls back cleanly; close() waits for it.
+        connection holding SQLite's write lock. A read cancelled twice (a timeout, then a
+        shutdown) leaves its connection's close orphaned while aiosqlite's thread still runs
+        the statement, which then answers a loop that may be closed. Shielded, the caller is
+        released at once and the call finishes cleanly; close() waits for it.
         """
         task = asyncio.ensure_future(work)
         self._inflight.add(task)
@@ -756,12 +763,24 @@ class SqlStore(ManagedStore):
 
     # -- reading ----------------------------------------------------------------------------------
 
-    async def _fetch(self, stmt: sa.Executable) -> list[Any]:
-        if self._engine is None:
+    async def _reading(self, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``read(conn)`` on a pooled connection, shielded and waited for by close()."""
+        engine = self._engine
+        if engine is None:
             raise RuntimeError(f"{self!r} is not started")
-        with _translate_errors("query"):
-            async with self._engine.connect() as conn:
-                return list(await conn.execute(stmt))
+
+        async def run() -> T:
+            with _translate_errors("query"):
+                async with engine.connect() as conn:
+                    return await read(conn)
+
+        return await self._shielded(run())
+
+    async def _fetch(self, stmt: sa.Executable) -> list[Any]:
+        async def rows(conn: AsyncConnection) -> list[Any]:
+            return list(await conn.execute(stmt))
+
+        return await self._reading(rows)
 
     async def query(self, query: Query) -> QueryResult:
         """Events matching every filter, in (time, event_id) order, keyset-paginated."""
@@ -839,31 +858,29 @@ class SqlStore(ManagedStore):
 
     async def job_detail(self, entity_id: str, *, events_limit: int = 1000) -> JobDetail | None:
         n, c = entities.c, events.c
-        if self._engine is None:
-            raise RuntimeError(f"{self!r} is not started")
-        with _translate_errors("query"):
-            async with self._engine.connect() as conn:
-                row = (
-                    await conn.execute(sa.select(entities).where(n.entity_id == entity_id))
-                ).first()
-                if row is None:
-                    return None
-                subjobs = await conn.execute(
-                    sa.select(entities)
-                    .where(n.parent_id == entity_id)
-                    .order_by(n.start_time, n.entity_id)
-                )
-                bodies = await conn.execute(
-                    sa.select(_body_text(c.body))
-                    .where(c.entity_id == entity_id)
-                    .order_by(c.time, c.event_id)
-                    .limit(events_limit)
-                )
-                return JobDetail(
-                    job=entity_from_row(row),
-                    subjobs=[entity_from_row(r) for r in subjobs],
-                    events=[stored_event(r.body) for r in bodies],
-                )
+
+        async def detail(conn: AsyncConnection) -> JobDetail | None:
+            row = (await conn.execute(sa.select(entities).where(n.entity_id == entity_id))).first()
+            if row is None:
+                return None
+            subjobs = await conn.execute(
+                sa.select(entities)
+                .where(n.parent_id == entity_id)
+                .order_by(n.start_time, n.entity_id)
+            )
+            bodies = await conn.execute(
+                sa.select(_body_text(c.body))
+                .where(c.entity_id == entity_id)
+                .order_by(c.time, c.event_id)
+                .limit(events_limit)
+            )
+            return JobDetail(
+                job=entity_from_row(row),
+                subjobs=[entity_from_row(r) for r in subjobs],
+                events=[stored_event(r.body) for r in bodies],
+            )
+
+        return await self._reading(detail)
 
 
 def _body_text(body: sa.Column[Any]) -> sa.Label[Any]:
