@@ -9,7 +9,8 @@ import httpx
 import orjson
 
 from tests.helpers.gateway import served
-from wafermon import encode_array
+from wafermon import encode_array, encode_ndjson
+from wafermon.wire import read_batch
 from wafermon_hosts.gateway.stream import Broadcaster
 
 
@@ -161,10 +162,29 @@ async def test_replay_keeps_only_the_most_recent_events(make_event):
     hub = Broadcaster(replay_size=3, queue_size=2)
     events = [make_event() for _ in range(5)]
     hub.publish(events)
-    assert list(hub.recent) == events[2:]
+    assert [event for event, _text in hub.recent] == events[2:]
     sub = hub.subscribe(last_event_id=str(events[2].event_id))
     assert sub.dropped == 0
     assert len(sub.queue) == 2
     sub = hub.subscribe(last_event_id=str(events[1].event_id))  # fell out of the window
     assert not sub.queue
     assert b"may be missing" in sub.notice
+
+
+async def test_wire_events_are_sent_as_the_text_they_arrived_as(make_event):
+    """The gateway publishes the fast decoder's events with their lines: no Event is built,
+    the line goes out as it is, unless it holds a CR (an SSE line break): then re-encoded."""
+    events = [make_event(app="etch"), make_event(app="litho")]
+    lines = encode_ndjson(events).splitlines()
+    lines[1] = lines[1].replace(b'{"schema_version"', b'{\r"schema_version"')
+    batch = read_batch(b"\n".join(lines))
+    assert not batch.rejected
+    hub = Broadcaster()
+    sub = hub.subscribe()
+    hub.publish(batch.events, batch.lines)
+    first, second = sub.queue
+    assert first == b"id: %s\ndata: %s\n\n" % (str(events[0].event_id).encode(), lines[0])
+    assert b"\r" not in second
+    assert orjson.loads(second.split(b"data: ")[1]) == orjson.loads(encode_ndjson([events[1]]))
+    again = hub.subscribe(last_event_id=str(events[0].event_id))
+    assert list(again.queue) == [second]

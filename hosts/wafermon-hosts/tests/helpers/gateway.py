@@ -62,6 +62,10 @@ class FlakySqlStore(SqlStore):
         self._check()
         return await super().ingest(events, bodies=bodies)
 
+    async def ingest_wire(self, events, lines):
+        self._check()
+        return await super().ingest_wire(events, lines)
+
     async def entities(self, query):
         self._check()
         return await super().entities(query)

@@ -11,6 +11,9 @@ events are kept (as objects; encoded only when replayed). A client reconnecting 
 standard ``Last-Event-ID`` header (browsers' EventSource sends it by itself) first gets the
 events published after that one, so a dropped connection loses nothing that is still in the
 window; an id outside it is answered with a comment saying events may be missing.
+
+Events published with their JSON text (the gateway's ingest: wire events and the lines they
+arrived as) are sent as that text; no object is built for them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from starlette.responses import Response, StreamingResponse
 
 from wafermon import Event
 from wafermon.codec import unstructure_event
+from wafermon.wire import WireEvent
 
 from ..common.openapi import operation, query_param
 from .openapi import COMMON_ERRORS
@@ -47,7 +51,7 @@ class Subscriber:
     closed: bool = False
     notice: bytes = b""  # a comment to send before the first frames
 
-    def wants(self, event: Event) -> bool:
+    def wants(self, event: Event | WireEvent) -> bool:
         return (self.site is None or event.site_id == self.site) and (
             self.app is None or event.app.name == self.app
         )
@@ -68,7 +72,7 @@ class Broadcaster:
         self.queue_size = queue_size
         self.heartbeat_s = heartbeat_s
         self.subscribers: set[Subscriber] = set()
-        self.recent: deque[Event] = deque(maxlen=replay_size)
+        self.recent: deque[tuple[Event | WireEvent, bytes | None]] = deque(maxlen=replay_size)
         self.closed = False
         self._on_subscribers = on_subscribers
         self._on_dropped = on_dropped
@@ -88,7 +92,11 @@ class Broadcaster:
     def _replay(self, sub: Subscriber, last_event_id: str) -> None:
         recent = self.recent
         position = next(
-            (i for i in range(len(recent) - 1, -1, -1) if str(recent[i].event_id) == last_event_id),
+            (
+                i
+                for i in range(len(recent) - 1, -1, -1)
+                if str(recent[i][0].event_id) == last_event_id
+            ),
             None,
         )
         if position is None:
@@ -97,17 +105,25 @@ class Broadcaster:
                 "recent events; events published since it may be missing\n\n"
             ).encode()
             return
-        wanted = [e for e in list(recent)[position + 1 :] if sub.wants(e)]
+        wanted = [(e, line) for e, line in list(recent)[position + 1 :] if sub.wants(e)]
         sub.dropped = max(0, len(wanted) - self.queue_size)
-        sub.queue.extend(_frame(e) for e in wanted[sub.dropped :])
+        sub.queue.extend(_frame(e, line) for e, line in wanted[sub.dropped :])
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
         self._on_subscribers(len(self.subscribers))
 
-    def publish(self, events: Sequence[Event]) -> None:
-        """Queue events for every subscriber whose filters they pass; never blocks."""
-        self.recent.extend(events)
+    def publish(
+        self,
+        events: Sequence[Event | WireEvent],
+        lines: Sequence[bytes | None] | None = None,
+    ) -> None:
+        """Queue events for every subscriber whose filters they pass; never blocks.
+
+        ``lines``: each event's JSON text where known (None: encoded when someone wants it).
+        """
+        texts = [None] * len(events) if lines is None else lines
+        self.recent.extend(zip(events, texts, strict=True))
         if not self.subscribers:
             return
         frames: dict[int, bytes] = {}  # each event is encoded once, and only if someone wants it
@@ -117,7 +133,7 @@ class Broadcaster:
                 if not sub.wants(event):
                     continue
                 if i not in frames:
-                    frames[i] = _frame(event)
+                    frames[i] = _frame(event, texts[i])
                 if len(sub.queue) >= self.queue_size:
                     sub.queue.popleft()
                     sub.dropped += 1
@@ -161,9 +177,14 @@ class Broadcaster:
                 return
 
 
-def _frame(event: Event) -> bytes:
-    data = orjson.dumps(unstructure_event(event), option=orjson.OPT_UTC_Z)
-    return b"id: %s\ndata: %s\n\n" % (str(event.event_id).encode(), data)
+def _frame(event: Event | WireEvent, line: bytes | None = None) -> bytes:
+    """One SSE frame; ``line`` (the event's JSON text) is sent as it is when it holds no CR,
+    which SSE would read as a line break (JSON allows one between tokens)."""
+    if line is None or b"\r" in line:
+        if isinstance(event, WireEvent):
+            event = event.to_event()
+        line = orjson.dumps(unstructure_event(event), option=orjson.OPT_UTC_Z)
+    return b"id: %s\ndata: %s\n\n" % (str(event.event_id).encode(), line)
 
 
 @operation(

@@ -39,6 +39,7 @@ from wafermon import Event, Kind, PermanentError, describe
 from wafermon.errors import retry_delay
 from wafermon.interfaces import Alert, Notifier
 from wafermon.store import EntityQuery, EntityState
+from wafermon.wire import WireEvent
 
 from ...common.logs import get_logger
 from . import monitors as monitor_eval
@@ -233,12 +234,14 @@ class Engine:
         self._views_stale = True
         self._wake.set()
 
-    def observe(self, events: Iterable[Event]) -> None:
-        """Called on ingest with the accepted events: raise watermarks, wake on outcomes."""
+    def observe(self, events: Iterable[Event | WireEvent]) -> None:
+        """Called on ingest with the accepted events (as objects, or as the fast decoder's
+        wire events, whose time is text): raise watermarks, wake on outcomes."""
         now = self.clock.now()
         urgent = False
         for event in events:
-            when = min(event.time, now)
+            when = event.time
+            when = min(datetime.fromisoformat(when) if type(when) is str else when, now)
             mark = self._seen.get(event.site_id)
             if mark is None or when > mark:
                 self._seen[event.site_id] = when
