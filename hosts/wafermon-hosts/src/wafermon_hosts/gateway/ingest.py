@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from wafermon import Event, PermanentError, Problem
+from wafermon import PermanentError, Problem
 from wafermon.ingest import admit, verdict
 from wafermon.wire import WireBatch
 
@@ -68,21 +68,20 @@ async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[d
 
     The rules (rejected items, one copy per event_id, transform_events) are
     ``wafermon.ingest.admit``'s; the store's own verdicts are added here."""
-    admitted = admit(
-        batch, gw.plugins, host="gateway", site_id=gw.site_id, dedupe=True, objects=True
-    )
-    to_store = admitted.events or []
-    outcome = await _store(gw, to_store, admitted.lines)
+    admitted = admit(batch, gw.plugins, host="gateway", site_id=gw.site_id, dedupe=True)
+    # Without a transform no Event is built: the store takes the wire events and their text.
+    to_store: list[Any] = admitted.wire if admitted.events is None else admitted.events
+    outcome = await _store(gw, to_store, admitted.lines, wire=admitted.events is None)
     results = admitted.results
     for event in to_store:
         status, errors = outcome[event.event_id]
         index = admitted.index_of.get(str(event.event_id))
         if status != "accepted" and index is not None:
             results.append(verdict(index, event.event_id, status, errors))
-    accepted = [e for e in to_store if outcome[e.event_id][0] == "accepted"]
-    gw.stream.publish(accepted)
+    accepted = [k for k, e in enumerate(to_store) if outcome[e.event_id][0] == "accepted"]
+    gw.stream.publish([to_store[k] for k in accepted], [admitted.lines[k] for k in accepted])
     if gw.alerting is not None:
-        gw.alerting.observe(accepted)  # stream time: the site's watermark
+        gw.alerting.observe(to_store[k] for k in accepted)  # stream time: the site's watermark
 
     counts = {"accepted": batch.total - len(results), "duplicate": 0, "rejected": 0}
     for result in results:
@@ -92,13 +91,17 @@ async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[d
 
 
 async def _store(
-    gw: Any, events: list[Event], bodies: list[bytes | None]
+    gw: Any, events: list[Any], bodies: list[bytes | None], *, wire: bool
 ) -> dict[Any, tuple[str, list[Problem]]]:
-    """event_id -> (status, problems) for each event handed to the store."""
+    """event_id -> (status, problems) for each event handed to the store (``wire``: the fast
+    decoder's events, each with its text, handed to ``ingest_wire``; else Events)."""
     if not events:
         return {}
     try:
-        stored = await gw.call_store(gw.store.ingest(events, bodies=bodies))
+        if wire:
+            stored = await gw.call_store(gw.store.ingest_wire(events, bodies))
+        else:
+            stored = await gw.call_store(gw.store.ingest(events, bodies=bodies))
     except PermanentError as exc:
         # The store refused some events for good; the contract says the others were stored.
         refused = None if exc.event_ids is None else {str(i) for i in exc.event_ids}
