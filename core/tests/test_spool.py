@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from wafermon.cli import cli
-from wafermon.spool import HEADER, Spool, SpoolFull, verify
+from wafermon.spool import HEADER, GroupCommit, Spool, SpoolFull, verify
 
 
 def payloads(spool: Spool, after: int = 0) -> list[bytes]:
@@ -49,6 +50,45 @@ def test_concurrent_writers_share_fsyncs(tmp_path):
     assert [seq for seq, _ in records] == list(range(1, 801))
     assert len({p for _, p in records}) == 800
     assert spool.fsyncs < 800  # group commit: several writers per fsync
+
+
+def test_append_many_stores_what_fits_and_says_why_not_for_the_rest(tmp_path):
+    spool = Spool(tmp_path, ["gw"], max_bytes=HEADER.size * 3 + 300)
+    results = spool.append_many([b"a" * 100, b"b" * 100, b"c" * 400, b"d" * 100])
+    assert results[:2] == [1, 2]
+    assert results[3] == 3
+    assert isinstance(results[2], SpoolFull)
+    assert payloads(spool) == [b"a" * 100, b"b" * 100, b"d" * 100]
+    assert spool.fsyncs == 1  # one write for the whole call
+
+
+async def test_group_commit_shares_one_write_among_waiting_coroutines(tmp_path):
+    spool = Spool(tmp_path, ["gw"])
+    commit = GroupCommit(spool)
+    seqs = await asyncio.gather(*(commit.append(f"r{n}".encode()) for n in range(200)))
+    assert sorted(seqs) == list(range(1, 201))
+    assert [p for _, p in spool.read(0)] == [f"r{n}".encode() for n in range(200)]
+    # The first write takes the first append alone; everything queued meanwhile goes next.
+    assert spool.fsyncs <= 3
+    await commit.close()
+
+
+async def test_group_commit_refuses_per_record_and_reports_a_failed_write(tmp_path):
+    spool = Spool(tmp_path, ["gw"], max_bytes=HEADER.size + 100)
+    commit = GroupCommit(spool)
+    first, full = await asyncio.gather(
+        commit.append(b"x" * 100), commit.append(b"y"), return_exceptions=True
+    )
+    assert first == 1
+    assert isinstance(full, SpoolFull)
+
+    def broken(_payloads: object) -> list[int | Exception]:
+        raise OSError(28, "No space left on device")
+
+    spool.append_many = broken  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="No space left"):
+        await commit.append(b"z")
+    await commit.close()
 
 
 def test_acks_survive_reopen_and_free_segments(tmp_path):

@@ -16,6 +16,7 @@ This module must never hold more than one read batch of payloads in memory.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -23,7 +24,8 @@ import struct
 import threading
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -197,40 +199,70 @@ class Spool:
 
     def append(self, payload: bytes) -> int:
         """Store one record durably and return its seq. Raises SpoolFull at the byte cap."""
-        if len(payload) > MAX_RECORD_BYTES:
-            raise ValueError(f"record of {len(payload)} bytes is above {MAX_RECORD_BYTES}")
+        (result,) = self.append_many([payload])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def append_many(self, payloads: Sequence[bytes]) -> list[int | Exception]:
+        """Store records durably, one seq each, in order; what one record cannot take is in
+        its place: SpoolFull at the byte cap, ValueError above MAX_RECORD_BYTES.
+
+        Every record queued while a write is under way goes into the next write, with one
+        fsync for all (group commit). A failed write (OSError) is raised: none of it is stored.
+        """
+        results: list[int | Exception] = []
+        tickets: list[_Ticket] = []
         with self._cond:
-            need = HEADER.size + len(payload)
-            if self.size + self._pending_bytes + need > self.max_bytes:
-                raise SpoolFull(
-                    f"spool {self.directory} is full ({self.size} of {self.max_bytes} bytes)"
-                )
-            ticket = _Ticket(self._next_seq, payload)
-            self._next_seq += 1
-            self._pending.append(ticket)
-            self._pending_bytes += need
-            while not ticket.done:
-                if self._flushing:
-                    self._cond.wait()
+            for payload in payloads:
+                if len(payload) > MAX_RECORD_BYTES:
+                    results.append(
+                        ValueError(f"record of {len(payload)} bytes is above {MAX_RECORD_BYTES}")
+                    )
                     continue
-                # Leader: write everything pending with one fsync, outside the lock.
-                batch, self._pending, self._pending_bytes = self._pending, [], 0
-                self._flushing = True
-                self._cond.release()
-                try:
-                    self._write(batch)
-                except BaseException as exc:  # noqa: BLE001 - handed to every waiting writer
-                    for waiting in batch:
-                        waiting.error = exc
-                finally:
-                    self._cond.acquire()
-                    self._flushing = False
-                    for waiting in batch:
-                        waiting.done = True
-                    self._cond.notify_all()
-        if ticket.error is not None:
-            raise ticket.error
-        return ticket.seq
+                need = HEADER.size + len(payload)
+                if self.size + self._pending_bytes + need > self.max_bytes:
+                    results.append(
+                        SpoolFull(
+                            f"spool {self.directory} is full ({self.size} of {self.max_bytes} "
+                            "bytes)"
+                        )
+                    )
+                    continue
+                ticket = _Ticket(self._next_seq, payload)
+                self._next_seq += 1
+                self._pending.append(ticket)
+                self._pending_bytes += need
+                tickets.append(ticket)
+                results.append(ticket.seq)
+            for ticket in tickets:
+                self._until_written(ticket)
+        for ticket in tickets:
+            if ticket.error is not None:
+                raise ticket.error
+        return results
+
+    def _until_written(self, ticket: _Ticket) -> None:
+        """Wait (holding ``_cond``) until ``ticket`` is written: the first waiter to find no
+        write under way writes everything pending, outside the lock, for all."""
+        while not ticket.done:
+            if self._flushing:
+                self._cond.wait()
+                continue
+            batch, self._pending, self._pending_bytes = self._pending, [], 0
+            self._flushing = True
+            self._cond.release()
+            try:
+                self._write(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting writer
+                for waiting in batch:
+                    waiting.error = exc
+            finally:
+                self._cond.acquire()
+                self._flushing = False
+                for waiting in batch:
+                    waiting.done = True
+                self._cond.notify_all()
 
     def _write(self, batch: list[_Ticket]) -> None:
         segment = self._segments[-1] if self._segments else None
@@ -355,6 +387,65 @@ class Spool:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+class GroupCommit:
+    """``Spool.append`` for coroutines: everything appended while a write is under way goes
+    into the next one, with one hand-off to the writer thread and one fsync for all.
+
+    A thread per waiting request (the obvious ``run_in_executor(spool.append)``) costs a thread
+    switch and a fight for the GIL per request; a burst of small requests then spends more
+    time switching threads than writing. Here requests wait on the event loop.
+    """
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self._queue: list[tuple[bytes, asyncio.Future[int]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="spool-writer")
+
+    async def append(self, payload: bytes) -> int:
+        """The record's seq once it is on disk (fsynced); SpoolFull, ValueError or the write's
+        OSError when it is not stored."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append((payload, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queued())
+        return await future
+
+    async def _write_queued(self) -> None:
+        loop = asyncio.get_running_loop()
+        batch: list[tuple[bytes, asyncio.Future[int]]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                results: list[int | Exception]
+                try:
+                    results = await loop.run_in_executor(
+                        self._thread, self.spool.append_many, [p for p, _ in batch]
+                    )
+                except OSError as exc:
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # its request was cancelled
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+                batch = []
+        finally:
+            self._writer = None
+            for _, future in batch + self._queue:  # the writer itself was stopped or failed
+                if not future.done():
+                    future.set_exception(OSError("the spool writer stopped before this write"))
+            self._queue = []
+
+    async def close(self) -> None:
+        """Wait for the writes under way, then stop the writer thread."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+        await asyncio.to_thread(self._thread.shutdown, True)
 
 
 def verify(directory: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[Corruption]]:

@@ -42,6 +42,7 @@ class ByteBudget:
         self.limit = limit
         self.wait_s = wait_s
         self.used = 0
+        self.waiting = 0  # requests waiting for room: only they need waking
         self._room = asyncio.Condition()
 
     @contextlib.asynccontextmanager
@@ -62,7 +63,12 @@ class Claim:
 
     async def take(self, size: int) -> None:
         budget = self.budget
+        if budget.used + size <= budget.limit:  # room now: no wait, so no lock (one loop)
+            budget.used += size
+            self.held += size
+            return
         async with budget._room:
+            budget.waiting += 1
             try:
                 async with asyncio.timeout(budget.wait_s):
                     await budget._room.wait_for(
@@ -74,15 +80,17 @@ class Claim:
                     "the host is busy reading other requests' bodies; retry later",
                     headers={"Retry-After": str(RETRY_AFTER_S)},
                 ) from None
+            finally:
+                budget.waiting -= 1
             budget.used += size
             self.held += size
 
     async def release(self) -> None:
-        if self.held:
-            budget = self.budget
+        budget = self.budget
+        budget.used -= self.held
+        self.held = 0
+        if budget.waiting:
             async with budget._room:
-                budget.used -= self.held
-                self.held = 0
                 budget._room.notify_all()
 
 

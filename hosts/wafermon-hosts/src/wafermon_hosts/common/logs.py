@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
@@ -21,6 +22,9 @@ from wafermon import strip_credentials
 from wafermon.config import SECRET_KEY
 
 _configured = False
+#: Where access lines go once logging is configured (the root handler's stream), else None.
+_access_stream: TextIO | None = None
+ACCESS_LOGGER = "wafermon_hosts.access"
 
 
 def _mask_secrets(
@@ -45,7 +49,7 @@ def configure_logging(
 
     Called once per process by the host command; ``force`` lets tests reconfigure it.
     """
-    global _configured
+    global _configured, _access_stream
     if _configured and not force:
         return
     shared: list[Any] = [
@@ -79,7 +83,35 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    _access_stream = handler.stream
     _configured = True
+
+
+_access_log = structlog.stdlib.get_logger(ACCESS_LOGGER)
+_access_std = logging.getLogger(ACCESS_LOGGER)
+
+
+def log_request(fields: dict[str, Any]) -> None:
+    """One access line, the same JSON the processors above would render for
+    ``log.info("request", **fields)``.
+
+    Written straight to the stream: the full logging path costs more than the rest of a small
+    request's own work. The fields are the observer's (route template, status, ids, duration):
+    none can hold a secret or a credential URL, so the masking processor has nothing to do.
+    """
+    stream = _access_stream
+    if stream is None:  # logging not configured here (tests, embedding): the usual path
+        _access_log.info("request", **fields)
+        return
+    if not _access_std.isEnabledFor(logging.INFO):
+        return
+    fields["event"] = "request"
+    fields["level"] = "info"
+    fields["logger"] = ACCESS_LOGGER
+    # As structlog's TimeStamper(fmt="iso", utc=True) writes it: always microseconds, then Z.
+    fields["timestamp"] = datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    stream.write(orjson.dumps(fields).decode() + "\n")
+    stream.flush()
 
 
 def get_logger(name: str) -> Any:

@@ -17,7 +17,7 @@ from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_response
-from .logs import get_logger
+from .logs import get_logger, log_request
 from .metrics import UNMATCHED_ROUTE, HostMetrics
 from .tracing import Tracing, trace_id
 
@@ -94,7 +94,7 @@ class RequestObserver:
                 if span is not None and self.tracing is not None:
                     self.tracing.finish(span, scope["method"], route, status, error)
                     fields["trace_id"] = trace_id(span)
-                log.info("request", **fields)
+                log_request(fields)
 
 
 def _request_id(scope: Scope) -> str:

@@ -5,10 +5,9 @@ spool that cannot be opened or is locked by another sidecar stops the process wi
 A backend that cannot start is logged and started again before each delivery attempt, under
 the router's backoff and circuit breaker, so a backend that was down at boot needs no restart.
 
-Acknowledging: ``append`` returns once the record is fsynced (the spool's group commit). The
-appends run on a dedicated pool of ``APPEND_THREADS`` threads: each waiting request holds a
-thread while one of them writes and fsyncs for all, so the pool bounds how many requests can
-share one fsync (the event loop's default pool has only cpu + 4 threads).
+Acknowledging: ``append`` returns once the record is fsynced. Requests wait on the event
+loop while one writer thread writes and fsyncs everything that queued during the previous
+write (``wafermon.spool.GroupCommit``): no thread per waiting request, one fsync per burst.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from prometheus_client import Counter
@@ -27,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from wafermon import Emitter, Event, EventBatch, Health, RetryableError, describe
 from wafermon.plugins import Plugins
 from wafermon.router import Breaker, Route, Router
-from wafermon.spool import Spool, SpoolFull
+from wafermon.spool import GroupCommit, Spool, SpoolFull
 
 from ..common.errors import ApiError
 from ..common.limits import ByteBudget
@@ -39,7 +37,6 @@ from .settings import SidecarParts
 
 log = get_logger("wafermon_hosts.sidecar")
 
-APPEND_THREADS = 64
 #: Seconds a client is asked to wait before retrying when the spool is full or failing.
 RETRY_AFTER_S = 5
 #: Seconds a backend's start() may take before it counts as failed.
@@ -238,7 +235,7 @@ class Sidecar:
         self.start_error: str | None = None  # why the spool did not open, for the CLI
         self.metrics = SidecarMetrics(self)
         self.body_budget = ByteBudget(BODY_BUDGET_BODIES * self.settings.max_body_bytes)
-        self._executor: ThreadPoolExecutor | None = None
+        self._commit: GroupCommit | None = None
         self._lock_file: TextIO | None = None
         self._dir_checked_until = 0.0
 
@@ -250,7 +247,7 @@ class Sidecar:
             self.start_error = f"spool {self.spool_dir} cannot be opened: {describe(exc)}"
             log.error("sidecar cannot start", error=self.start_error)
             raise SidecarStartError(self.start_error) from exc
-        self._executor = ThreadPoolExecutor(APPEND_THREADS, thread_name_prefix="spool-append")
+        self._commit = GroupCommit(self.spool)
         await asyncio.gather(*(e.start() for e in self.emitters.values()))
         self.router = Router(
             self.spool,
@@ -309,7 +306,7 @@ class Sidecar:
         payload = record.ndjson
         assert self.spool is not None
         assert self.router is not None
-        assert self._executor is not None
+        assert self._commit is not None
         if not self._spool_dir_present():  # removed under us: appends would be lost
             self.metrics.refused.labels("spool_error").inc()
             raise ApiError(
@@ -317,9 +314,8 @@ class Sidecar:
                 f"the spool directory {self.spool_dir} is gone; nothing was stored",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-        loop = asyncio.get_running_loop()
         try:
-            seq = await loop.run_in_executor(self._executor, self.spool.append, payload)
+            seq = await self._commit.append(payload)
         except SpoolFull as exc:
             self.metrics.refused.labels("spool_full").inc()
             log.warning("spool full: refusing input", error=str(exc))
@@ -383,8 +379,8 @@ class Sidecar:
                 await emitter.close()
             except Exception as exc:  # noqa: BLE001 - close the rest regardless
                 log.warning("backend failed to close", backend=emitter.name, error=describe(exc))
-        if self._executor is not None:
-            await asyncio.to_thread(self._executor.shutdown, True)
+        if self._commit is not None:
+            await self._commit.close()
         if self.spool is not None:
             self.spool.close()
         self._unlock()
