@@ -104,6 +104,26 @@ class Answers:
         if response.is_success:
             self.succeeded.add((template, method))
 
+    async def call(
+        self,
+        http: httpx.AsyncClient,
+        method: str,
+        template: str,
+        path: str | None = None,
+        *,
+        tokens: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send ``method`` to ``path`` (default: the template itself) with the token of the
+        scope the document gives the operation, and ``check`` the answer."""
+        scope = self.doc["paths"][template][method.lower()].get("x-wafermon-scope")
+        headers = dict(kwargs.pop("headers", None) or {})
+        if scope and tokens:
+            headers.setdefault("Authorization", f"Bearer {tokens[scope]}")
+        response = await http.request(method, path or template, headers=headers, **kwargs)
+        self.check(template, response)
+        return response
+
     def uncovered(self, *, skip: Collection[tuple[str, str]] = ()) -> list[str]:
         """``METHOD /path`` of each documented operation without a checked success
         (but ``skip``: (path, METHOD) pairs a test cannot call, with its reason)."""
