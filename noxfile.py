@@ -95,7 +95,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     install_packages(session, "hosts/wafermon-hosts", extra="otel")  # tracing imports otel
-    session.install("mypy>=1.11", "types-PyYAML")
+    # wafermon.testing is type-checked against pytest and pytest-asyncio: core's testing extra.
+    session.install("-e", "core[testing]", "mypy>=1.11", "types-PyYAML")
     session.run("mypy")
 
 
