@@ -117,8 +117,9 @@ class Stack:
 def running_stack(
     folder: Path, *, sidecar: bool = True, otlp_endpoint: str | None = None
 ) -> Iterator[Stack]:
-    stack = Stack(folder, otlp_endpoint=otlp_endpoint).start_gateway()
+    stack = Stack(folder, otlp_endpoint=otlp_endpoint)
     try:
+        stack.start_gateway()  # inside: a gateway that never got ready is killed too
         if sidecar:
             stack.start_sidecar()
         yield stack
