@@ -195,7 +195,7 @@ class SqliteDialect(Dialect):
             stored.update(row[0] for row in await cursor.fetchall())
             await cursor.close()
         rows = [
-            (h, _sqlite_time(r[1]), *r[2:10], _sqlite_time(r[10]), r[11])
+            (h, sqlite_time(r[1]), *r[2:10], sqlite_time(r[10]), r[11])
             for h, r in zip(hexes, records, strict=True)
             if h not in stored
         ]
@@ -214,7 +214,7 @@ _SQLITE_INSERT = "INSERT INTO events ({}) VALUES ({})".format(
 )
 
 
-def _sqlite_time(moment: datetime) -> str:
+def sqlite_time(moment: datetime) -> str:
     """UTCDateTime's text on SQLite: naive UTC, always six fraction digits."""
     return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 

@@ -67,6 +67,7 @@ from .dialects import (
     Record,
     dialect_for,
     event_record,
+    sqlite_time,
     wire_record,
     writing,
 )
@@ -309,6 +310,31 @@ def _has_nul(event: Event) -> bool:
     e, a = event.entity, event.app
     # One scan over the fields run together ("None" for an absent one holds no U+0000).
     return "\x00" in f"{e.id}{e.parent_id}{e.business_key}{e.sub_key}{a.name}{a.version}"
+
+
+def _qmark(stmt: Any, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    """SQLite: an INSERT ... ON CONFLICT of every column of its table as SQL text for the
+    driver's executemany, and the values of the constants bound after the columns (the
+    merge's 'failed', 2, ...), compiled once."""
+    compiled = stmt.compile(dialect=dialect.engine.dialect)
+    names, columns = list(compiled.positiontup or ()), [c.name for c in stmt.table.c]
+    if names[: len(columns)] != columns:
+        raise RuntimeError(f"unexpected parameter order for {stmt.table.name}: {names}")
+    return str(compiled), tuple(compiled.binds[n].value for n in names[len(columns) :])
+
+
+async def _sqlite_executemany(
+    conn: Any, statement: tuple[str, tuple[Any, ...]], table: sa.Table, arrays: list[list[Any]]
+) -> None:
+    """Rows given as one list per column of ``table``, written by one executemany on the
+    driver's connection (in the open transaction): sqlite3 binds each row in C, where
+    SQLAlchemy ran a Python conversion per value. Times become ``UTCDateTime``'s text."""
+    sql, constants = statement
+    for k, column in enumerate(table.c):
+        if isinstance(column.type, UTCDateTime):
+            arrays[k] = [None if v is None else sqlite_time(v) for v in arrays[k]]
+    raw = (await conn.get_raw_connection()).driver_connection
+    await raw.executemany(sql, [(*row, *constants) for row in zip(*arrays, strict=True)])
 
 
 # -- the merge, in SQL ----------------------------------------------------------------------------
@@ -616,10 +642,11 @@ class SqlStore(ManagedStore):
         states = [s for _, s in sorted(fold(fresh).items())]
         if not states:
             return
+        arrays = entity_arrays(states)
         if self.dialect.name == "postgresql":
-            await conn.exec_driver_sql(self._pg_entity_upsert, tuple(entity_arrays(states)))
+            await conn.exec_driver_sql(self._pg_entity_upsert, tuple(arrays))
         else:
-            await conn.execute(self._values_entity_upsert, [entity_row(s) for s in states])
+            await _sqlite_executemany(conn, self._sqlite_entity_upsert, entities, arrays)
 
     def _entity_upsert(self, select: Any = None) -> Any:
         """Insert rows (VALUES, or ``select``), merging into existing ones (``merge_set``)."""
@@ -631,8 +658,8 @@ class SqlStore(ManagedStore):
         )
 
     @functools.cached_property
-    def _values_entity_upsert(self) -> Any:
-        return self._entity_upsert()  # built once: executemany reuses its compiled form
+    def _sqlite_entity_upsert(self) -> tuple[str, tuple[Any, ...]]:
+        return _qmark(self._entity_upsert(), self.dialect)
 
     @functools.cached_property
     def _pg_entity_upsert(self) -> str:
@@ -658,11 +685,11 @@ class SqlStore(ManagedStore):
             {"name": n, "version": v, "first_seen": lo, "last_seen": hi}
             for (n, v), (lo, hi) in sorted(seen.items())
         ]
+        arrays = [[row[c.name] for row in rows] for c in apps.c]
         if self.dialect.name == "postgresql":
-            arrays = tuple([row[c.name] for row in rows] for c in apps.c)
-            await conn.exec_driver_sql(self._pg_apps_upsert, arrays)
+            await conn.exec_driver_sql(self._pg_apps_upsert, tuple(arrays))
         else:
-            await conn.execute(self._apps_upsert(self.dialect.insert(apps).values(rows)))
+            await _sqlite_executemany(conn, self._sqlite_apps_upsert, apps, arrays)
 
     def _apps_upsert(self, insert: Any) -> Any:
         return insert.on_conflict_do_update(
@@ -672,6 +699,10 @@ class SqlStore(ManagedStore):
                 "last_seen": self.dialect.greatest(apps.c.last_seen, insert.excluded.last_seen),
             },
         )
+
+    @functools.cached_property
+    def _sqlite_apps_upsert(self) -> tuple[str, tuple[Any, ...]]:
+        return _qmark(self._apps_upsert(self.dialect.insert(apps)), self.dialect)
 
     @functools.cached_property
     def _pg_apps_upsert(self) -> str:
