@@ -129,6 +129,8 @@ async def test_every_documented_answer_matches_its_schema(tmp_path, sqlite_url, 
             silence = {"matchers": {"rule": "*"}, "author": "ops", "reason": "test"}
             made = await call("POST", "/v1/silences", json={**silence, "duration": "1h"})
             await call("POST", "/v1/silences", json={"matchers": {}})
+            too_long = await call("POST", "/v1/silences", json={**silence, "duration": 1e300})
+            assert too_long.json()["problems"][0]["path"] == "$.duration"
             await call("GET", "/v1/silences")
             silence_id = made.json()["id"]
             await call("DELETE", "/v1/silences/{id}", f"/v1/silences/{silence_id}")

@@ -21,12 +21,13 @@ from wafermon import Problem
 from wafermon.config import make_config_converter
 from wafermon.errors import explain
 
-from ...common.errors import ApiError, JSONResponse, bad_parameter
+from ...common.bodies import BodyResponse
+from ...common.errors import ApiError, bad_parameter
 from ...common.limits import read_body
 from ...common.openapi import error, json_content, path_param, query_param, ref
 from ...common.openapi import operation as _operation
 from ..params import Params
-from .monitors import duration
+from .bodies import Alert, AlertPage, Monitor, MonitorList, Silence, SilenceList
 from .settings import SEVERITIES, MonitorSpec
 
 MAX_BODY = 64 * 1024
@@ -55,31 +56,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 # -- alerts --------------------------------------------------------------------------------------
-
-
-def alert_json(alert: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "fingerprint",
-        "rule",
-        "severity",
-        "status",
-        "summary",
-        "description",
-        "site_id",
-        "labels",
-        "starts_at",
-        "ends_at",
-        "last_notified_at",
-        "silenced_by",
-        "inhibited",
-        "notifications",
-    )
-    out = {k: alert.get(k) for k in keys}
-    out["inhibited"] = bool(out["inhibited"])
-    out["notifications"] = alert.get("notifications", [])
-    if "transitions" in alert:
-        out["transitions"] = alert["transitions"]
-    return out
 
 
 def _offset_cursor(offset: int) -> str:
@@ -146,11 +122,11 @@ async def list_alerts(request: Request) -> Response:
     if app is not None:  # app is a label: filtered here (pages may come out short)
         found = [a for a in found if a["labels"].get("app") == app]
     more = len(found) > limit
-    return JSONResponse(
-        {
-            "alerts": [alert_json(a) for a in found[:limit]],
-            "next_cursor": _offset_cursor(offset + limit) if more else None,
-        }
+    return BodyResponse(
+        AlertPage(
+            alerts=[Alert.of(a) for a in found[:limit]],
+            next_cursor=_offset_cursor(offset + limit) if more else None,
+        )
     )
 
 
@@ -170,7 +146,7 @@ async def get_alert(request: Request) -> Response:
     found = await engine.state.get_alert(fp)
     if found is None:
         raise ApiError(404, f"no alert with fingerprint {fp!r}")
-    return JSONResponse(alert_json(found))
+    return BodyResponse(Alert.of(found))
 
 
 # -- monitors ------------------------------------------------------------------------------------
@@ -188,18 +164,6 @@ def spec_from_json(data: dict[str, Any], name: str | None = None) -> MonitorSpec
         raise ApiError(400, "invalid monitor", problems) from None
 
 
-def _run_json(run: Any, full: bool) -> dict[str, Any]:
-    out = {
-        "job_id": run.entity_id,
-        "status": run.status,
-        "started_at": run.start_time,
-        "duration_s": duration(run),
-    }
-    if full:
-        out["finished_at"] = run.finished_at
-    return out
-
-
 @_operation(
     "listMonitors",
     "Expected jobs with their state, last run, next expected run and recent runs.",
@@ -208,18 +172,8 @@ def _run_json(run: Any, full: bool) -> dict[str, Any]:
 async def list_monitors(request: Request) -> Response:
     engine = _engine(request)
     Params(request, set())
-    out = []
-    for result in await engine.monitor_views():
-        item = result.spec.as_json(result.source)
-        item["site_id"] = result.site_id
-        item.update(
-            state=result.state,
-            last_run=None if result.last_run is None else _run_json(result.last_run, True),
-            next_expected_at=result.next_expected_at,
-            recent_runs=[_run_json(r, False) for r in result.recent],
-        )
-        out.append(item)
-    return JSONResponse({"monitors": out})
+    views = await engine.monitor_views()
+    return BodyResponse(MonitorList(monitors=[Monitor.view(result) for result in views]))
 
 
 @_operation(
@@ -254,7 +208,7 @@ async def put_monitor(request: Request) -> Response:
     spec = spec_from_json(await _json_body(request), name)
     created = await engine.state.put_monitor(name, spec.as_json(source), source, engine.clock.now())
     engine.wake()
-    return JSONResponse(spec.as_json(source), status_code=201 if created else 200)
+    return BodyResponse(Monitor.of(spec, source), status_code=201 if created else 200)
 
 
 @_operation(
@@ -275,10 +229,6 @@ async def delete_monitor(request: Request) -> Response:
 # -- silences ------------------------------------------------------------------------------------
 
 
-def silence_json(silence: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {**silence, "active": silence["starts_at"] <= now < silence["ends_at"]}
-
-
 @_operation(
     "listSilences",
     "Silences, newest first, with whether each is active now.",
@@ -288,7 +238,8 @@ async def list_silences(request: Request) -> Response:
     engine = _engine(request)
     Params(request, set())
     now = engine.clock.now()
-    return JSONResponse({"silences": [silence_json(s, now) for s in await engine.state.silences()]})
+    found = await engine.state.silences()
+    return BodyResponse(SilenceList(silences=[Silence.of(s, now) for s in found]))
 
 
 def _silence_from(data: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -322,6 +273,8 @@ def _silence_from(data: dict[str, Any], now: datetime) -> dict[str, Any]:
             ends = starts + timedelta(seconds=parse_seconds(data["duration"]))
         except ValueError as exc:
             problems.append(Problem("$.duration", str(exc)))
+        except OverflowError:  # a duration past the year 9999 (found by the fuzz test)
+            problems.append(Problem("$.duration", "too long: the silence would end after 9999"))
     if ends is None and not any(p.path in ("$.ends_at", "$.duration") for p in problems):
         problems.append(Problem("$.ends_at", "set ends_at or duration: a silence must expire"))
     elif ends is not None and ends <= starts:
@@ -353,7 +306,7 @@ async def create_silence(request: Request) -> Response:
     silence = _silence_from(await _json_body(request), now)
     await engine.state.add_silence(silence)
     engine.wake()
-    return JSONResponse(silence_json(silence, now), status_code=201)
+    return BodyResponse(Silence.of(silence, now), status_code=201)
 
 
 @_operation(
