@@ -26,19 +26,38 @@ REF = "#/components/schemas/"
 # -- every documented answer, validated -----------------------------------------------------------
 
 
+def close(node: Any, *, part: bool = False) -> Any:
+    """``node`` (a schema, changed in place) with every object schema closed to the properties
+    it names, so an answer field the document does not list fails validation (JSON Schema
+    objects are open by default). The parts of an ``allOf`` stay open and the composite is
+    closed with ``unevaluatedProperties``, which sees through them."""
+    if isinstance(node, dict):
+        if "allOf" in node:
+            node.setdefault("unevaluatedProperties", False)
+        elif "properties" in node and "additionalProperties" not in node and not part:
+            node["additionalProperties"] = False
+        for key, value in node.items():
+            if key == "allOf":
+                for item in value:
+                    close(item, part=True)
+            else:
+                close(value)
+    elif isinstance(node, list):
+        for value in node:
+            close(value)
+    return node
+
+
 def closed(doc: dict[str, Any]) -> dict[str, Any]:
-    """The document's components with every object schema closed to the properties it names,
-    so an answer field the document does not list fails validation (a schema is open by
-    default). Components used in an ``allOf`` are the parts of a composite and stay open; the
-    composite is closed with ``unevaluatedProperties``. The core's event schema is the wire
-    contract and stays as it is."""
+    """The document's components closed (``close``), but those used as parts of an ``allOf``
+    and the core's event schema, which is the wire contract as it is."""
     components = copy.deepcopy(doc["components"]["schemas"])
     parts: set[str] = set()
 
     def find_parts(node: Any) -> None:
         if isinstance(node, dict):
-            for part in node.get("allOf", []):
-                parts.add(part.get("$ref", "").removeprefix(REF))
+            for item in node.get("allOf", []):
+                parts.add(item.get("$ref", "").removeprefix(REF))
             for value in node.values():
                 find_parts(value)
         elif isinstance(node, list):
@@ -46,19 +65,6 @@ def closed(doc: dict[str, Any]) -> dict[str, Any]:
                 find_parts(value)
 
     find_parts(components)
-
-    def close(node: Any) -> None:
-        if isinstance(node, dict):
-            if "allOf" in node:
-                node.setdefault("unevaluatedProperties", False)
-            elif "properties" in node and "additionalProperties" not in node:
-                node["additionalProperties"] = False
-            for value in node.values():
-                close(value)
-        elif isinstance(node, list):
-            for value in node:
-                close(value)
-
     for name, schema in components.items():
         if name not in parts and not (name == "Event" or name.startswith("Event_")):
             close(schema)
@@ -92,7 +98,8 @@ class Answers:
             kind = response.headers.get("content-type", "").split(";")[0].strip()
             assert kind in content, f"{where}: content type {kind!r}, documented {list(content)}"
             if body and kind == "application/json":
-                schema = {**content[kind]["schema"], "components": {"schemas": self.components}}
+                schema = close(copy.deepcopy(content[kind]["schema"]))
+                schema["components"] = {"schemas": self.components}
                 errors = [
                     f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}"
                     for e in jsonschema.Draft202012Validator(

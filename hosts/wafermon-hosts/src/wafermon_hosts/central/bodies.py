@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from msgspec import UNSET, Meta, UnsetType
+from msgspec import UNSET, Meta, UnsetType, field
 
 from ..common.bodies import REF, Body, EventJSON
-from ..gateway.bodies import Entity
+from ..gateway.bodies import Entity, Trend
 
 # A gateway's JSON object passed on as it came, documented as the component it is.
 EntityJSON = Annotated[dict[str, Any], Meta(extra_json_schema={"$ref": REF + "Entity"})]
@@ -93,6 +93,18 @@ class SiteError(Body):
     sites: dict[str, SiteStatus]
 
 
+class SiteTrend(Trend):
+    """One site's trend: its gateway's answer (checked against ``Trend``), with the site."""
+
+    sites: dict[str, SiteStatus] = field(default_factory=dict)
+
+
+class SiteTrendSources(Body):
+    """Per site: its status and, when ok, its trend sources (``sources``)."""
+
+    sites: dict[str, SiteStatus]
+
+
 class SiteRef(Body):
     name: str
     url: str
@@ -122,4 +134,4 @@ class CentralHealth(Body):
 
 #: The components central's document takes from these types.
 TYPES = (SiteEntity, SiteAlert, MergedPage, MergedAlertPage, MergedEvents, SiteJobDetail, SiteError,
-         Sites, CentralHealth)  # fmt: skip
+         SiteTrend, SiteTrendSources, Sites, CentralHealth)  # fmt: skip

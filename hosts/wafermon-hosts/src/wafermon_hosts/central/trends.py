@@ -9,46 +9,28 @@ fails or has no trend route is named in ``sites``, the others still answer.
 
 from __future__ import annotations
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..common.bodies import BodyResponse
 from ..common.errors import ApiError, bad_parameter
-from ..common.openapi import declared, json_content, operation, query_param
+from ..common.openapi import declared, json_content, operation, query_param, ref
 from ..gateway.params import Params
-from ..gateway.trends import SOURCE_ERRORS, SOURCES_SCHEMA, TREND_SCHEMA
+from ..gateway.trends import SOURCE_ERRORS
 from ..gateway.trends import trends as _gateway_trends
-from .bodies import SiteStatus
+from .bodies import SiteStatus, SiteTrend, SiteTrendSources
 from .openapi import COMMON_ERRORS, SITE
 from .routes import _all_rejected, _central, _refresh, _sites
 
 #: The gateway's parameters, passed on as they are (central's ``site`` picks the gateway).
 FORWARDED = ("source", "metric", "stat", "app", "by", "since", "until", "period")
-SITES_SOURCES_SCHEMA = {
-    "type": "object",
-    "required": ["sites"],
-    "properties": {
-        "sites": {
-            "type": "object",
-            "description": "Per site: its status and, when ok, its trend sources.",
-            "additionalProperties": {
-                "type": "object",
-                "required": ["status"],
-                "properties": {
-                    "status": {"type": "string"},
-                    "error": {"type": "string"},
-                    "sources": SOURCES_SCHEMA["properties"]["sources"],
-                },
-            },
-        }
-    },
-}
 
 
 @operation(
     "trendSources",
     "Each site's trend sources (what its gateway's /v1/trends/sources lists).",
-    {"200": json_content(SITES_SOURCES_SCHEMA, "Per site."), **COMMON_ERRORS},
+    {"200": json_content(ref("SiteTrendSources"), "Per site."), **COMMON_ERRORS},
     parameters=[SITE],
 )
 async def sources(request: Request) -> Response:
@@ -66,7 +48,7 @@ async def sources(request: Request) -> Response:
             sites[name] = answer.summary(sources={})  # a gateway without trends
         else:
             sites[name] = answer.summary()
-    return BodyResponse({"sites": sites})
+    return BodyResponse(SiteTrendSources(sites=sites))
 
 
 #: The gateway's own parameters but ``site`` (which is central's here: the gateway).
@@ -79,7 +61,7 @@ _GATEWAY_PARAMETERS = [p for p in _GATEWAY_OPERATION.parameters if p["name"] != 
     "trends",
     "One site's trend: its gateway's /v1/trends answer, with the site.",
     {
-        "200": json_content(TREND_SCHEMA, "The gateway's series, oldest point first."),
+        "200": json_content(ref("SiteTrend"), "The gateway's series, oldest point first."),
         **COMMON_ERRORS,
         **SOURCE_ERRORS,
     },
@@ -100,7 +82,12 @@ async def trends(request: Request) -> Response:
         name
     ]
     _all_rejected({name: answer})  # the gateway's 400 (bad parameter, unknown source) as ours
-    if answer.status == "ok" and isinstance(answer.body, dict):
-        return BodyResponse({**answer.body, "sites": {name: answer.summary()}})
+    if answer.status == "ok":
+        try:
+            trend = msgspec.convert(answer.body, SiteTrend)
+        except msgspec.ValidationError as exc:
+            raise ApiError(502, f"site {name}: the answer is not a trend ({exc})") from None
+        trend.sites = {name: answer.summary()}
+        return BodyResponse(trend)
     status = 504 if answer.status == "timed_out" else 502
     raise ApiError(status, f"site {name}: {answer.error or f'HTTP {answer.http_status}'}")

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, UnsetType
 
+from wafermon.interfaces import TREND_STATS
 from wafermon.store import EntityState
 
 from ..common.bodies import Body, EventJSON
@@ -142,3 +143,37 @@ class Health(Body):
     store: StoreCheck | UnsetType = UNSET
     sources: dict[str, Check] | UnsetType = UNSET
     streams: dict[str, StreamCheck] | UnsetType = UNSET
+
+
+class TrendSourceInfo(Body):
+    metrics: Annotated[dict[str, str], Meta(description="Metric name -> unit (Count, Seconds...).")]
+    stats: list[str]
+
+
+class TrendSources(Body):
+    sources: Annotated[dict[str, TrendSourceInfo], Meta(description="Trend sources by name.")]
+
+
+class Point(Body):
+    time: datetime
+    value: float
+
+
+class Series(Body):
+    name: Annotated[str, Meta(description="The app, or the site's total.")]
+    app: str | None
+    points: Annotated[
+        list[Point], Meta(description="Oldest first; a period without data has none.")
+    ]
+
+
+class Trend(Body):
+    source: str
+    metric: str
+    unit: Annotated[str, Meta(description="The metric's unit (Count, Seconds...).")]
+    stat: Annotated[str, Meta(extra_json_schema={"enum": list(TREND_STATS)})]
+    period: Annotated[int, Meta(description="Seconds per point.")]
+    site: str
+    since: datetime
+    until: datetime
+    series: list[Series]

@@ -25,11 +25,18 @@ from ..common.openapi import query_param as _query
 from ..common.openapi import ref as _ref
 from ..common.plugin_list import SCHEMAS as PLUGIN_SCHEMAS
 from .alerting.openapi import ALERT_SCHEMAS
-from .bodies import EntityPage, EventPage, Health, JobDetail, UnifiedPage
+from .bodies import (
+    EntityPage,
+    EventPage,
+    Health,
+    JobDetail,
+    Trend,
+    TrendSources,
+    UnifiedPage,
+)
 
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_STRING = {"type": ["string", "null"]}
-NULLABLE_NUMBER = {"type": ["number", "null"]}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
 ENTITY_FILTERS = [
@@ -84,7 +91,7 @@ SCHEMAS: dict[str, Any] = {
     **ERROR_SCHEMAS,
     **ALERT_SCHEMAS,
     **PLUGIN_SCHEMAS,
-    **schemas(EntityPage, JobDetail, EventPage, UnifiedPage, Health),
+    **schemas(EntityPage, JobDetail, EventPage, UnifiedPage, Health, TrendSources, Trend),
     "IngestResult": {
         "type": "object",
         "required": ["index", "event_id", "status"],

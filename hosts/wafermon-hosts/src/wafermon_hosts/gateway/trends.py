@@ -20,9 +20,11 @@ from wafermon import TrendQuery, TrendSource, describe
 from wafermon.errors import FieldValueError
 from wafermon.interfaces import MAX_TREND_PERIOD, MAX_TREND_POINTS, MAX_TREND_SERIES, TREND_STATS
 
-from ..common.errors import ApiError, JSONResponse, bad_parameter
-from ..common.openapi import error, json_content, operation, query_param
-from .openapi import COMMON_ERRORS, NULLABLE_STRING, TIME
+from ..common.bodies import BodyResponse
+from ..common.errors import ApiError, bad_parameter
+from ..common.openapi import error, json_content, operation, query_param, ref
+from .bodies import Point, Series, Trend, TrendSourceInfo, TrendSources
+from .openapi import COMMON_ERRORS, TIME
 from .params import Params
 from .runtime import SourceUnavailable
 
@@ -44,61 +46,6 @@ def default_period(start: datetime, end: datetime) -> int:
     return next((p for p in PERIODS if seconds / p <= DEFAULT_POINTS), PERIODS[-1])
 
 
-SOURCES_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["sources"],
-    "properties": {
-        "sources": {
-            "type": "object",
-            "description": "Trend sources by name.",
-            "additionalProperties": {
-                "type": "object",
-                "required": ["metrics", "stats"],
-                "properties": {
-                    "metrics": {
-                        "type": "object",
-                        "description": "Metric name -> unit (Count, Seconds...).",
-                        "additionalProperties": {"type": "string"},
-                    },
-                    "stats": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-        }
-    },
-}
-POINT = {
-    "type": "object",
-    "required": ["time", "value"],
-    "properties": {"time": TIME, "value": {"type": "number"}},
-}
-TREND_SCHEMA = {
-    "type": "object",
-    "required": ["source", "metric", "unit", "stat", "period", "site", "since", "until",
-                 "series"],
-    "properties": {
-        "source": {"type": "string"},
-        "metric": {"type": "string"},
-        "unit": {"type": "string", "description": "The metric's unit (Count, Seconds...)."},
-        "stat": {"type": "string", "enum": list(TREND_STATS)},
-        "period": {"type": "integer", "description": "Seconds per point."},
-        "site": {"type": "string"},
-        "since": TIME,
-        "until": TIME,
-        "series": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["name", "app", "points"],
-                "properties": {
-                    "name": {"type": "string", "description": "The app, or the site's total."},
-                    "app": NULLABLE_STRING,
-                    "points": {"type": "array", "items": POINT,
-                               "description": "Oldest first; a period without data has none."},
-                },
-            },
-        },
-    },
-}  # fmt: skip
 SOURCE_ERRORS = {
     "502": error("The source failed; error says why."),
     "504": error("The source did not answer within gateway.source_timeout."),
@@ -108,16 +55,16 @@ SOURCE_ERRORS = {
 @operation(
     "trendSources",
     "The sources that answer /v1/trends, with their metrics and statistics.",
-    {"200": json_content(SOURCES_SCHEMA, "Trend sources by name."), **COMMON_ERRORS},
+    {"200": json_content(ref("TrendSources"), "Trend sources by name."), **COMMON_ERRORS},
 )
 async def sources(request: Request) -> Response:
     """Which sources answer trends, with their metrics (name -> unit) and statistics."""
     Params(request, set())
     found = {
-        name: {"metrics": dict(adapter.trend_metrics()), "stats": list(TREND_STATS)}
+        name: TrendSourceInfo(metrics=dict(adapter.trend_metrics()), stats=list(TREND_STATS))
         for name, adapter in trend_sources(request.app.state.gateway).items()
     }
-    return JSONResponse({"sources": found})
+    return BodyResponse(TrendSources(sources=found))
 
 
 def _trend_query(params: Params, gw: Any, source: TrendSource) -> TrendQuery:
@@ -154,7 +101,7 @@ def _trend_query(params: Params, gw: Any, source: TrendSource) -> TrendQuery:
     "trends",
     "One metric of a trend source (e.g. cloudwatch) per period over time.",
     {
-        "200": json_content(TREND_SCHEMA, "The series, oldest point first."),
+        "200": json_content(ref("Trend"), "The series, oldest point first."),
         **COMMON_ERRORS,
         **SOURCE_ERRORS,
     },
@@ -200,27 +147,27 @@ async def trends(request: Request) -> Response:
         raise bad_parameter(PARAM_OF.get(exc.field, exc.field), exc.message) from None
     except Exception as exc:  # noqa: BLE001 - the source's failure is the answer, not a crash
         raise ApiError(502, f"source {name!r} failed: {describe(exc)}") from None
-    return JSONResponse(
-        {
-            "source": name,
-            "metric": query.metric,
-            "unit": offered[name].trend_metrics()[query.metric],
-            "stat": query.stat,
-            "period": query.period,
-            "site": query.site_id,
-            "since": query.start,
-            "until": query.end,
-            "series": [
-                {
-                    "name": s.name,
-                    "app": s.app,
-                    "points": [
-                        {"time": t, "value": v}
+    return BodyResponse(
+        Trend(
+            source=name,
+            metric=query.metric,
+            unit=offered[name].trend_metrics()[query.metric],
+            stat=query.stat,
+            period=query.period,
+            site=query.site_id,
+            since=query.start,
+            until=query.end,
+            series=[
+                Series(
+                    name=s.name,
+                    app=s.app,
+                    points=[
+                        Point(time=t, value=v)
                         for t, v in sorted(s.points)
                         if query.start <= t < query.end
                     ][:MAX_TREND_POINTS],
-                }
+                )
                 for s in series[:MAX_TREND_SERIES]
             ],
-        }
+        )
     )
