@@ -292,3 +292,21 @@ async def test_a_cancelled_ingest_can_be_retried(put, store, make_event):
     for entity_id in ("cx0", "cx49"):
         assert (await store.job_detail(entity_id)).job == expected[entity_id]
     assert (await store.health()).ok
+
+
+async def test_ingest_wire_reads_metadata_written_with_spaces(store, make_event, t0):
+    """The wire path keeps metadata as raw JSON until it wins the fold: an empty object with
+    spaces inside is still empty, a spaced-out one with members still counts."""
+    early = make_event(entity_id="sp", time=t0, metadata={"a": 1})
+    empty = make_event(entity_id="sp", time=t0 + timedelta(seconds=1), metadata={})
+    spaced = make_event(entity_id="sq", time=t0, metadata={"b": 2})
+    lines = encode_ndjson([early, empty, spaced]).splitlines()
+    assert b'"metadata"' not in lines[1]  # an empty object is left out: write it in
+    lines[1] = lines[1].replace(b'{"schema_version"', b'{"metadata":{ },"schema_version"', 1)
+    lines[2] = lines[2].replace(b'"metadata":{"b":2}', b'"metadata":{ "b" : 2 }')
+    batch = read_batch(b"\n".join(lines))
+    assert [b" " in line for line in batch.lines] == [False, True, True]
+    assert await store.ingest_wire(batch.events, batch.lines) == [True, True, True]
+    assert (await store.job_detail("sp")).job == fold([early, empty])["sp"]
+    assert (await store.job_detail("sq")).job == fold([spaced])["sq"]
+    assert (await store.job_detail("sq")).job.metadata == {"b": 2}

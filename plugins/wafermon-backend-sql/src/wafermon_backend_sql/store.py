@@ -169,8 +169,10 @@ def stamp_text(stamp: Stamp) -> str | None:
     if stamp is None:
         return None
     rank, when, event_id = stamp
-    naive = when.astimezone(UTC).replace(tzinfo=None)
-    return f"{rank}|{naive.isoformat(timespec='microseconds')}|{event_id}"
+    text = when.isoformat(timespec="microseconds")
+    if not text.endswith("+00:00"):  # times are UTC as a rule: convert only the others
+        text = when.astimezone(UTC).isoformat(timespec="microseconds")
+    return f"{rank}|{text[:26]}|{event_id}"
 
 
 def parse_stamp(text: str | None) -> Stamp:
@@ -191,7 +193,8 @@ def event_row(event: Event, received_at: datetime) -> dict[str, Any]:
 
 class _Folded:
     """What ``fold`` reads of a wire event, read from it without building an ``Event``:
-    its time parsed, its metadata decoded, its error (failed events only) an ``ErrorInfo``.
+    its time parsed, its error (failed events only) an ``ErrorInfo``, its metadata the raw JSON
+    when it has members for sure (``{"`` opens it), which is decoded only if it wins the fold.
     Event ids stay canonical text, which orders as the UUIDs do."""
 
     __slots__ = (
@@ -215,7 +218,12 @@ class _Folded:
         self.entity = event.entity
         self.metrics = event.metrics
         raw = event.metadata
-        self.metadata = orjson.loads(memoryview(raw)) if len(raw) > 2 else _NO_METADATA
+        if len(raw) == 2:
+            self.metadata: Any = _NO_METADATA
+        elif memoryview(raw)[1] == 0x22:  # '{"': an object with members (truthy as Raw is)
+            self.metadata = raw
+        else:  # spaces, maybe an empty object after all
+            self.metadata = orjson.loads(memoryview(raw))
         error = getattr(event, "error", None)
         self.error = (
             None
@@ -231,7 +239,7 @@ def entity_row(state: EntityState) -> dict[str, Any]:
     row = attrs.asdict(state, recurse=False)
     row["entity_type"] = str(state.entity_type)
     row["start_time"] = state.start_time
-    row["metadata"] = orjson.dumps(state.metadata).decode()
+    row["metadata"] = _metadata_text(state.metadata)
     row["error"] = _error_json(state.error)
     for name in _STAMPS:
         row[name] = stamp_text(row[name])
@@ -254,7 +262,7 @@ def entity_arrays(states: Sequence[EntityState]) -> list[list[Any]]:
         if name == "entity_type":
             arrays.append([str(s.entity_type) for s in states])
         elif name == "metadata":
-            arrays.append([orjson.dumps(s.metadata).decode() for s in states])
+            arrays.append([_metadata_text(s.metadata) for s in states])
         elif name == "error":
             arrays.append([_error_json(s.error) for s in states])
         elif name in _STAMPS:
@@ -262,6 +270,13 @@ def entity_arrays(states: Sequence[EntityState]) -> list[list[Any]]:
         else:  # start_time is a property of EntityState; the rest are its fields
             arrays.append([getattr(s, name) for s in states])
     return arrays
+
+
+def _metadata_text(metadata: Any) -> str:
+    """A state's metadata as JSON text: a dict encoded, or the raw JSON a ``_Folded`` kept."""
+    if type(metadata) is dict:
+        return orjson.dumps(metadata).decode()
+    return bytes(metadata).decode()
 
 
 def _error_json(error: ErrorInfo | None) -> str | None:
