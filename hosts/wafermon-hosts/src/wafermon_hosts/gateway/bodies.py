@@ -12,9 +12,18 @@ from msgspec import UNSET, Meta, UnsetType
 from wafermon.interfaces import TREND_STATS
 from wafermon.store import EntityState
 
-from ..common.bodies import Body, EventJSON
+from ..common.bodies import Body, EventJSON, IngestResult
 
 Status = Literal["running", "finished", "failed"]
+
+
+class IngestResponse(Body):
+    """Counts, and one result per event that was not accepted, in input order."""
+
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[IngestResult]
 
 
 class EntityError(Body):

@@ -33,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from wafermon import Health, Problem, StreamBatch, StreamConsumer, describe
 from wafermon.config import LoadedConfig
 from wafermon.errors import BatchDecodeError
+from wafermon.ingest import Verdict
 from wafermon.plugins import Plugins
 from wafermon.router import RetryPolicy
 from wafermon.wire import BatchReader, TooManyEvents, WireBatch
@@ -201,14 +202,14 @@ class StreamRunner:
         for index, number in enumerate(owner):
             first.setdefault(number, index)
         for result in results:
-            if result["status"] == "rejected":
-                number = owner[result["index"]]
-                local = result["index"] - first[number]
-                text = "; ".join(f"{e['path']}: {e['message']}" for e in result.get("errors", []))
+            if result.status == "rejected":
+                number = owner[result.index]
+                local = result.index - first[number]
+                text = "; ".join(str(p) for p in result.problems)
                 reasons.setdefault(number, "")
                 if reasons[number].count(" | ") < MAX_REASONS:
                     sep = " | " if reasons[number] else ""
-                    reasons[number] += f"{sep}event {local} ({result['event_id']}): {text}"
+                    reasons[number] += f"{sep}event {local} ({result.event_id}): {text}"
         for number, reason in sorted(reasons.items()):
             message = messages[number]
             log.warning("stream message dead-lettered", stream=self.name, where=message.where)
@@ -219,7 +220,7 @@ class StreamRunner:
             self.counts[outcome] += n
         self.committed_messages += len(messages)
 
-    async def _store(self, combined: WireBatch) -> tuple[dict[str, int] | None, list[Any]]:
+    async def _store(self, combined: WireBatch) -> tuple[dict[str, int] | None, list[Verdict]]:
         from .ingest import store_batch
 
         if not combined.total:

@@ -18,12 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from wafermon import PermanentError, Problem
-from wafermon.ingest import admit, verdict
+from wafermon.ingest import Verdict, admit, verdict
 from wafermon.wire import WireBatch
 
-from ..common.errors import JSONResponse
+from ..common.bodies import BodyResponse, IngestResult
 from ..common.limits import ingest_body
 from ..common.openapi import EVENTS_BODY, error, json_content, operation, ref
+from .bodies import IngestResponse
 from .openapi import STORE_DOWN
 
 
@@ -51,17 +52,17 @@ async def _ingest(gw: Any, batch: WireBatch) -> Response:
     for outcome_name, n in counts.items():
         if n:
             gw.metrics.events.labels(outcome_name).inc(n)
-    return JSONResponse(
-        {
-            "accepted": counts["accepted"],
-            "duplicates": counts["duplicate"],
-            "rejected": counts["rejected"],
-            "results": not_accepted,
-        }
+    return BodyResponse(
+        IngestResponse(
+            accepted=counts["accepted"],
+            duplicates=counts["duplicate"],
+            rejected=counts["rejected"],
+            results=[IngestResult.of(v) for v in not_accepted],
+        )
     )
 
 
-async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[dict[str, Any]]]:
+async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[Verdict]]:
     """Store a decoded batch: counts per outcome (accepted, duplicate, rejected) and one
     result per event not accepted, in input order. HTTP ingest and the stream consumers
     (gateway.streams) both store through here. ApiError 503 when the store is down.
@@ -87,7 +88,7 @@ async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[d
     for result in results:
         counts[result.status] += 1
     results.sort(key=lambda result: result.index)
-    return counts, [result.as_dict() for result in results]
+    return counts, results
 
 
 async def _store(

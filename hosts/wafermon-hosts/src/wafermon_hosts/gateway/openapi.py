@@ -1,7 +1,7 @@
 """The gateway's OpenAPI 3.1 document: component schemas (generated from the answer Structs
-of ``bodies``, hand-written for the request bodies and the answers still built as
-dictionaries) and the parameters several routes share; each handler declares its operation
-(``@operation``, see ``common.openapi``) and the paths come from the routes the app serves.
+of ``bodies``, hand-written for the request bodies) and the parameters several routes share;
+each handler declares its operation (``@operation``, see ``common.openapi``) and the paths
+come from the routes the app serves.
 
 It is served at /openapi.json, a test checks that it describes every route the app has (and
 nothing else), and the API fuzz test generates its requests from it. The wire event schema is
@@ -22,13 +22,13 @@ from ..common.openapi import ERROR_SCHEMAS, event_schemas, retry_later
 from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
 from ..common.openapi import query_param as _query
-from ..common.openapi import ref as _ref
 from ..common.plugin_list import SCHEMAS as PLUGIN_SCHEMAS
 from .alerting.openapi import ALERT_SCHEMAS
 from .bodies import (
     EntityPage,
     EventPage,
     Health,
+    IngestResponse,
     JobDetail,
     Trend,
     TrendSources,
@@ -91,27 +91,9 @@ SCHEMAS: dict[str, Any] = {
     **ERROR_SCHEMAS,
     **ALERT_SCHEMAS,
     **PLUGIN_SCHEMAS,
-    **schemas(EntityPage, JobDetail, EventPage, UnifiedPage, Health, TrendSources, Trend),
-    "IngestResult": {
-        "type": "object",
-        "required": ["index", "event_id", "status"],
-        "properties": {
-            "index": {"type": "integer", "description": "0-based position in the batch."},
-            "event_id": {**NULLABLE_STRING, "description": "null if it could not be read."},
-            "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
-            "errors": {"type": "array", "items": _ref("Problem")},
-        },
-    },
-    "IngestResponse": {
-        "type": "object",
-        "required": ["accepted", "duplicates", "rejected", "results"],
-        "properties": {
-            "accepted": {"type": "integer"},
-            "duplicates": {"type": "integer"},
-            "rejected": {"type": "integer"},
-            "results": {"type": "array", "items": _ref("IngestResult")},
-        },
-    },
+    **schemas(
+        IngestResponse, EntityPage, JobDetail, EventPage, UnifiedPage, Health, TrendSources, Trend
+    ),
     "Query": {
         "type": "object",
         "additionalProperties": False,

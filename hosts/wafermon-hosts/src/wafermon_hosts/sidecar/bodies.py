@@ -7,9 +7,20 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, UnsetType
 
-from ..common.bodies import Body
+from ..common.bodies import Body, IngestResult
 
 Counter = Annotated[int, Meta(ge=0)]
+
+
+class IngestResponse(Body, kw_only=True):  # mypy: error (with a default) comes first
+    """Counts, and one result per event that was not accepted, in input order."""
+
+    error: Annotated[str | UnsetType, Meta(description="Only when nothing was accepted (400).")] = (
+        UNSET
+    )
+    accepted: Counter
+    rejected: Counter
+    results: list[IngestResult]
 
 
 class BackendStatus(Body):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,9 +24,11 @@ from wafermon import EventBatch, encode_event
 from wafermon.ingest import admit
 from wafermon.wire import WireBatch
 
-from ..common.errors import ApiError, JSONResponse
+from ..common.bodies import BodyResponse, IngestResult
+from ..common.errors import ApiError
 from ..common.limits import ingest_body
 from ..common.openapi import EVENTS_BODY, error, json_content, operation, ref, retry_later
+from .bodies import IngestResponse
 from .runtime import RETRY_AFTER_S
 
 NOTHING_VALID = "no event in the body is valid; nothing was stored"
@@ -100,8 +103,10 @@ async def _spool(sc: Any, batch: WireBatch) -> Response:
         sc.metrics.events.labels("accepted").inc(accepted)
     if rejected:
         sc.metrics.events.labels("rejected").inc(rejected)
-    results = [result.as_dict() for result in admitted.results]
-    body_out: dict[str, Any] = {"accepted": accepted, "rejected": rejected, "results": results}
-    if not accepted:
-        body_out = {"error": NOTHING_VALID, **body_out}
-    return JSONResponse(body_out, status_code=202 if accepted else 400)
+    answer = IngestResponse(
+        error=UNSET if accepted else NOTHING_VALID,
+        accepted=accepted,
+        rejected=rejected,
+        results=[IngestResult.of(v) for v in admitted.results],
+    )
+    return BodyResponse(answer, status_code=202 if accepted else 400)

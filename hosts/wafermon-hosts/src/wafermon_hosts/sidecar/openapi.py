@@ -1,6 +1,6 @@
-"""The sidecar's OpenAPI 3.1 document: its component schemas (the answers' from the Structs of
-``bodies``, the ingest answer's still hand-written); the operations are declared on
-the handlers (``@operation``, see ``common.openapi``) and the paths come from the routes.
+"""The sidecar's OpenAPI 3.1 document: its component schemas (generated from the answer
+Structs of ``bodies``); the operations are declared on the handlers (``@operation``, see
+``common.openapi``) and the paths come from the routes.
 
 Served at /openapi.json; a test checks that it describes every route the app has (and nothing
 else) and the API fuzz test generates its requests from it. The event schema is the core's.
@@ -12,42 +12,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..common.bodies import schemas
-from ..common.openapi import ERROR_SCHEMAS, event_schemas, ref
+from ..common.openapi import ERROR_SCHEMAS, event_schemas
 from ..common.openapi import document as common_document
 from ..common.plugin_list import SCHEMAS as PLUGIN_SCHEMAS
-from .bodies import Health
-
-COUNTER = {"type": "integer", "minimum": 0}
+from .bodies import Health, IngestResponse
 
 SCHEMAS: dict[str, Any] = {
     **event_schemas(),
     **ERROR_SCHEMAS,
     **PLUGIN_SCHEMAS,
-    **schemas(Health),
-    "IngestResult": {
-        "type": "object",
-        "required": ["index", "event_id", "status", "errors"],
-        "properties": {
-            "index": {"type": "integer", "description": "0-based position in the body."},
-            "event_id": {"type": ["string", "null"], "description": "null if unreadable."},
-            "status": {"type": "string", "enum": ["accepted", "rejected"]},
-            "errors": {
-                "type": "array",
-                "items": ref("Problem"),
-                "description": "Why it was rejected (JSON paths); empty when accepted.",
-            },
-        },
-    },
-    "IngestResponse": {
-        "type": "object",
-        "required": ["accepted", "rejected", "results"],
-        "properties": {
-            "error": {"type": "string", "description": "Only when nothing was accepted (400)."},
-            "accepted": COUNTER,
-            "rejected": COUNTER,
-            "results": {"type": "array", "items": ref("IngestResult")},
-        },
-    },
+    **schemas(Health, IngestResponse),
 }
 
 
