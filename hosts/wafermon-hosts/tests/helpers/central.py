@@ -168,12 +168,12 @@ async def site_gateway(
     path = folder / "site.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     app = create_gateway_app(load_gateway(load_config(path), plugins))
-    async with app.router.lifespan_context(app):
+    # Hypercorn runs the app's lifespan: the store is started and closed once, by the server
+    # (starting it twice left the first engine's aiosqlite threads to answer a closed loop).
+    async with serve_app(Delay(app, delay) if delay else app) as url:
         if events:
             await app.state.gateway.store.ingest(list(events))
-        served = Delay(app, delay) if delay else app
-        async with serve_app(served) as url:
-            yield url
+        yield url
 
 
 def dead_url() -> str:
