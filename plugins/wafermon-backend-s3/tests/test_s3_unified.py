@@ -3,31 +3,22 @@ unified view returns both; ``wafermon archive`` runs the same pass from the comm
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 from conftest import NOW
 from test_s3_archive import DAYS, five_days
 
 from wafermon import Secret, decode_event
+from wafermon.testing import Proc, processes, wafermon_command
 from wafermon_backend_sql import Settings, SqlStore
 
-WAFERMON = str(Path(sys.executable).parent / "wafermon")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+WAFERMON = wafermon_command()
 
 
 def write_site(tmp_path: Path, s3_config: dict, bucket_name: str, **gateway) -> Path:
@@ -67,33 +58,6 @@ async def ingest(tmp_path: Path, events) -> None:
         await store.close()
 
 
-@contextlib.contextmanager
-def gateway_process(config: Path):
-    port = free_port()
-    proc = subprocess.Popen(
-        [WAFERMON, "gateway", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gateway exited with {proc.returncode}: {proc.stderr.read()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/v1/healthz").status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail("gateway did not answer /v1/healthz within 60 s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 def unified(url: str, **params) -> tuple[list, list[dict]]:
     """Every event of /v1/data/unified for ``params``, following cursors; and each page's
     per-source status."""
@@ -127,7 +91,9 @@ async def test_the_gateway_archives_in_the_background_and_unifies_hot_and_cold(
     written = five_days()  # 3 days older than the 2-day hot window, 2 days hot
     await ingest(tmp_path, written)
     config = write_site(tmp_path, s3_config, bucket_name, retention_interval="1s")
-    with gateway_process(config) as url:
+    with processes() as procs:
+        procs.append(gateway := Proc("gateway", config, log_dir=tmp_path, ready=(200,)).start())
+        url = gateway.url
         deadline = time.monotonic() + 60
         while managed_count(url) != 120:  # the background pass moves the 3 old days out
             assert time.monotonic() < deadline, "the gateway did not archive within 60 s"

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -70,10 +71,13 @@ def sidecar_config(
     return write_yaml(folder / "sidecar.yaml", body)
 
 
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    """The HTTP status of GET ``url``, or None when nothing answers."""
+def http_status(
+    url: str, timeout: float = 2.0, *, context: ssl.SSLContext | None = None
+) -> int | None:
+    """The HTTP status of GET ``url``, or None when nothing answers (``context``: the TLS
+    trust for an https URL)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as answer:
             status: int = answer.status
             return status
     except urllib.error.HTTPError as exc:
@@ -108,6 +112,7 @@ class Proc:
 
     stdout and stderr (JSON log lines) go to ``<log_dir>/<host>-<port>-<n>.log``, one file per
     start. ``ready`` lists the /v1/healthz statuses that count as up (a degraded host is 503).
+    ``tls``: the host serves https (its config has ``tls``), trusted through this context.
     """
 
     def __init__(
@@ -120,11 +125,13 @@ class Proc:
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
         ready: tuple[int, ...] = (200, 503),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.config = config
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log_dir = log_dir
         self.env = {**os.environ, **(env or {})}
         self.args = args
@@ -156,7 +163,7 @@ class Proc:
         while True:
             if self.proc.poll() is not None:
                 pytest.fail(f"{self.host} exited with {self.proc.returncode}: {self.log()[-3000:]}")
-            if http_status(f"{self.url}/v1/healthz") in self.ready:
+            if http_status(f"{self.url}/v1/healthz", context=self.tls) in self.ready:
                 return
             if time.monotonic() > deadline:
                 pytest.fail(f"{self.host} did not answer /v1/healthz within {timeout}s")
@@ -174,6 +181,13 @@ class Proc:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> float:
+        """SIGTERM, wait, and fail the test unless the host exited 0; returns seconds taken."""
+        began = time.monotonic()
+        code = self.terminate(timeout)
+        assert code == 0, f"{self.host} exited with {code}: {self.log()[-3000:]}"
+        return time.monotonic() - began
 
     def rss_kb(self) -> int:
         """VmRSS of the process, from /proc/<pid>/status."""

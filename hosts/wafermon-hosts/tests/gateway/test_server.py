@@ -106,7 +106,7 @@ def test_tls(tmp_path, make_event):
     cert, key = self_signed(tmp_path)
     config = write_site(tmp_path, tls={"cert": cert.name, "key": key.name})
     trust = ssl.create_default_context(cafile=str(cert))
-    with gateway_process(config, scheme="https", verify=trust) as (url, proc):
+    with gateway_process(config, tls=trust) as (url, proc):
         with httpx.Client(verify=trust) as client:
             r = client.post(f"{url}/v1/ingest/managed", content=encode_array([make_event()]))
             assert r.json()["accepted"] == 1

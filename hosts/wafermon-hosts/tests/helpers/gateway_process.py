@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
-import signal
-import subprocess
+import ssl
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import pytest
 import yaml
 
-from tests.helpers.gateway import free_port
+from wafermon.testing import Proc, processes
 
 WAFERMON = [str(Path(sys.executable).parent / "wafermon")]
 
@@ -38,42 +34,20 @@ def write_site(tmp_path: Path, **gateway) -> Path:
 
 
 @contextlib.contextmanager
-def gateway_process(config: Path, *, scheme: str = "http", verify=True):
-    """``wafermon gateway`` on a free port; yields (base URL, process) once healthz answers."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [*WAFERMON, "gateway", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"{scheme}://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gateway exited with {proc.returncode}: {proc.stderr.read()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/v1/healthz", verify=verify).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail("gateway did not answer /v1/healthz within 30 s")
-            time.sleep(0.1)
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+def gateway_process(
+    config: Path, *, tls: ssl.SSLContext | None = None
+) -> Iterator[tuple[str, Proc]]:
+    """``wafermon gateway`` on a free port (the kit's ``Proc``; its log next to the config);
+    yields (base URL, Proc) once /v1/healthz answers 200, kills it at the end."""
+    with processes() as procs:
+        proc = Proc("gateway", config, log_dir=config.parent, ready=(200,), tls=tls)
+        procs.append(proc)
+        yield proc.start(timeout=30).url, proc
 
 
-def stop(proc: subprocess.Popen, timeout: float = 15) -> tuple[float, list[dict]]:
-    """SIGTERM, wait for the exit; returns seconds taken and the JSON log lines."""
-    started = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=timeout)
-    took = time.monotonic() - started
-    assert proc.returncode == 0, err
-    return took, [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+def stop(proc: Proc, timeout: float = 15) -> tuple[float, list[dict]]:
+    """SIGTERM, wait for a clean exit; returns seconds taken and the JSON log lines."""
+    return proc.stop(timeout), proc.log_lines()
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
