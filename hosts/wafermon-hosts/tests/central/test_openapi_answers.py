@@ -25,10 +25,8 @@ async def test_every_documented_answer_matches_its_schema(tmp_path, plugins):
     ) as url:
         sites = {"fab1": url, "fab2": dead_url()}
         async with central_client(tmp_path, sites, tokens=TOKENS) as (http, _app):
-            answers = Answers((await http.get("/openapi.json")).json())
-
-            async def call(method: str, template: str, path: str | None = None, **kw):
-                return await answers.call(http, method, template, path, tokens=TOKENS, **kw)
+            answers = await Answers.of(http, TOKENS)
+            call = answers.call
 
             await call("GET", "/openapi.json")
             await call("GET", "/metrics")

@@ -55,10 +55,8 @@ async def test_every_documented_answer_matches_its_schema(tmp_path, sqlite_url, 
             alerting_gateway(plugins, path, T) as gw,
             httpx.AsyncClient(base_url=gw.url, timeout=10) as http,
         ):
-            answers = Answers((await http.get("/openapi.json")).json())
-
-            async def call(method: str, template: str, path: str | None = None, **kw):
-                return await answers.call(http, method, template, path, tokens=FUZZ_TOKENS, **kw)
+            answers = await Answers.of(http, FUZZ_TOKENS)
+            call = answers.call
 
             await call("GET", "/openapi.json")
             await call("GET", "/metrics")

@@ -77,8 +77,15 @@ class Answers:
     against its schema (objects closed: ``closed``). ``uncovered()`` names the documented
     operations no checked answer succeeded for, so a new route needs a call here."""
 
-    def __init__(self, doc: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        http: httpx.AsyncClient | None = None,
+        tokens: dict[str, str] | None = None,
+    ) -> None:
         self.doc = doc
+        self.http = http  # for ``call``: a client of the host
+        self.tokens = tokens or {}  # scope -> token
         self.components = closed(doc)
         self.succeeded: set[tuple[str, str]] = set()
         self.checked = 0
@@ -111,23 +118,22 @@ class Answers:
         if response.is_success:
             self.succeeded.add((template, method))
 
+    @classmethod
+    async def of(cls, http: httpx.AsyncClient, tokens: dict[str, str] | None = None) -> Answers:
+        """For the host ``http`` is a client of, with its own /openapi.json."""
+        return cls((await http.get("/openapi.json")).json(), http, tokens)
+
     async def call(
-        self,
-        http: httpx.AsyncClient,
-        method: str,
-        template: str,
-        path: str | None = None,
-        *,
-        tokens: dict[str, str] | None = None,
-        **kwargs: Any,
+        self, method: str, template: str, path: str | None = None, **kwargs: Any
     ) -> httpx.Response:
         """Send ``method`` to ``path`` (default: the template itself) with the token of the
         scope the document gives the operation, and ``check`` the answer."""
+        assert self.http is not None, "Answers.of(client) to call the host"
         scope = self.doc["paths"][template][method.lower()].get("x-wafermon-scope")
         headers = dict(kwargs.pop("headers", None) or {})
-        if scope and tokens:
-            headers.setdefault("Authorization", f"Bearer {tokens[scope]}")
-        response = await http.request(method, path or template, headers=headers, **kwargs)
+        if scope and scope in self.tokens:
+            headers.setdefault("Authorization", f"Bearer {self.tokens[scope]}")
+        response = await self.http.request(method, path or template, headers=headers, **kwargs)
         self.check(template, response)
         return response
 

@@ -23,10 +23,8 @@ async def test_every_documented_answer_matches_its_schema(build_sidecar_app, tmp
     ]
     app = build_sidecar_app(sidecar={"tokens": FUZZ_TOKENS}, backends=backends)
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
-        answers = Answers((await http.get("/openapi.json")).json())
-
-        async def call(method: str, template: str, **kw):
-            return await answers.call(http, method, template, tokens=FUZZ_TOKENS, **kw)
+        answers = await Answers.of(http, FUZZ_TOKENS)
+        call = answers.call
 
         await call("GET", "/openapi.json")
         await call("GET", "/metrics")

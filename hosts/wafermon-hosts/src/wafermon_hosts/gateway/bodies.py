@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from wafermon.interfaces import TREND_STATS
@@ -62,31 +63,7 @@ class Entity(Body):
     def of(cls, state: EntityState) -> Entity:
         """The public fields of a job or subjob (not the merge stamps), plus ``start_time``
         (what lists sort by)."""
-        e = state.error
-        return cls(
-            entity_type=state.entity_type,  # type: ignore[arg-type]  # the store's values
-            entity_id=state.entity_id,
-            site_id=state.site_id,
-            app=state.app,
-            app_version=state.app_version,
-            parent_id=state.parent_id,
-            business_key=state.business_key,
-            sub_key=state.sub_key,
-            status=state.status,  # type: ignore[arg-type]
-            started_at=state.started_at,
-            first_seen_at=state.first_seen_at,
-            finished_at=state.finished_at,
-            updated_at=state.updated_at,
-            duration_s=state.duration_s,
-            cpu_user_s=state.cpu_user_s,
-            cpu_system_s=state.cpu_system_s,
-            mem_max_mb=state.mem_max_mb,
-            progress=state.progress,
-            error=None if e is None else EntityError(type=e.type, message=e.message, stack=e.stack),
-            metadata=state.metadata,
-            event_count=state.event_count,
-            start_time=state.start_time,
-        )
+        return msgspec.convert(state, cls, from_attributes=True)
 
 
 class EntityPage(Body):
