@@ -594,8 +594,9 @@ class SqlStore(ManagedStore):
                 continue
             seen.add(event_id)
             first.append(True)
-            # Text fields can hold U+0000 only written as an escape: look closer only then.
-            if b"\\u0000" in line and _has_nul(event):
+            # Text fields can hold U+0000 only written as an escape: look closer only then
+            # (a backslash is one memchr away; most lines have none).
+            if b"\\" in line and b"\\u0000" in line and _has_nul(event):
                 refused.append(event_id)
                 continue
             when = parse(event.time)
