@@ -23,30 +23,23 @@ and WAFERMON_TEST_PG_URL (``scripts/services start kafka pg``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import orjson
 from aiokafka import AIOKafkaProducer
-from gateway_bench import fresh_database, gateway, post_all
-from sidecar_bench import _post, _wafermon, process, sidecar
+from streams import pipeline, scaleout
 
-from hosts import free_port
 from wafermon import EventBatch
 
 # The Kafka plugin's test helpers (events over many jobs, group lag, PostgreSQL counts): one copy.
 sys.path.insert(
     0, str(Path(__file__).resolve().parents[1] / "plugins/wafermon-backend-kafka/tests")
 )
-from kafka_helpers import chunks, group_lag, ndjson_events, stored
+from kafka_helpers import chunks, group_lag, ndjson_events
 from wafermon_backend_kafka import EmitterSettings, KafkaEmitter
 from wafermon_backend_kafka.emitter import group_lines
 
@@ -118,112 +111,42 @@ async def _emit(count: int, rounds: int) -> dict[str, object]:
     }
 
 
-# -- sidecar -> Kafka -> gateways -> PostgreSQL --------------------------------------------------
-
-
-def _gateway_args(work: Path, port: int, db: str, topic: dict[str, object]) -> list[str]:
-    """``wafermon gateway`` consuming the bench's topic into ``db``, listening on ``port``."""
-    stream = {
-        "name": "events",
-        "type": "kafka",
-        "max_in_flight": 500,
-        "config": {**topic, "group": "bench", "session_timeout": SESSION_TIMEOUT},
-    }
-    config = {
-        "site_id": "fab1",
-        "gateway": {"listen": f"127.0.0.1:{port}", "streams": [stream]},
-        "backends": [{"name": "managed", "type": "sql", "config": {"url": db}}],
-    }
-    path = work / f"gateway-{port}.yaml"
-    path.write_text(orjson.dumps(config).decode())  # JSON is YAML
-    return [_wafermon(), "gateway", "--config", str(path), "--log-level", "warning"]
+# -- sidecar -> Kafka -> gateways -> PostgreSQL (streams.py) --------------------------------------
 
 
 async def _pipeline(
     work: Path, bodies: list[bytes], gateways: int, kill: bool
 ) -> dict[str, object]:
-    """One run of sidecar -> Kafka -> ``gateways`` gateways -> a fresh PostgreSQL database."""
-    total = sum(b.count(b"\n") for b in bodies)
-    tag = uuid.uuid4().hex[:8]
-    topic = _topic_config(tag)
-    creator = KafkaEmitter("create", EmitterSettings(**topic))  # the topic exists up front
+    """One run of streams.pipeline on a fresh 6-partition topic, created up front."""
+    topic = _topic_config(uuid.uuid4().hex[:8])
+    creator = KafkaEmitter("create", EmitterSettings(**topic))
     await creator.start()
     await creator.close()
-    plain_db = await fresh_database("wm_bench_kafka")
-    db = plain_db.replace("postgresql://", "postgresql+asyncpg://")
-    backends = [{"name": "bus", "type": "kafka", "config": topic}]
-    restarted: list[subprocess.Popen] = []
-    with contextlib.ExitStack() as stack:
-        ports, pids = [], []
-        for n in range(gateways):
-            port = free_port()
-            ports.append(port)
-            url, log = f"http://127.0.0.1:{port}", work / f"gateway-{tag}-{n}.log"
-            pids.append(
-                stack.enter_context(process(_gateway_args(work, port, db, topic), url, log))
-            )
-        args, sc_url, log = sidecar(work, backends, f"kafka-{tag}")
-        stack.enter_context(process(args, sc_url, log))
-        began = time.perf_counter()
-        poster = asyncio.create_task(_post(sc_url, bodies))
-        killed_at = recovered = None
-        if kill:
-            while (await stored(plain_db))[0] < total // 3:
-                await asyncio.sleep(0.1)
-            os.kill(pids[1], signal.SIGKILL)
-            killed_at = time.perf_counter() - began
-            with (work / f"gateway-{tag}-restart.log").open("w") as out:
-                gw_args = _gateway_args(work, ports[1], db, topic)
-                restarted.append(subprocess.Popen(gw_args, stdout=out, stderr=subprocess.STDOUT))
-        posted = await poster
-        last_post = time.perf_counter()
-        while (await stored(plain_db))[1] < total:
-            await asyncio.sleep(0.2)
-        seconds = time.perf_counter() - began
-        if kill:
-            while await group_lag(os.environ["WAFERMON_TEST_KAFKA"], "bench", topic["topic"]):
-                await asyncio.sleep(0.2)
-            recovered = time.perf_counter() - last_post
-        rows, distinct = await stored(plain_db)
-    for proc in restarted:
-        proc.terminate()
-        proc.wait(60)
-    figures: dict[str, object] = {
-        "events_per_s": round(total / seconds),
-        "sidecar_accept_events_per_s": round(total / posted),
-        "nothing_lost_or_doubled": rows == distinct == total,
-    }
-    if kill:
-        figures["killed_after_s"] = round(killed_at, 1)
-        figures["lag_zero_after_last_post_s"] = round(recovered, 1)
-    return figures
+    consume = {**topic, "group": "bench", "session_timeout": SESSION_TIMEOUT}
+    return await pipeline(
+        work,
+        bodies,
+        gateways,
+        kill,
+        label="kafka",
+        stream={"type": "kafka", "max_in_flight": 500, "config": consume},
+        backend={"type": "kafka", "config": topic},
+        lag=lambda: group_lag(os.environ["WAFERMON_TEST_KAFKA"], "bench", str(topic["topic"])),
+        lag_figure="lag_zero_after_last_post_s",
+    )
 
 
 async def _scaleout(total: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="wafermon-bench-kafka-") as tmp:
-        work = Path(tmp)
-        direct_bodies = chunks(ndjson_events(total, jobs=600), SIDECAR_BATCH)
-        with gateway(await fresh_database("wm_bench_kafka_direct"), work) as base:
-            direct = total / await post_all(base, direct_bodies)
-        out: dict[str, object] = {
-            "what": f"sidecar -> Kafka (6 partitions) -> N wafermon gateways (one consumer "
-            f"group) -> PostgreSQL, {total} events over 600 jobs POSTed in NDJSON batches of "
-            f"{SIDECAR_BATCH} by 4 clients; timed from the first POST to the last event in "
-            "PostgreSQL",
-            "baseline": "the same volume POSTed straight to one gateway (/v1/ingest/managed)",
-            "baseline_direct_to_gateway_events_per_s": round(direct),
-            "cpus": os.cpu_count(),
-        }
-        for n in (1, 2, 3):
-            bodies = chunks(ndjson_events(total, jobs=600), SIDECAR_BATCH)
-            run_n = await _pipeline(work, bodies, n, kill=False)
-            run_n["ratio_to_direct"] = round(run_n["events_per_s"] / direct, 3)
-            out[f"gateways_{n}"] = run_n
-        bodies = chunks(ndjson_events(total, jobs=600), SIDECAR_BATCH)
-        killed = await _pipeline(work, bodies, 3, kill=True)
-        killed["ratio_to_direct"] = round(killed["events_per_s"] / direct, 3)
-        out["gateways_3_one_killed"] = killed
-        return out
+    what = (
+        f"sidecar -> Kafka (6 partitions) -> N wafermon gateways (one consumer group) -> "
+        f"PostgreSQL, {total} events over 600 jobs POSTed in NDJSON batches of {SIDECAR_BATCH} "
+        "by 4 clients; timed from the first POST to the last event in PostgreSQL"
+    )
+
+    def bodies() -> list[bytes]:
+        return chunks(ndjson_events(total, jobs=600), SIDECAR_BATCH)
+
+    return await scaleout("kafka", what, total, bodies, _pipeline)
 
 
 def run(quick: bool) -> dict[str, object]:

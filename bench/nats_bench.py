@@ -26,21 +26,16 @@ import asyncio
 import contextlib
 import os
 import statistics
-import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import asyncpg
 import nats
-import orjson
 from es_zabbix_bench import fresh
-from gateway_bench import fresh_database, gateway, post_all
 from run import sample_events
-from sidecar_bench import _post, _wafermon, events_now, process, sidecar
+from sidecar_bench import events_now
+from streams import pipeline, scaleout
 
-from hosts import free_port
 from wafermon import EventBatch, encode_event, encode_ndjson
 from wafermon_backend_nats import subject_token
 from wafermon_backend_nats.emitter import EmitterSettings, NatsEmitter
@@ -120,36 +115,7 @@ async def _emit(count: int, rounds: int) -> dict[str, object]:
     }
 
 
-# -- sidecar -> NATS -> gateways -> PostgreSQL ---------------------------------------------------
-
-
-def _gateway_args(work: Path, port: int, db: str, names: dict[str, str]) -> list[str]:
-    """``wafermon gateway`` consuming the bench's stream into ``db``, listening on ``port``."""
-    stream = {
-        "name": "events",
-        "type": "nats",
-        "max_in_flight": 1000,
-        "config": {"servers": [os.environ["WAFERMON_TEST_NATS"]], "ack_wait": "10s", **names},
-    }
-    config = {
-        "site_id": "fab1",
-        "gateway": {"listen": f"127.0.0.1:{port}", "streams": [stream]},
-        "backends": [{"name": "managed", "type": "sql", "config": {"url": db}}],
-    }
-    path = work / f"gateway-{port}.yaml"
-    path.write_text(orjson.dumps(config).decode())  # JSON is YAML
-    return [_wafermon(), "gateway", "--config", str(path), "--log-level", "warning"]
-
-
-async def _count(db: str) -> tuple[int, int]:
-    conn = await asyncpg.connect(db)
-    try:
-        row = await conn.fetchrow("SELECT count(*), count(DISTINCT event_id) FROM events")
-    except asyncpg.UndefinedTableError:
-        return 0, 0
-    finally:
-        await conn.close()
-    return row[0], row[1]
+# -- sidecar -> NATS -> gateways -> PostgreSQL (streams.py) ---------------------------------------
 
 
 async def _lag(names: dict[str, str]) -> int:
@@ -161,8 +127,10 @@ async def _lag(names: dict[str, str]) -> int:
         await nc.close()
 
 
-async def _pipeline(work: Path, total: int, gateways: int, kill: bool) -> dict[str, object]:
-    """One run of sidecar -> NATS -> ``gateways`` gateways -> a fresh PostgreSQL database."""
+async def _pipeline(
+    work: Path, bodies: list[bytes], gateways: int, kill: bool
+) -> dict[str, object]:
+    """One run of streams.pipeline on a fresh stream (and dead-letter stream)."""
     tag = uuid.uuid4().hex[:8]
     names = {
         "stream": f"BENCH_{tag}",
@@ -170,102 +138,38 @@ async def _pipeline(work: Path, total: int, gateways: int, kill: bool) -> dict[s
         "dead_letter_subject": f"bench{tag}.dead",
         "dead_letter_stream": f"BENCH_{tag}_DEAD",
     }
-    db = (await fresh_database("wm_bench_nats")).replace("postgresql://", "postgresql+asyncpg://")
-    plain_db = db.replace("postgresql+asyncpg://", "postgresql://")
-    bodies = [encode_ndjson(events_now(SIDECAR_BATCH)) for _ in range(total // SIDECAR_BATCH)]
-    backends = [{"name": "queue", "type": "nats", "config": {
-        "servers": [os.environ["WAFERMON_TEST_NATS"]],
-        **{k: names[k] for k in ("stream", "subject_prefix")}}}]  # fmt: skip
-    procs: list[subprocess.Popen] = []
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for n in range(gateways):
-            port = free_port()
-            ports.append(port)
-            stack.enter_context(
-                process(
-                    _gateway_args(work, port, db, names),
-                    f"http://127.0.0.1:{port}",
-                    work / f"gateway-{tag}-{n}.log",
-                )
-            )
-        # Its port is picked once the gateways listen, so it cannot be one of theirs.
-        args, sc_url, log = sidecar(work, backends, f"nats-{tag}")
-        stack.enter_context(process(args, sc_url, log))
-        began = time.perf_counter()
-        poster = asyncio.create_task(_post(sc_url, bodies))
-        killed_at = recovered = None
-        if kill:
-            while (await _count(plain_db))[0] < total // 3:
-                await asyncio.sleep(0.1)
-            # SIGKILL the second gateway (found by its port) and start it again at once.
-            victim = _pid_listening(ports[1])
-            os.kill(victim, 9)
-            killed_at = time.perf_counter() - began
-            gw_args = _gateway_args(work, ports[1], db, names)
-            with (work / f"gateway-{tag}-restart.log").open("w") as out:
-                procs.append(subprocess.Popen(gw_args, stdout=out, stderr=subprocess.STDOUT))
-        posted = await poster
-        published = time.perf_counter()
-        while (await _count(plain_db))[1] < total:
-            await asyncio.sleep(0.2)
-        seconds = time.perf_counter() - began
-        if kill:
-            while await _lag(names) > 0:
-                await asyncio.sleep(0.2)
-            recovered = time.perf_counter() - published
-        rows, distinct = await _count(plain_db)
-    for proc in procs:
-        proc.terminate()
-        proc.wait(60)
-    figures: dict[str, object] = {
-        "events_per_s": round(total / seconds),
-        "sidecar_accept_events_per_s": round(total / posted),
-        "nothing_lost_or_doubled": rows == distinct == total,
-    }
-    if kill:
-        figures["killed_after_s"] = round(killed_at, 1)
-        figures["lag_zero_after_last_publish_s"] = round(recovered, 1)
-    return figures
-
-
-def _pid_listening(port: int) -> int:
-    """The pid of the process listening on 127.0.0.1:``port`` (from /proc, no psutil)."""
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":  # LISTEN
-            inode = fields[9]
-    assert inode is not None, f"nothing listens on {port}"
-    for fd in Path("/proc").glob("[0-9]*/fd/*"):
-        with contextlib.suppress(OSError):
-            if os.readlink(fd) == f"socket:[{inode}]":
-                return int(fd.parts[2])
-    raise AssertionError(f"no process holds the socket of port {port}")
+    servers = [os.environ["WAFERMON_TEST_NATS"]]
+    return await pipeline(
+        work,
+        bodies,
+        gateways,
+        kill,
+        label="nats",
+        stream={
+            "type": "nats",
+            "max_in_flight": 1000,
+            "config": {"servers": servers, "ack_wait": "10s", **names},
+        },
+        backend={
+            "type": "nats",
+            "config": {"servers": servers, **{k: names[k] for k in ("stream", "subject_prefix")}},
+        },
+        lag=lambda: _lag(names),
+        lag_figure="lag_zero_after_last_publish_s",
+    )
 
 
 async def _scaleout(total: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="wafermon-bench-nats-") as tmp:
-        work = Path(tmp)
-        fresh = [encode_ndjson(events_now(SIDECAR_BATCH)) for _ in range(total // SIDECAR_BATCH)]
-        with gateway(await fresh_database("wm_bench_nats_direct"), work) as base:
-            direct = total / await post_all(base, fresh)
-        out: dict[str, object] = {
-            "what": f"sidecar -> NATS JetStream -> N wafermon gateways (one durable consumer) -> "
-            f"PostgreSQL, {total} events POSTed in NDJSON batches of {SIDECAR_BATCH} by 4 "
-            "clients; timed from the first POST to the last event in PostgreSQL",
-            "baseline": "the same volume POSTed straight to one gateway (/v1/ingest/managed)",
-            "baseline_direct_to_gateway_events_per_s": round(direct),
-            "cpus": os.cpu_count(),
-        }
-        for n in (1, 2, 3):
-            run_n = await _pipeline(work, total, n, kill=False)
-            run_n["ratio_to_direct"] = round(run_n["events_per_s"] / direct, 3)
-            out[f"gateways_{n}"] = run_n
-        killed = await _pipeline(work, total, 3, kill=True)
-        killed["ratio_to_direct"] = round(killed["events_per_s"] / direct, 3)
-        out["gateways_3_one_killed"] = killed
-        return out
+    what = (
+        f"sidecar -> NATS JetStream -> N wafermon gateways (one durable consumer) -> "
+        f"PostgreSQL, {total} events POSTed in NDJSON batches of {SIDECAR_BATCH} by 4 "
+        "clients; timed from the first POST to the last event in PostgreSQL"
+    )
+
+    def bodies() -> list[bytes]:
+        return [encode_ndjson(events_now(SIDECAR_BATCH)) for _ in range(total // SIDECAR_BATCH)]
+
+    return await scaleout("nats", what, total, bodies, _pipeline)
 
 
 def run(quick: bool) -> dict[str, object]:
