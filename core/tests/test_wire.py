@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import time
 from typing import Any
+from uuid import uuid4
 
 import orjson
 import pytest
@@ -113,6 +114,73 @@ def test_metadata_nesting_is_judged_like_the_model(depth: int, nest: str) -> Non
     assert [r.problems for r in read_batch(text).rejected] == [
         r.problems for r in decode_batch(text).rejected
     ]
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1" + "0" * 308,  # the largest power of ten a double holds
+        "1" + "0" * 309,  # a double's infinity: orjson refuses it
+        "-1" + "0" * 400,
+        "1e400",
+        "1E-400",  # underflows to 0.0: fine
+        "0." + "0" * 290 + "1",
+        "123456789012345678901234567890",
+    ],
+)
+def test_numbers_in_metadata_are_judged_like_the_model(number: str) -> None:
+    """A number longer than a double can hold passed the quick metadata check once."""
+    text = _SAMPLE[:-1] + b',"metadata":{"n":' + number.encode() + b"}}"
+    try:
+        detailed = structure_event(orjson.loads(text))
+    except (EventDecodeError, orjson.JSONDecodeError):
+        detailed = None
+    assert (check(text) is None) == (detailed is None)
+    assert len(read_batch(text).events) == len(decode_batch(text).events)
+
+
+@pytest.mark.parametrize(
+    ("times", "valid"),
+    [
+        (["2026-11-28T20:00:00Z", "2026-11-28T23:59:59Z", "2026-11-28T09:00:00Z"], True),
+        (["2026-11-28T23:00:00Z", "2026-11-28T24:00:00Z"], False),
+        (["2026-11-28T08:00:00Z", "2026-11-28T29:00:00Z"], False),
+        (["2026-11-28T08:00:00Z", "2026-11-29T08:00:00Z", "2026-12-01T00:00:00Z"], True),
+        (["2026-02-28T08:00:00Z", "2026-02-30T08:00:00Z", "2026-02-28T09:00:00Z"], False),
+    ],
+)
+def test_a_batch_of_times_is_judged_like_each_time_alone(times: list[str], valid: bool) -> None:
+    events = [{**orjson.loads(_SAMPLE), "event_id": str(uuid4()), "time": t} for t in times]
+    body = b"\n".join(orjson.dumps(e) for e in events)
+    fast, detailed = read_batch(body), decode_batch(body)
+    assert [e.to_event() for e in fast.events] == detailed.events
+    assert [r.index for r in fast.rejected] == [r.index for r in detailed.rejected]
+    assert (not fast.rejected) == valid
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "A B\n\nC\n",  # two events on one line: one item, refused; found once too few
+        "A B\nC\n",
+        "\n\nA\n  \nB  \n",
+        "A\r\nB",
+        "A\n{}\nB",
+        "A\n\t\nB\n",
+    ],
+)
+def test_ndjson_items_are_its_nonblank_lines(layout: str) -> None:
+    """Every nonblank line is one item, as the detailed path reads it; the accepted lines
+    come back one event each, without the blank ones."""
+    body = b""
+    for char in layout.encode():
+        one = dict(orjson.loads(_SAMPLE), event_id=str(uuid4()))
+        body += orjson.dumps(one) if char in b"ABC" else bytes([char])
+    fast, detailed = read_batch(body), decode_batch(body)
+    assert [e.to_event() for e in fast.events] == detailed.events
+    assert [r.index for r in fast.rejected] == [r.index for r in detailed.rejected]
+    assert [check(line) for line in fast.lines] == fast.events
+    assert fast.ndjson() == b"".join(line + b"\n" for line in fast.lines)
 
 
 def next_event() -> Event:

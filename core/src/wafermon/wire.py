@@ -89,13 +89,14 @@ _SITE_ID = re.compile(_pattern("$defs/site_id"), re.ASCII)
 #: Metadata passes the quick check when it is an object of at most this many bytes of plain
 #: text (no escapes, no exponents, ASCII): it cannot then exceed the byte cap once compacted (a
 #: JSON number grows at most 4.5x, "1e15" -> 1000000000000000.0), nor nest as deep as the 255
-#: levels orjson refuses to encode (each level takes two bytes). Anything else is parsed,
+#: levels orjson refuses to encode (each level takes two bytes), nor hold a number orjson
+#: refuses as infinite (that takes 309 digits, or an exponent). Anything else is parsed,
 #: encoded and measured exactly, as the model does.
-_QUICK_METADATA = 500
+_QUICK_METADATA = 300
 assert _QUICK_METADATA * 5 < METADATA_MAX_BYTES
 
 
-class _Struct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+class _Struct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, gc=False):
     pass
 
 
@@ -253,7 +254,7 @@ def _passes(events: Sequence[WireEvent]) -> bool:
         and _times_ok([e.time for e in events])
         and all(_SITE_ID.fullmatch(site) for site in {e.site_id for e in events})
         and _uuids_ok([a for a in {e.app.app_id for e in events} if a is not None])
-        and _metadatas_ok([bytes(e.metadata) for e in events])
+        and _metadatas_ok([e.metadata for e in events])
     )
 
 
@@ -265,6 +266,8 @@ def _pid_ok(pid: float | None) -> bool:
 
 _HEX = b"0123456789abcdef"
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+#: Digits to 0 and E to e: an exponent (a digit, then e or E) is then the one text "0e".
+_EXPONENTS = bytes.maketrans(b"123456789E", b"000000000e")
 
 
 def _uuids_ok(ids: list[str]) -> bool:
@@ -294,12 +297,17 @@ def _times_ok(times: list[str]) -> bool:
     """RFC 3339 UTC times of the schema's pattern, on days that exist."""
     widths = set(map(len, times))
     if len(widths) == 1:
-        shaped = _time_shapes_ok(times, widths.pop())
+        days = _time_shapes_ok(times, widths.pop())
     else:  # e.g. a time on the second, written without a fraction
-        shaped = all(_time_shapes_ok([t for t in times if len(t) == w], w) for w in widths)
-    if not shaped:
+        days = set()
+        for width in widths:
+            found = _time_shapes_ok([t for t in times if len(t) == width], width)
+            if found is None:
+                return False
+            days |= found
+    if days is None:
         return False
-    for day in {t[:10] for t in times} - _valid_days:
+    for day in days - _valid_days:
         try:
             datetime.fromisoformat(day)
         except ValueError:
@@ -310,22 +318,31 @@ def _times_ok(times: list[str]) -> bool:
     return True
 
 
-def _time_shapes_ok(times: list[str], width: int) -> bool:
-    """Times of one width: digits, the fixed characters and the ranges of hours, minutes and
-    seconds checked over the joined text at once; hours 20-23 and anything odd take the regex.
+def _time_shapes_ok(times: list[str], width: int) -> set[str] | None:
+    """The days of times of one width, or None when one is not a time of the schema's pattern.
+
+    Digits, the fixed characters and the ranges of hours, minutes and seconds are checked over
+    the joined text at once, and a slice on one day (the usual case) is seen to be so without
+    cutting out every day; anything odd takes the regex.
     """
     n = len(times)
     text = "\n".join(times).encode("ascii", "replace") + b"\n"
     step = width + 1
     shape = _TIME_SHAPES.get(width)
+    hour_tens = text[11::step]
     quick = (
         shape is not None
         and text.translate(_DIGITS_TO_ZERO) == shape * n
-        and max(text[11::step]) <= 0x31  # hour tens
+        and max(hour_tens) <= 0x32
+        and (b"2" not in hour_tens or all(t[11:13] <= "23" for t in times))
         and max(text[14::step]) <= 0x35  # minute tens
         and max(text[17::step]) <= 0x35  # second tens
     )
-    return quick or _TIMES.fullmatch(text.decode("ascii", "replace")) is not None
+    if not quick and _TIMES.fullmatch(text.decode("ascii", "replace")) is None:
+        return None
+    if all(text[k::step] == text[k : k + 1] * n for k in range(10)):
+        return {times[0][:10]}
+    return {t[:10] for t in times}
 
 
 #: Time text width -> its digits-as-zero shape plus the newline separator.
@@ -336,18 +353,18 @@ _TIME_SHAPES = {
 }
 
 
-def _metadatas_ok(metadatas: list[bytes]) -> bool:
-    """Each an object within the byte cap; short plain ones are sure to be (see below)."""
+def _metadatas_ok(metadatas: list[Raw]) -> bool:
+    """Each an object within the byte cap; short plain ones are sure to be (see above)."""
     joined = b"\x00".join(metadatas)
     quick = (
         max(map(len, metadatas)) <= _QUICK_METADATA
         and joined.isascii()
         and b"\\" not in joined
-        and (b"\x00" + joined).count(b"\x00{") == len(metadatas)
-        and b"0e" not in (digits := joined.translate(_DIGITS_TO_ZERO))
-        and b"0E" not in digits
+        and joined[:1] == b"{"
+        and joined.count(b"\x00{") == len(metadatas) - 1
+        and b"0e" not in joined.translate(_EXPONENTS)
     )
-    return quick or all(_metadata_ok(m) for m in metadatas)
+    return quick or all(_metadata_ok(bytes(m)) for m in metadatas)
 
 
 def _metadata_ok(raw: bytes) -> bool:
@@ -372,7 +389,7 @@ def _make(cls: type[_T], **values: Any) -> _T:
 
 
 _decode_one = msgspec.json.Decoder(AnyWireEvent).decode
-_decode_lines = msgspec.json.Decoder(AnyWireEvent).decode_lines
+_decode_array = msgspec.json.Decoder(list[AnyWireEvent]).decode
 _decode_raw_items = msgspec.json.Decoder(list[Raw]).decode
 _format = msgspec.json.format
 
@@ -426,26 +443,50 @@ def stored_event(text: bytes | str) -> Event:
         return structure_event(orjson.loads(text))
 
 
-@attrs.define
 class WireBatch:
     """What an ingest body held: accepted events with their JSON text, and the rejected ones.
 
     ``lines[k]`` is the JSON of ``events[k]`` on one line, as received unless it had to be
     made single-line; ``indexes[k]`` its 0-based position in the body.
+
+    The text is kept as the NDJSON slices of the body it came in and cut into lines only when
+    ``lines`` is asked for: a host that spools or forwards the whole batch (``ndjson()``) never
+    makes an object per line.
     """
 
-    events: list[WireEvent] = attrs.Factory(list)
-    lines: list[bytes] = attrs.Factory(list)
-    indexes: list[int] = attrs.Factory(list)
-    rejected: list[RejectedEvent] = attrs.Factory(list)
+    def __init__(self) -> None:
+        self.events: list[WireEvent] = []
+        self.indexes: list[int] = []
+        self.rejected: list[RejectedEvent] = []
+        self._texts: list[bytes] = []  # NDJSON, each ending in a newline, in event order
+        self._lines: list[bytes] | None = None
 
     @property
     def total(self) -> int:
         return len(self.events) + len(self.rejected)
 
+    @property
+    def lines(self) -> list[bytes]:
+        if self._lines is None:
+            self._lines = b"".join(self._texts).split(b"\n")[:-1]
+        return self._lines
+
+    @lines.setter
+    def lines(self, lines: list[bytes]) -> None:
+        self._lines = lines
+
     def ndjson(self) -> bytes:
         """The accepted events as NDJSON (a newline after each)."""
-        return b"".join(line + b"\n" for line in self.lines)
+        if self._lines is not None:
+            return b"".join(line + b"\n" for line in self._lines)
+        return b"".join(self._texts)
+
+    def _add(self, events: Sequence[WireEvent], text: bytes, first_index: int) -> None:
+        """Add ``events`` read from ``text``, their lines (newline-terminated), the first one
+        at body position ``first_index`` and the rest right after it."""
+        self.events += events
+        self._texts.append(text)
+        self.indexes += range(first_index, first_index + len(events))
 
 
 class TooManyEvents(Exception):
@@ -536,15 +577,11 @@ class BatchReader:
                 cut = body.rfind(b"\n", pos, pos + self.SLICE_BYTES) + 1
             chunk = body[pos:cut]
             pos = cut
-            lines = chunk.split(b"\n")
-            if not lines[-1]:
-                del lines[-1]
-            joined: bytes | None = chunk
-            if self._seen + len(lines) > self.max_events or b"\r" in chunk or not all(lines):
+            if b"\r" in chunk or not self._slice(chunk if chunk[-1:] == b"\n" else chunk + b"\n"):
                 # Blank lines (an attack, or just CRLF) are not items: count them out exactly.
-                lines, joined = _nonblank_lines(chunk), None
-            self._count(len(lines))
-            self._items(lines, joined)
+                lines = _nonblank_lines(chunk)
+                self._count(len(lines))
+                self._items(lines)
             yield
 
     def _too_long_line(self, pos: int) -> int:
@@ -601,27 +638,41 @@ class BatchReader:
         if self._seen > self.max_events:
             raise TooManyEvents(self.max_events, self._seen)
 
-    def _items(self, texts: list[bytes], joined: bytes | None = None) -> None:
-        """Add the items ``texts`` (``joined``: the same as NDJSON, when at hand)."""
+    def _slice(self, text: bytes) -> bool:
+        """Add NDJSON lines (each ending in a newline) if every line is one valid event.
+
+        The lines are read as one JSON array, their newlines turned into commas: a blank line
+        or two values on one line then cannot parse, so what parses has one event per line,
+        without cutting the text into lines (that costs more than the checks). False, and
+        nothing added, when the slice needs the line-by-line path.
+        """
+        try:
+            events = _decode_array(b"[" + text[:-1].replace(b"\n", b",") + b"]")
+        except Exception:  # noqa: BLE001 - msgspec's errors, RecursionError: not all valid
+            return False
+        if not events:  # only spaces
+            return True
+        self._count(len(events))
+        if not _passes(events):
+            self._seen -= len(events)  # counted again, line by line
+            return False
+        self.batch._add(events, text, self.batch.total)
+        return True
+
+    def _items(self, texts: list[bytes]) -> None:
+        """Add the items ``texts`` (single-line JSON texts)."""
         if not texts:
             return
+        if max(map(len, texts)) <= MAX_EVENT_BYTES:
+            # The common case: every item is valid. Any fault is sorted out one by one below.
+            events = None
+            with contextlib.suppress(Exception):
+                events = _decode_array(b"[" + b",".join(texts) + b"]")
+            if events is not None and _passes(events):
+                self.batch._add(events, b"\n".join(texts) + b"\n", self.batch.total)
+                return
         batch = self.batch
         index = batch.total
-        events = None
-        if joined is not None or max(map(len, texts)) <= MAX_EVENT_BYTES:
-            # The common case: every item is valid. Any fault is sorted out one by one below.
-            with contextlib.suppress(Exception):
-                events = _decode_lines(b"\n".join(texts) if joined is None else joined)
-        if events is not None and len(events) != len(texts):  # lines of only spaces or tabs
-            lines = _nonblank_lines(joined or b"")
-            self._seen -= len(texts) - len(lines)
-            self._items(lines)
-            return
-        if events is not None and _passes(events):
-            batch.events += events
-            batch.lines += texts
-            batch.indexes += range(index, index + len(texts))
-            return
         for offset, text in enumerate(texts):
             if len(text) > MAX_EVENT_BYTES:
                 batch.rejected.append(RejectedEvent(index + offset, [Problem("$", TOO_LONG)]))
@@ -633,9 +684,7 @@ class BatchReader:
                     batch.rejected.append(verdict)
                     continue
                 event, text = verdict, msgspec.json.encode(verdict)
-            batch.events.append(event)
-            batch.lines.append(text)
-            batch.indexes.append(index + offset)
+            batch._add([event], text + b"\n", index + offset)
 
 
 def _content_end(body: bytes) -> int:

@@ -86,7 +86,7 @@ async def _spool(sc: Any, batch: WireBatch) -> Response:
     # The spool keeps every copy (the backends deduplicate), so no dedupe here.
     admitted = admit(batch, sc.plugins, host="sidecar", site_id=sc.site_id, dedupe=False)
     if admitted.events is None:
-        record = EventBatch(ndjson=batch.ndjson(), count=len(batch.lines), wire=batch.events)
+        record = EventBatch(ndjson=batch.ndjson(), count=len(batch.events), wire=batch.events)
     else:
         # An event a plugin passed on unchanged keeps the text it arrived in; a replaced one
         # is encoded anew.
