@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -84,6 +85,11 @@ class Answers:
         tokens: dict[str, str] | None = None,
     ) -> None:
         self.doc = doc
+        missing = sorted(
+            set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(doc)))
+            - set(doc["components"]["schemas"])
+        )
+        assert not missing, f"$ref to components the document does not have: {missing}"
         self.http = http  # for ``call``: a client of the host
         self.tokens = tokens or {}  # scope -> token
         self.components = closed(doc)

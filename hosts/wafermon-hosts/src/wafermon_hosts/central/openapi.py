@@ -20,6 +20,8 @@ from ..common.openapi import document as common_document
 from ..common.openapi import error as _error
 from ..common.openapi import query_param as _query
 from ..common.plugin_list import SCHEMAS as PLUGIN_SCHEMAS
+from ..gateway.alerting.bodies import Alert
+from ..gateway.bodies import Entity, SourceStatus
 from ..gateway.openapi import EVENT_FILTERS
 from ..gateway.openapi import SCHEMAS as GATEWAY_SCHEMAS
 from .bodies import TYPES
@@ -68,10 +70,8 @@ SCHEMAS: dict[str, Any] = {
     **{k: v for k, v in GATEWAY_SCHEMAS.items() if k == "Event" or k.startswith("Event_")},
     **ERROR_SCHEMAS,
     **PLUGIN_SCHEMAS,
-    "Entity": GATEWAY_SCHEMAS["Entity"],
-    "Alert": GATEWAY_SCHEMAS["Alert"],
-    "SourceStatus": GATEWAY_SCHEMAS["SourceStatus"],
-    **schemas(*TYPES),
+    # What central passes on, described by the gateway's own types.
+    **schemas(Entity, Alert, SourceStatus, *TYPES),
 }
 
 

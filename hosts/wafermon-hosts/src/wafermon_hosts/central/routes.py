@@ -107,6 +107,13 @@ def _entity_page_ok(body: Any, order: EntityOrder) -> None:
         raise TypeError("next_cursor")
 
 
+def _job_detail_ok(body: Any) -> None:
+    if not isinstance(body["job"], dict):
+        raise TypeError("job")
+    if not (isinstance(body["subjobs"], list) and isinstance(body["events"], list)):
+        raise TypeError("subjobs or events")
+
+
 def _event_page_ok(body: Any) -> None:
     for event in body["events"]:
         event_key(event)
@@ -293,6 +300,7 @@ async def job_detail(request: Request) -> Response:
     path = "/v1/jobs/" + quote(entity_id, safe="")
     forward = [("events_limit", str(limit))]
     answers = await central.fan_out({n: (path, forward) for n in names}, refresh=_refresh(request))
+    answers = {n: _checked(a, _job_detail_ok) for n, a in answers.items()}
     summaries = {n: a.summary() for n, a in answers.items()}
     _note_partial(central, "/v1/jobs/{id}", answers)
     for n in names:
