@@ -230,3 +230,17 @@ def test_ndjson_batch_is_valid_wire_and_ids_read_back():
 def test_recording_plugin_registers_every_kind(recording_plugins):
     for kind in ("emitter", "query_adapter", "notifier"):
         assert "recording" in recording_plugins.types(kind)
+
+
+def test_the_contracts_default_secrets_include_nested_sections() -> None:
+    """A backend whose credentials sit in a section (zabbix's ``api: {password}``) needs no
+    secret_values fixture of its own."""
+    from wafermon.testing.contract import _secret_strings
+
+    config = {
+        "url": "https://example.org",
+        "token": "tok-1234",
+        "key_id": "abc",  # too short to look for in messages
+        "api": {"user": "Admin", "password": "hunter22", "tls": {"client_key": "PEM-KEY"}},
+    }
+    assert _secret_strings(config) == ["tok-1234", "hunter22", "PEM-KEY"]

@@ -35,10 +35,6 @@ class ElasticsearchBackend:
             "request_timeout": "2s",
         }
 
-    @pytest.fixture
-    def secret_values(self, es_config):
-        return [es_config["password"]]
-
 
 class TestElasticsearchEmitterContract(ElasticsearchBackend, EmitterContract):
     idempotent = True

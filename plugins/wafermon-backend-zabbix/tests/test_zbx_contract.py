@@ -5,7 +5,8 @@ Every part applies to the Zabbix emitter:
 - settings errors: an unknown key (with its line) and wrongly typed scalars are named; no
   setting is required (the trapper defaults to 127.0.0.1:10051), so the missing-key check has
   nothing to remove; the nested ``api`` section is not a scalar and is checked by its own
-  ``ApiSettings`` (test_zbx_settings.py). The API password must not appear in any message.
+  ``ApiSettings`` (test_zbx_settings.py). The API password (found by the kit in the nested
+  ``api`` section) must not appear in any message.
 - health: a TCP check of the trapper port; never raises, False with the address when it is
   closed, and a closed trapper makes ``emit`` raise RetryableError.
 - retries and cancellation: a batch sent again, overlapping or after a cancelled send loses
@@ -75,10 +76,6 @@ class TestZabbixEmitterContract(EmitterContract):
     @pytest.fixture
     def down_config(self) -> dict[str, Any]:
         return {"server": "127.0.0.1", "port": free_port(), "timeout": "2s"}
-
-    @pytest.fixture
-    def secret_values(self) -> list[str]:
-        return [env("WAFERMON_TEST_ZABBIX_PASSWORD")]
 
     @pytest.fixture
     def stored_ids(self, config: dict[str, Any], api: ZabbixApi) -> Any:

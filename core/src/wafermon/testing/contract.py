@@ -92,6 +92,18 @@ def _scalar(hint: Any) -> bool:
     return bool(args) and all(a in SCALARS for a in args)
 
 
+def _secret_strings(config: dict[str, Any]) -> list[str]:
+    """The string values under secret-looking keys of a ``config:`` mapping, nested ones too."""
+    words = ("password", "secret", "token", "key")
+    found: list[str] = []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            found += _secret_strings(value)
+        elif any(w in key.lower() for w in words) and isinstance(value, str) and len(value) >= 4:
+            found.append(value)
+    return found
+
+
 def _secrets(value: Any) -> list[str]:
     """Every string in a config mapping, for checking none leaks into an error message."""
     if isinstance(value, dict):
@@ -130,13 +142,9 @@ class _ComponentContract:
     @pytest.fixture
     def secret_values(self, config: dict[str, Any]) -> list[str]:
         """Strings of ``config`` that must never appear in an error message (default: the
-        values under keys that look like secrets)."""
-        words = ("password", "secret", "token", "key")
-        return [
-            str(v)
-            for k, v in config.items()
-            if any(w in k.lower() for w in words) and isinstance(v, str) and len(v) >= 4
-        ]
+        values under keys that look like secrets, in nested sections too, such as
+        ``api: {password: ...}``)."""
+        return _secret_strings(config)
 
     @pytest.fixture
     def events(self) -> EventFactory:
