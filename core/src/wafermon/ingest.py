@@ -14,7 +14,7 @@ No Event object is built unless the caller asks for them or a plugin transforms 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -70,13 +70,20 @@ class Admitted:
 
     events: list[Event] | None
     wire: list[WireEvent]
-    lines: list[bytes | None]
+    #: The texts, or the batch they are the lines of when the rules left it as it was: a
+    #: caller that spools the batch's NDJSON whole never has it cut into lines.
+    _texts: list[bytes | None] | WireBatch
     index_of: dict[str, int]
     results: list[Verdict]
 
     @property
+    def lines(self) -> list[bytes | None]:
+        texts = self._texts
+        return cast("list[bytes | None]", texts.lines) if isinstance(texts, WireBatch) else texts
+
+    @property
     def count(self) -> int:
-        return len(self.lines)
+        return len(self.wire) if isinstance(self._texts, WireBatch) else len(self._texts)
 
 
 def admit(
@@ -91,7 +98,7 @@ def admit(
     """Apply the ingest rules to a decoded batch (see the module's docstring)."""
     results = [verdict(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected]
     wire, indexes = batch.events, batch.indexes
-    lines: list[bytes | None] = list(batch.lines)
+    lines: list[bytes | None] | WireBatch = batch
     if dedupe:
         first: dict[str, int] = {}
         keep = []
@@ -102,13 +109,14 @@ def admit(
                 first[item.event_id] = index
                 keep.append(k)
         if len(keep) < len(wire):
-            wire, lines = [wire[k] for k in keep], [lines[k] for k in keep]
+            wire, lines = [wire[k] for k in keep], [batch.lines[k] for k in keep]
             indexes = [indexes[k] for k in keep]
     index_of = dict(zip((w.event_id for w in wire), indexes, strict=True))
     events = [w.to_event() for w in wire] if objects or plugins.transforms_events else None
     if events is not None and plugins.transforms_events:
         decoded = events
-        received = [line or b"" for line in lines]  # every line is set before a transform
+        texts = batch.lines if isinstance(lines, WireBatch) else lines
+        received = [line or b"" for line in texts]  # every line is set before a transform
         out = plugins.transform_lines(decoded, received, host=host, site_id=site_id)
         results += [
             verdict(indexes[i], decoded[i].event_id, "rejected", [Problem("$", DROPPED)])
