@@ -240,8 +240,8 @@ class Engine:
         now = self.clock.now()
         urgent = False
         for event in events:
-            when = event.time
-            when = min(datetime.fromisoformat(when) if type(when) is str else when, now)
+            raw = event.time
+            when = min(datetime.fromisoformat(raw) if isinstance(raw, str) else raw, now)
             mark = self._seen.get(event.site_id)
             if mark is None or when > mark:
                 self._seen[event.site_id] = when
