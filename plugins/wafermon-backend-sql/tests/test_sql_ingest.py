@@ -82,6 +82,8 @@ async def test_events_come_back_exactly(put, store, make_event):
     )
     await put(store, [event])
     assert await _all_events(store) == [event]
+    # The job row too: its metadata (with U+0000) and error are JSON columns.
+    assert (await store.job_detail(event.entity.id)).job == fold([event])[event.entity.id]
 
 
 async def test_job_with_subjobs_lands_with_the_right_states(put, store, make_event, t0):
