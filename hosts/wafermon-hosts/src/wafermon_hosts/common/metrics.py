@@ -10,6 +10,7 @@ client can blow up the label cardinality.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -54,6 +55,7 @@ class HostMetrics:
             registry=self.registry,
         )
         self._before_scrape: list[Callable[[], Awaitable[None]]] = []
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def auth_state(self, *, insecure: bool, open_scopes: Iterable[str]) -> None:
         """Publish how the host's authentication is set up (see common.auth)."""
@@ -69,9 +71,15 @@ class HostMetrics:
         self._before_scrape.append(refresh)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        method = method if method in METHODS else "OTHER"
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:  # routes, methods and statuses are few: look the labels up once
+            label = method if method in METHODS else "OTHER"
+            children = (self.requests.labels(route, label, str(status)), self.latency.labels(route))
+            if len(self._request_children) < 4096:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def endpoint(self, _request: Request) -> Response:
         """GET /metrics in the Prometheus text format."""
