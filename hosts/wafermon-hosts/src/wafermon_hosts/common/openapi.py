@@ -14,7 +14,8 @@ The wire event schema is the core's JSON Schema itself (OpenAPI 3.1 speaks JSON 
 2020-12), lifted into ``components/schemas`` (``Event``, ``Event_uuid`` ...), so no host can
 describe a different event than the codec accepts. Error bodies have one shape everywhere
 (``common.errors``), described once here. Answer bodies are msgspec Structs the handlers
-build and encode (``common.bodies``); their components are generated from those types.
+build and encode (``common.bodies``); their components are generated from those types, and
+so are the JSON request bodies' (``RequestBody`` Structs the handlers decode into).
 
 Why not a library: Starlette's SchemaGenerator reads YAML from docstrings (unchecked until
 served, and it skips mounted ASGI apps); spectree wants pydantic models for bodies the hosts
@@ -79,6 +80,12 @@ def ref(name: str) -> dict[str, str]:
 def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:
     """A response (or request body) of ``application/json`` with ``schema``."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def json_request(type_: type[Any]) -> dict[str, Any]:
+    """A required ``application/json`` request body: the component of the ``RequestBody``
+    Struct the handler decodes it into (``common.bodies.decode_request``)."""
+    return {"required": True, "content": {"application/json": {"schema": ref(type_.__name__)}}}
 
 
 def error(description: str) -> dict[str, Any]:
