@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,9 @@ from tests.helpers.gateway import FUZZ_TOKENS
 from tests.helpers.openapi import Answers
 from tests.helpers.trends import TrendPlugin
 from wafermon import encode_array
+from wafermon_hosts.common.bodies import schemas
+from wafermon_hosts.gateway.alerting.bodies import MonitorRequest, SilenceRequest
+from wafermon_hosts.gateway.bodies import ExternalQuery
 
 T = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -135,9 +139,72 @@ async def test_every_documented_answer_matches_its_schema(tmp_path, sqlite_url, 
             await call("DELETE", "/v1/silences/{id}", "/v1/silences/nope")
             await call("DELETE", monitor, "/v1/monitors/nightly")
             await call("DELETE", monitor, "/v1/monitors/nightly")
+            await request_bodies_are_the_structs(http, call)
 
     assert answers.uncovered() == [], "call these operations here"
     assert answers.checked >= 40
+
+
+def documented_fields(doc: dict, path: str, method: str, struct: type) -> set[str]:
+    """The fields of an operation's request body, after checking that its schema is the
+    component generated from ``struct`` (the type the handler decodes the body into)."""
+    body = doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    name = body["$ref"].rsplit("/", 1)[1]
+    assert name == struct.__name__
+    assert doc["components"]["schemas"][name] == schemas(struct)[name]
+    return set(doc["components"]["schemas"][name]["properties"])
+
+
+async def request_bodies_are_the_structs(http, call) -> None:
+    """Each documented request body: a body with every field it names is accepted, and one
+    more field is refused, its JSON path named (so no field is read but not documented)."""
+    doc = (await http.get("/openapi.json")).json()
+    filters = {
+        "start": "2026-11-30T07:00:00Z", "end": "2026-11-30T09:00:00", "site_id": "fab1",
+        "app": "etl", "entity_type": "job", "entity_id": "j1", "status": "failed",
+        "business_key": None, "sub_key": None, "limit": 5, "cursor": None,
+    }  # fmt: skip
+    external = {"source": "managed", "query": filters}
+    assert documented_fields(doc, "/v1/query/external", "post", ExternalQuery) == set(external)
+    assert set(doc["components"]["schemas"]["QueryFilters"]["properties"]) == set(filters)
+    page = await call("POST", "/v1/query/external", json=external)
+    assert page.json()["events"], "the failed run of j1 matches every filter"
+    monitor = {
+        "name": "ignored", "app": "loader", "schedule": {"cron": "0 3 * * *", "timezone": "UTC"},
+        "site_id": "fab1", "business_key": "lot-*", "grace": "5m", "max_runtime": "1h",
+        "min_runtime": 30, "failures_to_alert": 2, "successes_to_resolve": 1,
+        "severity": "warning", "notifiers": ["hook"], "source": "sdk", "state": "ok",
+    }  # fmt: skip
+    template = "/v1/monitors/{name}"
+    assert documented_fields(doc, template, "put", MonitorRequest) == set(monitor)
+    assert set(doc["components"]["schemas"]["ScheduleRequest"]["properties"]) == {
+        "every", "cron", "timezone"
+    }  # fmt: skip
+    made = await call("PUT", template, "/v1/monitors/full", json=monitor)
+    assert made.status_code == 201
+    assert (made.json()["name"], made.json()["source"]) == ("full", "api")
+    every = {**monitor, "schedule": {"every": 3600}}
+    assert (await call("PUT", template, "/v1/monitors/full", json=every)).status_code == 200
+    silence = {
+        "matchers": {"app": "etl"}, "author": "ops", "reason": "test",
+        "starts_at": "2026-11-30T08:00:00Z", "ends_at": "2026-11-30T09:00:00Z", "duration": "1h",
+    }  # fmt: skip
+    assert documented_fields(doc, "/v1/silences", "post", SilenceRequest) == set(silence)
+    assert (await call("POST", "/v1/silences", json=silence)).status_code == 201
+
+    cases: list[tuple[str, str, str | None, dict[str, Any], str]] = [
+        ("POST", "/v1/query/external", None, external, "$"),
+        ("POST", "/v1/query/external", None, {**external, "query": {**filters, "x": 1}}, "$.query"),
+        ("PUT", "/v1/monitors/full", template, monitor, "$"),
+        ("PUT", "/v1/monitors/full", template, {**monitor, "schedule": {"cron": "0 3 * * *", "x": 1}}, "$.schedule"),
+        ("POST", "/v1/silences", None, silence, "$"),
+    ]  # fmt: skip
+    for method, path, route, body, where in cases:
+        extra = {**body, "x": 1} if where == "$" else body
+        refused = await call(method, route or path, path, json=extra)
+        assert refused.status_code == 400, (path, refused.text)
+        problems = [(p["path"], p["message"]) for p in refused.json()["problems"]]
+        assert problems == [(f"{where}.x", "unknown field")], (path, problems)
 
 
 def test_an_answer_the_document_does_not_describe_fails_the_check(build_app):

@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from wafermon.interfaces import TREND_STATS
+from wafermon.interfaces import MAX_QUERY_LIMIT, TREND_STATS
 from wafermon.store import EntityState
 
-from ..common.bodies import Body, EventJSON, IngestResult
+from ..common.bodies import Body, EventJSON, IngestResult, RequestBody
 
 Status = Literal["running", "finished", "failed"]
 
@@ -163,3 +163,32 @@ class Trend(Body):
     since: datetime
     until: datetime
     series: list[Series]
+
+
+# -- request bodies ----------------------------------------------------------------------------
+
+Time = Annotated[str | None, Meta(extra_json_schema={"format": "date-time"})]
+Text = str | None
+
+
+class QueryFilters(RequestBody):
+    """Filters combine with AND; start inclusive, end exclusive (UTC if no offset)."""
+
+    start: Time = None
+    end: Time = None
+    site_id: Text = None
+    app: Text = None
+    entity_type: Literal["job", "subjob"] | None = None
+    entity_id: Text = None
+    status: Status | None = None
+    business_key: Text = None
+    sub_key: Text = None
+    limit: Annotated[int, Meta(ge=1, le=MAX_QUERY_LIMIT)] | UnsetType = UNSET
+    cursor: Annotated[Text, Meta(description="next_cursor of the previous page.")] = None
+
+
+class ExternalQuery(RequestBody):
+    """POST /v1/query/external: which source, and the query it runs."""
+
+    source: Annotated[str, Meta(description="A source's name, or managed.")]
+    query: QueryFilters = msgspec.field(default_factory=QueryFilters)

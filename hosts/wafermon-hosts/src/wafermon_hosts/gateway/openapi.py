@@ -1,5 +1,5 @@
-"""The gateway's OpenAPI 3.1 document: component schemas (generated from the answer Structs
-of ``bodies``, hand-written for the request bodies) and the parameters several routes share;
+"""The gateway's OpenAPI 3.1 document: component schemas (generated from the answer and
+request-body Structs of ``bodies``) and the parameters several routes share;
 each handler declares its operation (``@operation``, see ``common.openapi``) and the paths
 come from the routes the app serves.
 
@@ -27,6 +27,7 @@ from .alerting.openapi import ALERT_SCHEMAS
 from .bodies import (
     EntityPage,
     EventPage,
+    ExternalQuery,
     Health,
     IngestResponse,
     JobDetail,
@@ -36,8 +37,6 @@ from .bodies import (
 )
 
 TIME = {"type": "string", "format": "date-time"}
-NULLABLE_STRING = {"type": ["string", "null"]}
-NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
 ENTITY_FILTERS = [
     _query("site", "Only this site."),
@@ -94,24 +93,7 @@ SCHEMAS: dict[str, Any] = {
     **schemas(
         IngestResponse, EntityPage, JobDetail, EventPage, UnifiedPage, Health, TrendSources, Trend
     ),
-    "Query": {
-        "type": "object",
-        "additionalProperties": False,
-        "description": "Filters combine with AND; start inclusive, end exclusive.",
-        "properties": {
-            "start": NULLABLE_TIME,
-            "end": NULLABLE_TIME,
-            "site_id": NULLABLE_STRING,
-            "app": NULLABLE_STRING,
-            "entity_type": {"type": ["string", "null"], "enum": ["job", "subjob", None]},
-            "entity_id": NULLABLE_STRING,
-            "status": {"type": ["string", "null"], "enum": ["running", "finished", "failed", None]},
-            "business_key": NULLABLE_STRING,
-            "sub_key": NULLABLE_STRING,
-            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_QUERY_LIMIT},
-            "cursor": NULLABLE_STRING,
-        },
-    },
+    **schemas(ExternalQuery),  # request body of queryExternal, with QueryFilters
 }
 
 

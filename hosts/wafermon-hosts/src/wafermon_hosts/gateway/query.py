@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
+import msgspec
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,11 +23,11 @@ from wafermon.errors import FieldValueError
 from wafermon.interfaces import MAX_QUERY_LIMIT, STATUSES
 from wafermon.pages import decode_cursor
 
-from ..common.bodies import BodyResponse
+from ..common.bodies import BodyResponse, decode_request
 from ..common.errors import ApiError, bad_parameter
 from ..common.limits import media_type, read_body
-from ..common.openapi import error, json_content, operation, query_param, ref
-from .bodies import EventPage, SourceStatus, UnifiedPage
+from ..common.openapi import error, json_content, json_request, operation, query_param, ref
+from .bodies import EventPage, ExternalQuery, SourceStatus, UnifiedPage
 from .openapi import COMMON_ERRORS, EVENT_FILTERS
 from .params import Params, parse_time
 from .runtime import SourceUnavailable
@@ -67,7 +68,8 @@ async def run_source(gw: Any, name: str, query: Query) -> QueryResult:
 
 
 def query_from_json(value: Any, path: str) -> Query:
-    """A Query from the JSON object at ``path``; ApiError 400 listing every fault."""
+    """A Query from the JSON object at ``path`` (``QueryFilters``, already type-checked by
+    ``decode_request``): times parsed, the cursor decoded; ApiError 400 listing every fault."""
     if not isinstance(value, dict):
         raise ApiError(400, "invalid query", [Problem(path, "expected an object")])
     problems: list[Problem] = []
@@ -118,19 +120,7 @@ def query_from_json(value: Any, path: str) -> Query:
         "502": error("The source failed; error says why."),
         "504": error("The source did not answer within gateway.source_timeout."),
     },
-    request_body={
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["source"],
-                    "properties": {"source": {"type": "string"}, "query": ref("Query")},
-                }
-            }
-        },
-    },
+    request_body=json_request(ExternalQuery),
 )
 async def external(request: Request) -> Response:
     gw = request.app.state.gateway
@@ -142,15 +132,9 @@ async def external(request: Request) -> Response:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid JSON", [Problem("$", f"not valid JSON: {exc}")]) from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid request", [Problem("$", "expected an object")])
-    unknown = [Problem(f"$.{k}", "unknown field") for k in data if k not in ("source", "query")]
-    if unknown:
-        raise ApiError(400, "invalid request", unknown)
-    name = data.get("source")
-    if not isinstance(name, str):
-        raise ApiError(400, "invalid request", [Problem("$.source", "expected a source name")])
-    query = query_from_json(data.get("query", {}), "$.query")
+    asked = decode_request(data, ExternalQuery)
+    name = asked.source
+    query = query_from_json(msgspec.to_builtins(asked.query), "$.query")
     if name not in gw.source_names:
         raise ApiError(404, f"no source named {name!r} (sources: {', '.join(gw.source_names)})")
     try:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,18 +22,26 @@ from wafermon import Problem
 from wafermon.config import make_config_converter
 from wafermon.errors import explain
 
-from ...common.bodies import BodyResponse
+from ...common.bodies import BodyResponse, decode_request, request_problem
 from ...common.errors import ApiError, bad_parameter
 from ...common.limits import read_body
-from ...common.openapi import error, json_content, path_param, query_param, ref
+from ...common.openapi import error, json_content, json_request, path_param, query_param, ref
 from ...common.openapi import operation as _operation
 from ..params import Params
-from .bodies import Alert, AlertPage, Monitor, MonitorList, Silence, SilenceList
+from .bodies import (
+    Alert,
+    AlertPage,
+    Monitor,
+    MonitorList,
+    MonitorRequest,
+    Silence,
+    SilenceList,
+    SilenceRequest,
+)
 from .settings import SEVERITIES, MonitorSpec
 
 MAX_BODY = 64 * 1024
 MAX_LIMIT = 1000
-NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 ERRORS = {"400": error("A parameter or field is invalid; problems[].path names it.")}
 NOT_ENABLED = {"409": error("Alerting is not enabled on this gateway (gateway.alerting.enabled).")}
 
@@ -193,10 +202,7 @@ async def list_monitors(request: Request) -> Response:
             {"type": "string", "enum": ["api", "sdk"]},
         ),
     ],
-    request_body={
-        "required": True,
-        "content": {"application/json": {"schema": ref("MonitorSpec")}},
-    },
+    request_body=json_request(MonitorRequest),
 )
 async def put_monitor(request: Request) -> Response:
     engine = _engine(request)
@@ -205,7 +211,8 @@ async def put_monitor(request: Request) -> Response:
     name = request.path_params["name"]
     if any(m.name == name for m in engine.settings.monitors):
         raise ApiError(409, f"monitor {name!r} is declared in the site config; change it there")
-    spec = spec_from_json(await _json_body(request), name)
+    asked = decode_request(await _json_body(request), MonitorRequest, "invalid monitor")
+    spec = spec_from_json(msgspec.to_builtins(asked), name)
     created = await engine.state.put_monitor(name, spec.as_json(source), source, engine.clock.now())
     engine.wake()
     return BodyResponse(Monitor.of(spec, source), status_code=201 if created else 200)
@@ -243,8 +250,15 @@ async def list_silences(request: Request) -> Response:
 
 
 def _silence_from(data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The silence of a body: decoded as ``SilenceRequest``; every fault is listed, the
+    Struct's and the checks it cannot express (times, durations, expiry)."""
     problems: list[Problem] = []
-    known = {"matchers", "author", "reason", "starts_at", "ends_at", "duration"}
+    typed: Problem | None = None
+    try:
+        asked: SilenceRequest | None = msgspec.convert(data, SilenceRequest)
+    except msgspec.ValidationError as exc:
+        asked, typed = None, request_problem(exc)
+    known = SilenceRequest.__struct_fields__
     problems += [Problem(f"$.{k}", "unknown field") for k in data if k not in known]
     matchers = data.get("matchers")
     if (
@@ -279,13 +293,15 @@ def _silence_from(data: dict[str, Any], now: datetime) -> dict[str, Any]:
         problems.append(Problem("$.ends_at", "set ends_at or duration: a silence must expire"))
     elif ends is not None and ends <= starts:
         problems.append(Problem("$.ends_at", "must be after starts_at"))
-    if problems:
+    if typed is not None and all(p.path != typed.path for p in problems):
+        problems.append(typed)  # what only the Struct refuses (one fault: msgspec stops there)
+    if problems or asked is None:
         raise ApiError(400, "invalid silence", problems)
     return {
         "id": uuid.uuid4().hex,
-        "matchers": matchers,
-        "author": data["author"].strip(),
-        "reason": data["reason"].strip(),
+        "matchers": asked.matchers,
+        "author": asked.author.strip(),
+        "reason": asked.reason.strip(),
         "starts_at": starts,
         "ends_at": ends,
     }
@@ -295,10 +311,7 @@ def _silence_from(data: dict[str, Any], now: datetime) -> dict[str, Any]:
     "createSilence",
     "Silence the alerts whose labels match (rule, severity, site_id, app, monitor, ...).",
     {"201": json_content(ref("Silence"), "The silence."), **ERRORS, **NOT_ENABLED},
-    request_body={
-        "required": True,
-        "content": {"application/json": {"schema": ref("SilenceRequest")}},
-    },
+    request_body=json_request(SilenceRequest),
 )
 async def create_silence(request: Request) -> Response:
     engine = _engine(request)

@@ -10,7 +10,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from wafermon.store import EntityState
 
-from ...common.bodies import Body
+from ...common.bodies import Body, RequestBody
 from .monitors import MonitorResult, duration
 from .settings import MonitorSpec
 
@@ -170,4 +170,52 @@ class SilenceList(Body):
 
 
 #: The answer types whose components the gateway's document carries.
-TYPES = (AlertPage, MonitorList, SilenceList)
+# -- request bodies ----------------------------------------------------------------------------
+
+DurationIn = Annotated[str | float | None, Meta(description="30, 30s, 5m, 1h or 2d")]
+TimeIn = Annotated[str | None, Meta(extra_json_schema={"format": "date-time"})]
+Ignored = Annotated[str | UnsetType, Meta(description="Ignored (a field of the answer).")]
+
+
+class ScheduleRequest(RequestBody):
+    """Exactly one of every (an interval) or cron (with a time zone)."""
+
+    every: DurationIn | UnsetType = UNSET
+    cron: Annotated[str | UnsetType | None, Meta(description="Five-field cron expression.")] = UNSET
+    timezone: Annotated[str | UnsetType, Meta(description="IANA zone (default UTC).")] = UNSET
+
+
+class MonitorRequest(RequestBody, kw_only=True):
+    """PUT /v1/monitors/{name}: an expected job (defaults as in the site config)."""
+
+    name: Annotated[str | UnsetType, Meta(description="Ignored: the path names it.")] = UNSET
+    app: str
+    schedule: ScheduleRequest
+    site_id: str | None = None
+    business_key: Annotated[str | None, Meta(description="fnmatch pattern, e.g. lot-*")] = None
+    grace: DurationIn | UnsetType = UNSET
+    max_runtime: DurationIn | UnsetType = UNSET
+    min_runtime: DurationIn | UnsetType = UNSET
+    failures_to_alert: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    successes_to_resolve: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    severity: Severity | UnsetType = UNSET
+    notifiers: list[str] | None = None
+    source: Ignored = UNSET
+    state: Ignored = UNSET
+
+
+class SilenceRequest(RequestBody):
+    """POST /v1/silences: ends_at or duration is needed (a silence must expire)."""
+
+    matchers: Annotated[
+        dict[str, Annotated[str, Meta(min_length=1)]],
+        Meta(min_length=1, description="label: fnmatch pattern; all must match"),
+    ]
+    author: Annotated[str, Meta(min_length=1)]
+    reason: Annotated[str, Meta(min_length=1)]
+    starts_at: TimeIn = None
+    ends_at: TimeIn = None
+    duration: DurationIn = None
+
+
+TYPES = (AlertPage, MonitorList, SilenceList, MonitorRequest, SilenceRequest)
