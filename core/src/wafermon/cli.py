@@ -23,6 +23,7 @@ import click
 import yaml
 
 from . import __version__, schema_path
+from .batch import EventBatch
 from .codec import encode_ndjson
 from .config import (
     LoadedConfig,
@@ -229,20 +230,19 @@ def emit(config_file: str, inputs: tuple[Any, ...]) -> None:
     """
     loaded = _load(config_file)
     plugins = _plugins()
-    events, rejected = [], 0
+    batches, rejected = [], 0
     for stream in inputs or (click.open_file("-", "rb"),):
         label = getattr(stream, "name", "<stdin>")
         try:
             batch = read_batch(stream.read())
         except BatchDecodeError as exc:
             _fail(f"{label}: {exc}")
-        admitted = admit(
-            batch, plugins, host="cli", site_id=loaded.site.site_id, dedupe=True, objects=True
-        )
+        admitted = admit(batch, plugins, host="cli", site_id=loaded.site.site_id, dedupe=True)
         for verdict in admitted.results:
             click.echo(f"{verdict.status} {label} {verdict}", err=True)
-        events.extend(admitted.events or [])
+        batches.append(admitted.batch())
         rejected += sum(v.status == "rejected" for v in admitted.results)
+    events = EventBatch.concat(batches) if batches else EventBatch(events=[])
     try:
         emitters = loaded.build("backends", plugins)
     except (ConfigError, PluginError) as exc:
@@ -257,7 +257,7 @@ def emit(config_file: str, inputs: tuple[Any, ...]) -> None:
         sys.exit(1)
 
 
-async def _emit_all(emitters: list[Any], events: list[Any]) -> dict[str, str]:
+async def _emit_all(emitters: list[Any], events: EventBatch) -> dict[str, str]:
     async def one(emitter: Emitter) -> str | None:
         try:
             await emitter.start()

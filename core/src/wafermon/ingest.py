@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from .batch import EventBatch
+from .codec import encode_event
 from .errors import Problem
 from .events import Event
 from .wire import WireBatch, WireEvent
@@ -84,6 +86,19 @@ class Admitted:
     @property
     def count(self) -> int:
         return len(self.wire) if isinstance(self._texts, WireBatch) else len(self._texts)
+
+    def batch(self) -> EventBatch:
+        """What goes on, for a spool or emitters: each event as the text it arrived in (encoded
+        anew only where a plugin replaced it), with what is already decoded."""
+        if self.events is None:
+            texts = self._texts
+            if isinstance(texts, WireBatch):
+                ndjson = texts.ndjson()
+            else:  # no plugin ran: every event has its text
+                ndjson = b"".join(cast(bytes, line) + b"\n" for line in texts)
+            return EventBatch(ndjson=ndjson, count=len(self.wire), wire=self.wire)
+        lines = [line or encode_event(e) for e, line in zip(self.events, self.lines, strict=True)]
+        return EventBatch(ndjson=b"".join(line + b"\n" for line in lines), events=self.events)
 
 
 def admit(

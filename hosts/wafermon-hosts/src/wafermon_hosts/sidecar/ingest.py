@@ -20,7 +20,6 @@ from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 
-from wafermon import EventBatch, encode_event
 from wafermon.ingest import admit
 from wafermon.wire import WireBatch
 
@@ -85,15 +84,7 @@ async def ingest_batch(request: Request) -> Response:
 async def _spool(sc: Any, batch: WireBatch) -> Response:
     # The spool keeps every copy (the backends deduplicate), so no dedupe here.
     admitted = admit(batch, sc.plugins, host="sidecar", site_id=sc.site_id, dedupe=False)
-    if admitted.events is None:
-        record = EventBatch(ndjson=batch.ndjson(), count=len(batch.events), wire=batch.events)
-    else:
-        # An event a plugin passed on unchanged keeps the text it arrived in; a replaced one
-        # is encoded anew.
-        lines = [
-            line or encode_event(e) for e, line in zip(admitted.events, admitted.lines, strict=True)
-        ]
-        record = EventBatch(ndjson=b"".join(line + b"\n" for line in lines), events=admitted.events)
+    record = admitted.batch()  # the text each event arrived in, kept where it can be
     accepted = batch.total - len(admitted.results)
     if accepted:
         await sc.append(record)  # returns once fsynced; ApiError 503 if the spool refuses
