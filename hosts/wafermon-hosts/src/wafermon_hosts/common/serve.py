@@ -8,6 +8,7 @@ otherwise every open stream would hold the shutdown for the whole graceful timeo
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import ssl
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Seconds Hypercorn lets open requests finish after a stop signal.
 GRACEFUL_TIMEOUT = 10.0
@@ -64,7 +65,33 @@ async def serve(
 ) -> None:
     """Serve until ``stop`` is set, then shut down gracefully (lifespan shutdown included)."""
     config = hypercorn_config(listen, certfile=certfile, keyfile=keyfile, client_ca=client_ca)
-    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    await hypercorn_serve(freeze_heap_after_startup(app), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+def freeze_heap_after_startup(app: ASGIApp) -> ASGIApp:
+    """``app`` that moves everything alive once its startup is done out of the collector's
+    reach (``gc.freeze``).
+
+    Modules, plugins and clients loaded at startup are most of a host's heap and live until it
+    stops; a full collection walks them all, and measured 40-170 ms pauses under load, which
+    every request in flight waited out (the sidecar's p99). Frozen, a full collection walks
+    only what was made since.
+    """
+
+    async def frozen_after_startup(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def send_frozen(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                gc.collect()
+                gc.freeze()
+            await send(message)
+
+        await app(scope, receive, send_frozen)
+
+    return frozen_after_startup
 
 
 def run(
