@@ -229,6 +229,8 @@ def main() -> None:
             if not names:
                 continue
             ran = importlib.import_module(suite).run(args.quick, only=names)
+        elif suite == "sidecar_bench" and only and "sidecar_end_to_end_postgres" in only:
+            ran = importlib.import_module(suite).run_end_to_end(args.quick)
         elif only is not None and suite not in only:
             continue
         else:

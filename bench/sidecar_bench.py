@@ -445,6 +445,17 @@ def _metric(text: str, name: str) -> float:
     return float(match[1]) if match else 0.0
 
 
+def run_end_to_end(quick: bool) -> dict[str, object]:
+    """Only the end-to-end run (``bench/run.py --only sidecar_end_to_end_postgres``)."""
+    pg_url()
+    with tempfile.TemporaryDirectory(prefix="wafermon-bench-sc-") as tmp:
+        return {
+            "sidecar_end_to_end_postgres": asyncio.run(
+                end_to_end(Path(tmp), 20_000 if quick else 100_000)
+            )
+        }
+
+
 def run(quick: bool) -> dict[str, object]:
     pg_url()  # fail early, before minutes of other work, if PostgreSQL is not set up
     seconds, rounds = (4.0, 1) if quick else (10.0, 3)
