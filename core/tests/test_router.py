@@ -16,9 +16,11 @@ import orjson
 import pytest
 
 from wafermon import App, Emitter, Entity, Event, PermanentError, RetryableError, encode_ndjson
+from wafermon.batch import EventBatch
 from wafermon.router import Breaker, RetryPolicy, Route, Router
 from wafermon.spool import Spool
 from wafermon.testing import RecordingEmitter
+from wafermon.wire import read_batch
 
 FAST = RetryPolicy(
     timeout_s=0.5, base_delay_s=0.01, max_delay_s=0.05, failure_threshold=3, open_seconds=0.1
@@ -206,6 +208,25 @@ async def test_remembered_events_are_delivered_without_decoding_the_record_again
     router.remember(seq, events)
     await run_until(router, lambda: router.lag("a") == 0)
     assert all(got is sent for got, sent in zip(a.events, events, strict=True))  # the same objects
+
+
+async def test_a_remembered_body_is_kept_as_its_bytes_not_its_wire_structs(tmp_path):
+    spool = Spool(tmp_path / "spool", ["a"])
+    events = make_events(5)
+    body = encode_ndjson(events)
+    read = read_batch(body)
+    record = EventBatch(ndjson=read.ndjson(), count=len(read.events), wire=read.events)
+    seq = spool.append(record.ndjson)
+    a = RecordingEmitter("a")
+    router = Router(spool, [Route("a", a)], dead_letter_dir=tmp_path / "dl", policy=FAST)
+    router.remember(seq, record)
+    kept = router._decoded[seq]
+    assert kept._wire is None
+    assert not kept.decoded
+    assert kept.ndjson == body
+    assert len(kept) == 5
+    await run_until(router, lambda: router.lag("a") == 0)
+    assert a.events == events  # decoded again from the bytes, equal to what was sent
 
 
 async def test_decoded_records_kept_for_a_dead_backend_are_bounded_by_events(tmp_path):

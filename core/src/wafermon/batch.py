@@ -74,6 +74,19 @@ class EventBatch(Sequence[Event]):
                 self._ndjson = encode_ndjson(self._events or [])
         return self._ndjson
 
+    def to_keep(self) -> EventBatch:
+        """This batch as worth keeping for later: with its Event objects if they are built,
+        else its bytes alone.
+
+        The wire structs of a freshly read body are cheap to free at once and dear to keep: a
+        sidecar taking batches spent 17% of its CPU freeing them, cache-cold, when a cache of
+        recent records let them go, against 9% freeing them right away. A backend that wants
+        objects decodes the bytes again, once per record, shared with the other backends.
+        """
+        if self._wire is None or self._parts:
+            return self
+        return EventBatch(ndjson=self.ndjson, count=self._count)
+
     @property
     def decoded(self) -> bool:
         """Whether the events have been built as objects (a test and metrics aid)."""

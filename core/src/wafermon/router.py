@@ -163,7 +163,7 @@ class Router:
             self._contexts[seq] = context
             while len(self._contexts) > MAX_RECORD_CONTEXTS:
                 del self._contexts[next(iter(self._contexts))]
-        self._cache(seq, EventBatch.from_events(events))
+        self._cache(seq, EventBatch.from_events(events).to_keep())
 
     def notify(self) -> None:
         """New records are in the spool: wake the loops instead of waiting for their poll."""
