@@ -133,6 +133,13 @@ class SqliteDialect(Dialect):
     loss too (in WAL mode NORMAL may lose the last commits on power loss, and a commit per batch
     makes the extra fsync cheap); ``busy_timeout`` makes a second process (a sidecar and a
     gateway on one file) wait instead of failing; ``foreign_keys`` for any future references.
+    ``wal_autocheckpoint=10000`` (pages, about 40 MiB of WAL; SQLite's default is 1000): a
+    checkpoint copies each changed page once however often it changed since the last one, and
+    the index pages of a busy events table change in every batch, so checkpointing ten times
+    less often cut the write path's time by about a third in the gateway bench; every commit
+    still fsyncs the WAL. ``cache_size=-16384`` (16 MiB per connection instead of 2): the
+    event_id gate and the events indexes are B-trees over random ids, whose pages otherwise
+    fall out of the cache between batches once the store holds a few hundred thousand events.
 
     Transactions: the driver's implicit transaction handling is switched off and the store
     emits BEGIN itself (SQLAlchemy's documented recipe), so migrations are atomic; writes use
@@ -158,6 +165,8 @@ class SqliteDialect(Dialect):
                 "synchronous=FULL",
                 "busy_timeout=30000",
                 "foreign_keys=ON",
+                "wal_autocheckpoint=10000",
+                "cache_size=-16384",
             ):
                 cursor.execute(f"PRAGMA {pragma}")
             cursor.close()
@@ -194,8 +203,9 @@ class SqliteDialect(Dialect):
             cursor = await raw.execute(_SQLITE_STORED % ",".join("?" * len(some)), some)
             stored.update(row[0] for row in await cursor.fetchall())
             await cursor.close()
+        received: dict[datetime, str] = {}  # a batch shares one received_at: one text
         rows = [
-            (h, sqlite_time(r[1]), *r[2:10], sqlite_time(r[10]), r[11])
+            (h, sqlite_time(r[1]), *r[2:10], received.get(r[10]) or _text(received, r[10]), r[11])
             for h, r in zip(hexes, records, strict=True)
             if h not in stored
         ]
@@ -216,7 +226,14 @@ _SQLITE_INSERT = "INSERT INTO events ({}) VALUES ({})".format(
 
 def sqlite_time(moment: datetime) -> str:
     """UTCDateTime's text on SQLite: naive UTC, always six fraction digits."""
-    return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    if moment.tzinfo is not UTC:  # times are UTC as a rule: convert only the others
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(" ", "microseconds")[:26]
+
+
+def _text(texts: dict[datetime, str], moment: datetime) -> str:
+    texts[moment] = text = sqlite_time(moment)
+    return text
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------

@@ -164,15 +164,20 @@ class Settings:
 # -- rows <-> core objects ------------------------------------------------------------------------
 
 
-def stamp_text(stamp: Stamp) -> str | None:
-    """(rank, time, event_id) as text that sorts bytewise like the tuple."""
+def stamp_text(stamp: Stamp, times: dict[datetime, str] | None = None) -> str | None:
+    """(rank, time, event_id) as text that sorts bytewise like the tuple.
+
+    ``times``: texts of times made so far (a state's stamps mostly share one time)."""
     if stamp is None:
         return None
     rank, when, event_id = stamp
-    text = when.isoformat(timespec="microseconds")
-    if not text.endswith("+00:00"):  # times are UTC as a rule: convert only the others
-        text = when.astimezone(UTC).isoformat(timespec="microseconds")
-    return f"{rank}|{text[:26]}|{event_id}"
+    text = None if times is None else times.get(when)
+    if text is None:
+        utc = when if when.tzinfo is UTC else when.astimezone(UTC)  # UTC as a rule
+        text = utc.isoformat(timespec="microseconds")[:26]
+        if times is not None:
+            times[when] = text
+    return f"{rank}|{text}|{event_id}"
 
 
 def parse_stamp(text: str | None) -> Stamp:
@@ -258,6 +263,7 @@ _JSON_COLUMNS = ("error", "metadata")
 def entity_arrays(states: Sequence[EntityState]) -> list[list[Any]]:
     """``entity_row`` of every state, one list per column (``ENTITY_COLUMNS`` order)."""
     arrays = []
+    times: dict[datetime, str] = {}
     for name in ENTITY_COLUMNS:
         if name == "entity_type":
             arrays.append([str(s.entity_type) for s in states])
@@ -266,7 +272,7 @@ def entity_arrays(states: Sequence[EntityState]) -> list[list[Any]]:
         elif name == "error":
             arrays.append([_error_json(s.error) for s in states])
         elif name in _STAMPS:
-            arrays.append([stamp_text(getattr(s, name)) for s in states])
+            arrays.append([stamp_text(getattr(s, name), times) for s in states])
         else:  # start_time is a property of EntityState; the rest are its fields
             arrays.append([getattr(s, name) for s in states])
     return arrays
