@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import httpx
 import pytest
 from gwb_helpers import TOKEN, free_port, gateway
 
@@ -43,6 +46,33 @@ async def test_rejected_events_are_a_permanent_error_naming_them(tmp_path, make_
         await emitter.close()
         assert sorted(info.value.event_ids) == sorted(str(e.event_id) for e in bad)
         assert {e.entity.id for e in good} <= await stored_ids(store)
+
+
+async def ingest_requests(url: str) -> float:
+    """POSTs to the ingest route the gateway has answered, from its /metrics."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{url}/metrics")).text
+    found = re.findall(
+        r'^wafermon_http_requests_total\{[^}]*route="/v1/ingest/managed"[^}]*\} (\S+)$', text, re.M
+    )
+    return sum(float(n) for n in found)
+
+
+async def test_a_large_batch_goes_as_parallel_parts_and_refusals_name_their_events(
+    tmp_path, make_events
+):
+    good, bad = make_events(400), make_events(3, drop=True)
+    async with gateway(tmp_path) as (url, store):
+        emitter = GatewayEmitter(
+            "gw", GatewaySettings(url=url, token=Secret(TOKEN), parallel_requests=3)
+        )
+        await emitter.start()
+        with pytest.raises(PermanentError) as info:
+            await emitter.emit(good + bad)
+        assert await ingest_requests(url) == 3  # 403 events: parts of 101, 101 and 201
+        await emitter.close()
+        assert sorted(info.value.event_ids) == sorted(str(e.event_id) for e in bad)
+        assert await stored_ids(store) == {e.entity.id for e in good}
 
 
 async def test_too_large_batches_are_split_until_they_fit(tmp_path, make_events):

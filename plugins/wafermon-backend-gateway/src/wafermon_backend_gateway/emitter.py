@@ -10,6 +10,14 @@ How answers map to the emitter contract:
 - 400 / 415: permanent for the whole batch (the gateway cannot read what we send).
 - 5xx, 429, connection errors, timeouts: retryable; the router backs off and tries again.
 
+Parallel parts: a batch of at least ``2 * MIN_PART`` events goes out as ``parallel_requests``
+requests at once (cut between lines, no decoding), so the gateway reads and checks one part
+while the database stores another; the router hands a backend one batch at a time, which
+otherwise leaves the gateway's process and the database taking turns. The batch is delivered
+when every part is: a part that failed with a retryable error makes the whole batch retried
+(the parts already stored come back as duplicates, which is success); a part refused as a
+whole (400/415) is a PermanentError naming that part's events only.
+
 Tracing: when OpenTelemetry is installed and a span is current (the sidecar makes one per
 delivery when its tracing is on), each request carries that span's W3C ``traceparent``, so
 the gateway's span joins the trace. Without OpenTelemetry nothing is added.
@@ -17,6 +25,7 @@ the gateway's span joins the trace. Without OpenTelemetry nothing is added.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Sequence
@@ -36,6 +45,8 @@ from wafermon import (
 )
 
 INGEST_PATH = "/v1/ingest/managed"
+#: Fewest events worth a request of their own when a batch is sent in parallel parts.
+MIN_PART = 100
 log = logging.getLogger(__name__)
 
 try:
@@ -57,6 +68,7 @@ class GatewaySettings:
     ca_file: str | None = None  # a CA bundle for a gateway with a private certificate
     client_cert: str | None = None  # this sidecar's certificate, for a gateway asking mTLS
     client_key: str | None = None
+    parallel_requests: int = attrs.field(default=2, validator=attrs.validators.ge(1))
 
 
 class GatewayEmitter(Emitter):
@@ -108,11 +120,33 @@ class GatewayEmitter(Emitter):
 
     async def emit(self, batch: Sequence[Event]) -> None:
         # The spooled bytes go out as they are: a sidecar forwards without decoding.
-        rejected = await self._post(EventBatch.from_events(batch))
+        parts = _parts(EventBatch.from_events(batch), self.settings.parallel_requests)
+        if len(parts) == 1:
+            rejected = await self._post(parts[0])
+        else:
+            rejected = await self._post_parts(parts)
         if rejected:
             ids = [event_id for event_id, _ in rejected]
             reasons = "; ".join(f"{event_id}: {why}" for event_id, why in rejected[:5])
             raise PermanentError(f"gateway rejected {len(ids)} event(s): {reasons}", ids)
+
+    async def _post_parts(self, parts: list[EventBatch]) -> list[tuple[str, str]]:
+        """Every part at once; see the module's docstring for how failures combine."""
+        outcomes = await asyncio.gather(*(self._post(p) for p in parts), return_exceptions=True)
+        rejected: list[tuple[str, str]] = []
+        refused: PermanentError | None = None
+        for part, outcome in zip(parts, outcomes, strict=True):
+            if isinstance(outcome, PermanentError):
+                refused = outcome
+                rejected += [(str(e.event_id), str(outcome)) for e in part]
+            elif isinstance(outcome, BaseException):
+                raise outcome  # retryable (or unexpected): the whole batch again
+            else:
+                rejected += outcome
+        if refused is not None:
+            ids = [event_id for event_id, _ in rejected]
+            raise PermanentError(f"{refused} ({len(ids)} event(s))", ids)
+        return rejected
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -146,6 +180,18 @@ class GatewayEmitter(Emitter):
         if status in (400, 415):
             raise PermanentError(f"gateway answered {status}: {detail}")
         raise RetryableError(f"gateway answered {status}: {detail}")
+
+
+def _parts(batch: EventBatch, wanted: int) -> list[EventBatch]:
+    """``batch`` cut into up to ``wanted`` parts of at least MIN_PART events (halving the
+    largest part each time)."""
+    parts = [batch]
+    while len(parts) < wanted:
+        k = max(range(len(parts)), key=lambda i: len(parts[i]))
+        if len(parts[k]) < 2 * MIN_PART:
+            break
+        parts[k : k + 1] = parts[k].split()
+    return parts
 
 
 def _reason(result: dict) -> str:

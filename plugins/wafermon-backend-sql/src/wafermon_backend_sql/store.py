@@ -278,6 +278,44 @@ def entity_arrays(states: Sequence[EntityState]) -> list[list[Any]]:
     return arrays
 
 
+def entity_json_rows(states: Sequence[EntityState]) -> list[dict[str, Any]]:
+    """``entity_row`` of every state in one pass, as ``_pg_rows`` reads them (PostgreSQL):
+    building the column lists and zipping them back into rows cost twice as much."""
+    times: dict[datetime, str] = {}
+    return [
+        {
+            "entity_id": s.entity_id,
+            "entity_type": str(s.entity_type),
+            "site_id": s.site_id,
+            "app": s.app,
+            "app_version": s.app_version,
+            "parent_id": s.parent_id,
+            "business_key": s.business_key,
+            "sub_key": s.sub_key,
+            "status": s.status,
+            "started_at": s.started_at,
+            "first_seen_at": s.first_seen_at,
+            "finished_at": s.finished_at,
+            "updated_at": s.updated_at,
+            "start_time": s.start_time,
+            "duration_s": s.duration_s,
+            "cpu_user_s": s.cpu_user_s,
+            "cpu_system_s": s.cpu_system_s,
+            "mem_max_mb": s.mem_max_mb,
+            "progress": s.progress,
+            "error": None if s.error is None else _error_json(s.error),
+            "metadata": _metadata_text(s.metadata),
+            "event_count": s.event_count,
+            "identity_stamp": stamp_text(s.identity_stamp, times),
+            "metrics_stamp": stamp_text(s.metrics_stamp, times),
+            "metadata_stamp": stamp_text(s.metadata_stamp, times),
+            "progress_stamp": stamp_text(s.progress_stamp, times),
+            "error_stamp": stamp_text(s.error_stamp, times),
+        }
+        for s in states
+    ]
+
+
 def _metadata_text(metadata: Any) -> str:
     """A state's metadata as JSON text: a dict encoded, or the raw JSON a ``_Folded`` kept."""
     if type(metadata) is dict:
@@ -673,10 +711,13 @@ class SqlStore(ManagedStore):
         states = [s for _, s in sorted(fold(fresh).items())]
         if not states:
             return
-        arrays = entity_arrays(states)
         if self.dialect.name == "postgresql":
-            await conn.exec_driver_sql(self._pg_entity_upsert, (_pg_json_rows(entities, arrays),))
+            rows = entity_json_rows(states)
+            if list(rows[0]) != ENTITY_COLUMNS:  # the table gained a column, not the rows
+                raise RuntimeError(f"entity rows do not match the entities table: {list(rows[0])}")
+            await conn.exec_driver_sql(self._pg_entity_upsert, (orjson.dumps(rows).decode(),))
         else:
+            arrays = entity_arrays(states)
             await _sqlite_executemany(conn, self._sqlite_entity_upsert, entities, arrays)
 
     def _entity_upsert(self, select: Any = None) -> Any:

@@ -74,15 +74,18 @@ async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[V
     to_store: list[Any] = admitted.wire if admitted.events is None else admitted.events
     outcome = await _store(gw, to_store, admitted.lines, wire=admitted.events is None)
     results = admitted.results
-    for event in to_store:
-        status, errors = outcome[event.event_id]
-        index = admitted.index_of.get(str(event.event_id))
-        if status != "accepted" and index is not None:
-            results.append(verdict(index, event.event_id, status, errors))
-    accepted = [k for k, e in enumerate(to_store) if outcome[e.event_id][0] == "accepted"]
-    gw.stream.publish([to_store[k] for k in accepted], [admitted.lines[k] for k in accepted])
+    if outcome is None:  # every event new: the common case, no work per event
+        accepted, lines = to_store, admitted.lines
+    else:
+        for event, (status, errors) in zip(to_store, outcome, strict=True):
+            index = admitted.index_of.get(str(event.event_id))
+            if status != "accepted" and index is not None:
+                results.append(verdict(index, event.event_id, status, errors))
+        kept = [k for k, (status, _) in enumerate(outcome) if status == "accepted"]
+        accepted, lines = [to_store[k] for k in kept], [admitted.lines[k] for k in kept]
+    gw.stream.publish(accepted, lines)
     if gw.alerting is not None:
-        gw.alerting.observe(to_store[k] for k in accepted)  # stream time: the site's watermark
+        gw.alerting.observe(accepted)  # stream time: the site's watermark
 
     counts = {"accepted": batch.total - len(results), "duplicate": 0, "rejected": 0}
     for result in results:
@@ -93,11 +96,12 @@ async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[V
 
 async def _store(
     gw: Any, events: list[Any], bodies: list[bytes | None], *, wire: bool
-) -> dict[Any, tuple[str, list[Problem]]]:
-    """event_id -> (status, problems) for each event handed to the store (``wire``: the fast
-    decoder's events, each with its text, handed to ``ingest_wire``; else Events)."""
+) -> list[tuple[str, list[Problem]]] | None:
+    """(status, problems) of each event handed to the store, in order, or None when every one
+    was stored as new (``wire``: the fast decoder's events, each with its text, handed to
+    ``ingest_wire``; else Events)."""
     if not events:
-        return {}
+        return None
     try:
         if wire:
             stored = await gw.call_store(gw.store.ingest_wire(events, bodies))
@@ -107,15 +111,13 @@ async def _store(
         # The store refused some events for good; the contract says the others were stored.
         refused = None if exc.event_ids is None else {str(i) for i in exc.event_ids}
         problem = [Problem("$", f"the managed store refused it: {exc}")]
-        return {
-            e.event_id: ("rejected", problem)
-            if refused is None or str(e.event_id) in refused
-            else ("accepted", [])
+        return [
+            ("rejected", problem) if refused is None or str(e.event_id) in refused else _ACCEPTED
             for e in events
-        }
-    return {
-        e.event_id: _ACCEPTED if new else _DUPLICATE for e, new in zip(events, stored, strict=True)
-    }
+        ]
+    if all(stored):
+        return None
+    return [_ACCEPTED if new else _DUPLICATE for new in stored]
 
 
 _ACCEPTED: tuple[str, list[Problem]] = ("accepted", [])  # shared: never modified
