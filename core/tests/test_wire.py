@@ -13,6 +13,7 @@ import time
 from typing import Any
 from uuid import uuid4
 
+import attrs
 import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -76,12 +77,17 @@ def test_the_reader_gives_the_detailed_verdict_on_every_item(candidates: list[di
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(events(), min_size=1, max_size=6), st.sampled_from(["ndjson", "array", "crlf"]))
+@given(
+    st.lists(events(), min_size=1, max_size=6),
+    st.sampled_from(["ndjson", "array", "compact", "spaced", "crlf"]),
+)
 def test_every_body_shape_reads_the_same(batch: list[Event], shape: str):
     lines = [encode_event(e) for e in batch]
     body = {
         "ndjson": b"\n".join(lines),
         "array": b"[\n  " + b" ,\n  ".join(lines) + b"\n]",
+        "compact": b"[" + b",".join(lines) + b"]",
+        "spaced": b"[ " + b", ".join(lines) + b" ]",
         "crlf": b"\r\n\r\n".join(b"  " + line for line in lines) + b"\r\n",
     }[shape]
     fast = read_batch(body)
@@ -301,3 +307,30 @@ def test_a_body_over_the_cap_is_refused_before_it_is_read_whole() -> None:
     with pytest.raises(TooManyEvents) as caught:
         reader.read_all()
     assert caught.value.seen < 10_000 + 2 * (BatchReader.SLICE_BYTES // 200)
+
+
+@pytest.mark.parametrize("slice_bytes", [64, SLICE_BYTES])
+def test_a_compact_array_splits_only_between_its_items(monkeypatch, slice_bytes: int) -> None:
+    """``},{`` inside a value (a message, nested metadata) is not a boundary between items."""
+    monkeypatch.setattr(BatchReader, "SLICE_BYTES", slice_bytes)
+    tricky = [
+        attrs.evolve(next_event(), metadata={"steps": [{"a": 1}, {"b": 2}], "note": "x},{y"}),
+        next_event(),
+        attrs.evolve(next_event(), metadata={"text": '"},{"'}),
+        next_event(),
+    ]
+    lines = [encode_event(e) for e in tricky]
+    fast = read_batch(b"[" + b",".join(lines) + b"]")
+    assert [e.to_event() for e in fast.events] == tricky
+    assert fast.lines == lines
+    assert fast.ndjson() == b"".join(line + b"\n" for line in lines)
+
+
+def test_a_bad_item_in_a_compact_array_costs_only_itself() -> None:
+    good = [encode_event(next_event()) for _ in range(3)]
+    bad = orjson.loads(good[1])
+    bad["kind"] = "exploded"
+    fast = read_batch(b"[" + b",".join([good[0], orjson.dumps(bad), good[2]]) + b"]")
+    assert fast.lines == [good[0], good[2]]
+    assert fast.indexes == [0, 2]
+    assert [r.index for r in fast.rejected] == [1]

@@ -609,6 +609,15 @@ class BatchReader:
         if not body[pos:end].strip():
             return
         while pos < end:
+            cut = (
+                body.find(b"},{", pos + self.SLICE_BYTES, end)
+                if pos + self.SLICE_BYTES < end
+                else -1
+            )
+            if self._compact_slice(body[pos : end if cut == -1 else cut + 1]):
+                pos = end if cut == -1 else cut + 2
+                yield
+                continue
             span = self.SLICE_BYTES
             while True:
                 cut = body.find(b",", pos + span, end) if pos + span < end else -1
@@ -657,6 +666,34 @@ class BatchReader:
             self._seen -= len(events)  # counted again, line by line
             return False
         self.batch._add(events, text, self.batch.total)
+        return True
+
+    def _compact_slice(self, text: bytes) -> bool:
+        """Add a slice of array items written without line breaks (``{...},{...}``, as
+        encoders write them) if every item is a valid event; False, and nothing added, when
+        the slice needs the item-by-item path.
+
+        The slice is decoded as the events' array at once. Its items are then separated by
+        exactly the ``},{`` texts in it: one more, inside a value (a string, nested metadata),
+        or one fewer (a space after a comma) makes the count of separators differ from the
+        count of events. So each event's text is what lies between separators, with no second
+        parse to find it.
+        """
+        text = text.strip(b" \t")
+        if b"\n" in text or b"\r" in text:
+            return False
+        try:
+            events = _decode_array(b"[" + text + b"]")
+        except Exception:  # noqa: BLE001 - msgspec's errors, RecursionError: not all valid
+            return False
+        lines = text.replace(b"},{", b"}\n{") + b"\n"
+        if lines.count(b"\n") != len(events):
+            return False
+        self._count(len(events))
+        if not _passes(events):
+            self._seen -= len(events)  # counted again, item by item
+            return False
+        self.batch._add(events, lines, self.batch.total)
         return True
 
     def _items(self, texts: list[bytes]) -> None:
