@@ -99,10 +99,16 @@ class Dialect:
     async def before_ingest(self, times: Iterable[datetime], cutoff: datetime) -> None:
         """Runs before the ingest transaction with the times of a batch's events."""
 
-    async def insert_events(self, conn: AsyncConnection, records: Sequence[Record]) -> set[str]:
+    def prepare_events(self, records: Sequence[Record]) -> Any:
+        """What ``insert_events`` sends of ``records``, made before the transaction."""
+        return records
+
+    async def insert_events(
+        self, conn: AsyncConnection, records: Sequence[Record], prepared: Any
+    ) -> set[str]:
         """Insert the rows whose event_id is not stored yet; return those ids (as text).
 
-        ``records`` hold distinct event_ids.
+        ``records`` hold distinct event_ids; ``prepared`` is ``prepare_events(records)``.
         """
         raise NotImplementedError
 
@@ -185,7 +191,23 @@ class SqliteDialect(Dialect):
     def write_lock(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return self._lock
 
-    async def insert_events(self, conn: AsyncConnection, records: Sequence[Record]) -> set[str]:
+    def prepare_events(self, records: Sequence[Record]) -> list[tuple[Any, ...]]:
+        """Every record as the row ``insert_events`` binds (event_id as hex, times as text)."""
+        received: dict[datetime, str] = {}  # a batch shares one received_at: one text
+        return [
+            (
+                r[0].replace("-", ""),
+                sqlite_time(r[1]),
+                *r[2:10],
+                received.get(r[10]) or _text(received, r[10]),
+                r[11],
+            )
+            for r in records
+        ]
+
+    async def insert_events(
+        self, conn: AsyncConnection, records: Sequence[Record], prepared: Any
+    ) -> set[str]:
         """Look up which ids are stored already, then one executemany of the new rows.
 
         On the driver's connection, in the transaction SQLAlchemy began (BEGIN IMMEDIATE: no
@@ -196,20 +218,17 @@ class SqliteDialect(Dialect):
         ``UTCDateTime``: ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC), so its reads see the same.
         """
         raw = (await conn.get_raw_connection()).driver_connection
-        hexes = [r[0].replace("-", "") for r in records]
+        hexes = [row[0] for row in prepared]
         stored: set[str] = set()
         for start in range(0, len(hexes), _SQLITE_IN):
             some = hexes[start : start + _SQLITE_IN]
             cursor = await raw.execute(_SQLITE_STORED % ",".join("?" * len(some)), some)
             stored.update(row[0] for row in await cursor.fetchall())
             await cursor.close()
-        received: dict[datetime, str] = {}  # a batch shares one received_at: one text
-        rows = [
-            (h, sqlite_time(r[1]), *r[2:10], received.get(r[10]) or _text(received, r[10]), r[11])
-            for h, r in zip(hexes, records, strict=True)
-            if h not in stored
-        ]
-        await raw.executemany(_SQLITE_INSERT, rows)
+        if not stored:
+            await raw.executemany(_SQLITE_INSERT, prepared)
+            return {r[0] for r in records}
+        await raw.executemany(_SQLITE_INSERT, [row for row in prepared if row[0] not in stored])
         return {r[0] for h, r in zip(hexes, records, strict=True) if h not in stored}
 
     async def enforce_retention(self, cutoff: datetime) -> int:
@@ -343,7 +362,13 @@ class PostgresDialect(Dialect):
                 existing.add(day)
         self.partitions = existing
 
-    async def insert_events(self, conn: AsyncConnection, records: Sequence[Record]) -> set[str]:
+    def prepare_events(self, records: Sequence[Record]) -> tuple[str, str]:
+        """The gate's two texts: the ids and the times, comma-separated."""
+        return ",".join([r[0] for r in records]), ",".join([r[1].isoformat() for r in records])
+
+    async def insert_events(
+        self, conn: AsyncConnection, records: Sequence[Record], prepared: Any
+    ) -> set[str]:
         """Gate the batch's ids, then COPY only the new events straight into ``events``.
 
         The gate is one statement over two text parameters (ids, times), so the batch costs
@@ -353,9 +378,7 @@ class PostgresDialect(Dialect):
         and no staging table is needed. The gate statement goes through SQLAlchemy, which
         opens the transaction the COPY then runs in.
         """
-        ids = ",".join([r[0] for r in records])
-        times = ",".join([r[1].isoformat() for r in records])
-        result = await conn.exec_driver_sql(_GATE, (ids, times))
+        result = await conn.exec_driver_sql(_GATE, prepared)
         new = {row[0] for row in result}
         if new:
             rows = records if len(new) == len(records) else [r for r in records if r[0] in new]

@@ -391,18 +391,26 @@ def _qmark(stmt: Any, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
     return str(compiled), tuple(compiled.binds[n].value for n in names[len(columns) :])
 
 
-async def _sqlite_executemany(
-    conn: Any, statement: tuple[str, tuple[Any, ...]], table: sa.Table, arrays: list[list[Any]]
-) -> None:
-    """Rows given as one list per column of ``table``, written by one executemany on the
-    driver's connection (in the open transaction): sqlite3 binds each row in C, where
-    SQLAlchemy ran a Python conversion per value. Times become ``UTCDateTime``'s text."""
-    sql, constants = statement
+def _sqlite_rows(
+    statement: tuple[str, tuple[Any, ...]], table: sa.Table, arrays: list[list[Any]]
+) -> list[tuple[Any, ...]]:
+    """Rows given as one list per column of ``table``, as ``_sqlite_executemany`` binds them
+    to ``statement``: times as ``UTCDateTime``'s text, the statement's constants appended."""
+    constants = statement[1]
     for k, column in enumerate(table.c):
         if isinstance(column.type, UTCDateTime):
             arrays[k] = [None if v is None else sqlite_time(v) for v in arrays[k]]
+    return [(*row, *constants) for row in zip(*arrays, strict=True)]
+
+
+async def _sqlite_executemany(
+    conn: Any, statement: tuple[str, tuple[Any, ...]], rows: list[tuple[Any, ...]]
+) -> None:
+    """``_sqlite_rows`` written by one executemany on the driver's connection (in the open
+    transaction): sqlite3 binds each row in C, where SQLAlchemy ran a Python conversion per
+    value."""
     raw = (await conn.get_raw_connection()).driver_connection
-    await raw.executemany(sql, [(*row, *constants) for row in zip(*arrays, strict=True)])
+    await raw.executemany(statement[0], rows)
 
 
 # -- the merge, in SQL ----------------------------------------------------------------------------
@@ -692,33 +700,61 @@ class SqlStore(ManagedStore):
         return await asyncio.shield(task)
 
     async def _write(self, items: Sequence[Any], records: list[Record], now: datetime) -> set[str]:
+        """One transaction: the gate and the new events, then the merge of the new ones.
+
+        Everything that needs no database (the event rows, the fold and the merge's rows) is
+        made before the transaction, on the guess that every event is new (they are unless
+        redelivered; else the merge's rows are made again from the new ones): on SQLite the
+        write lock, one writer at a time, is then held only while the database works.
+        """
         dialect = self.dialect
         new: set[str] = set()
+        chunks = [
+            (c, dialect.prepare_events(c)) for c in _chunks(records, self.settings.batch_chunk)
+        ]
+        merge = self._merge_rows(items)
         with _translate_errors("ingest"):
             await dialect.before_ingest((r[1] for r in records), self._cutoff(now))
             async with writing(dialect) as conn:
-                for chunk in _chunks(records, self.settings.batch_chunk):
-                    new |= await dialect.insert_events(conn, chunk)
-                fresh = [e for e, r in zip(items, records, strict=True) if r[0] in new]
-                await self._upsert_entities(conn, fresh)
-                await self._upsert_apps(conn, fresh)
+                for chunk, prepared in chunks:
+                    new |= await dialect.insert_events(conn, chunk, prepared)
+                if len(new) < len(records):
+                    merge = self._merge_rows(
+                        [e for e, r in zip(items, records, strict=True) if r[0] in new]
+                    )
+                await self._upsert(conn, *merge)
         return new
 
-    async def _upsert_entities(self, conn: Any, fresh: list[Event]) -> None:
+    def _merge_rows(self, fresh: Sequence[Any]) -> tuple[Any, Any]:
+        """The entities' and the apps' rows ``fresh`` (new events) merge into, ready to send
+        (``_upsert``): on PostgreSQL one JSON text each, on SQLite the rows to bind."""
         # Sorted by key: concurrent batches lock shared rows in the same order (no deadlock).
         # On PostgreSQL the rows travel as one JSON array and are upserted by one statement,
         # in array order; on SQLite an executemany of one compiled statement.
         states = [s for _, s in sorted(fold(fresh).items())]
+        app_arrays = _app_arrays(fresh)
         if not states:
-            return
+            return None, None
         if self.dialect.name == "postgresql":
             rows = entity_json_rows(states)
             if list(rows[0]) != ENTITY_COLUMNS:  # the table gained a column, not the rows
                 raise RuntimeError(f"entity rows do not match the entities table: {list(rows[0])}")
-            await conn.exec_driver_sql(self._pg_entity_upsert, (orjson.dumps(rows).decode(),))
+            return orjson.dumps(rows).decode(), _pg_json_rows(apps, app_arrays)
+        return (
+            _sqlite_rows(self._sqlite_entity_upsert, entities, entity_arrays(states)),
+            _sqlite_rows(self._sqlite_apps_upsert, apps, app_arrays),
+        )
+
+    async def _upsert(self, conn: Any, entity_rows: Any, app_rows: Any) -> None:
+        """Merge ``_merge_rows`` into the stored entities and apps."""
+        if entity_rows is None:
+            return
+        if self.dialect.name == "postgresql":
+            await conn.exec_driver_sql(self._pg_entity_upsert, (entity_rows,))
+            await conn.exec_driver_sql(self._pg_apps_upsert, (app_rows,))
         else:
-            arrays = entity_arrays(states)
-            await _sqlite_executemany(conn, self._sqlite_entity_upsert, entities, arrays)
+            await _sqlite_executemany(conn, self._sqlite_entity_upsert, entity_rows)
+            await _sqlite_executemany(conn, self._sqlite_apps_upsert, app_rows)
 
     def _entity_upsert(self, select: Any = None) -> Any:
         """Insert rows (VALUES, or ``select``), merging into existing ones (``merge_set``)."""
@@ -741,27 +777,6 @@ class SqlStore(ManagedStore):
         """SQL text for exec_driver_sql; the merge's constants rendered inline."""
         dialect = self.dialect.engine.dialect
         return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-
-    async def _upsert_apps(self, conn: Any, fresh: list[Event]) -> None:
-        seen: dict[tuple[str, str], tuple[datetime, datetime]] = {}
-        for e in fresh:
-            key = (e.app.name, e.app.version or "")
-            found = seen.get(key)
-            if found is None:
-                seen[key] = (e.time, e.time)
-            elif e.time < found[0] or e.time > found[1]:
-                seen[key] = (min(found[0], e.time), max(found[1], e.time))
-        if not seen:
-            return
-        rows = [
-            {"name": n, "version": v, "first_seen": lo, "last_seen": hi}
-            for (n, v), (lo, hi) in sorted(seen.items())
-        ]
-        arrays = [[row[c.name] for row in rows] for c in apps.c]
-        if self.dialect.name == "postgresql":
-            await conn.exec_driver_sql(self._pg_apps_upsert, (_pg_json_rows(apps, arrays),))
-        else:
-            await _sqlite_executemany(conn, self._sqlite_apps_upsert, apps, arrays)
 
     def _apps_upsert(self, insert: Any) -> Any:
         return insert.on_conflict_do_update(
@@ -984,6 +999,23 @@ class SqlStore(ManagedStore):
             )
 
         return await self._reading(detail)
+
+
+def _app_arrays(fresh: Sequence[Any]) -> list[list[Any]]:
+    """The apps rows of new events, one list per column of ``apps``: each (name, version)
+    with the first and last time an event of it was seen, sorted by key."""
+    seen: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    for e in fresh:
+        key = (e.app.name, e.app.version or "")
+        found = seen.get(key)
+        if found is None:
+            seen[key] = (e.time, e.time)
+        elif e.time < found[0] or e.time > found[1]:
+            seen[key] = (min(found[0], e.time), max(found[1], e.time))
+    rows = [(n, v, lo, hi) for (n, v), (lo, hi) in sorted(seen.items())]
+    if [c.name for c in apps.c] != ["name", "version", "first_seen", "last_seen"]:
+        raise RuntimeError("the apps table changed: update _app_arrays")
+    return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in apps.c]
 
 
 def _body_text(body: sa.Column[Any]) -> sa.Label[Any]:
