@@ -164,8 +164,11 @@ async def read_event_batch(
     body = await read_body(request, max_bytes, claim)
     reader = BatchReader(body, max_events)
     try:
-        for _ in reader.steps():
-            await asyncio.sleep(0)  # let other requests run between slices
+        if len(body) <= reader.SLICE_BYTES:  # one slice: no one to let in before it is done
+            reader.read_all()
+        else:
+            for _ in reader.steps():
+                await asyncio.sleep(0)  # let other requests run between slices
     except BatchDecodeError as exc:
         raise ApiError(
             400, "the body is not an event, a JSON array or NDJSON", exc.problems
