@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -208,7 +209,7 @@ class SqliteDialect(Dialect):
     async def insert_events(
         self, conn: AsyncConnection, records: Sequence[Record], prepared: Any
     ) -> set[str]:
-        """Look up which ids are stored already, then one executemany of the new rows.
+        """Look up which ids are stored already (one call), then one executemany of the new rows.
 
         On the driver's connection, in the transaction SQLAlchemy began (BEGIN IMMEDIATE: no
         other writer can add an id between the look-up and the insert). sqlite3's executemany
@@ -222,9 +223,8 @@ class SqliteDialect(Dialect):
         stored: set[str] = set()
         for start in range(0, len(hexes), _SQLITE_IN):
             some = hexes[start : start + _SQLITE_IN]
-            cursor = await raw.execute(_SQLITE_STORED % ",".join("?" * len(some)), some)
-            stored.update(row[0] for row in await cursor.fetchall())
-            await cursor.close()
+            found = await raw.execute_fetchall(_SQLITE_STORED % ",".join("?" * len(some)), some)
+            stored.update(row[0] for row in found)
         if not stored:
             await raw.executemany(_SQLITE_INSERT, prepared)
             return {r[0] for r in records}
@@ -236,7 +236,10 @@ class SqliteDialect(Dialect):
         return await self.delete_chunked(events, rowid, events.c.time < cutoff)
 
 
-_SQLITE_IN = 500  # ids per look-up, well under SQLite's limit of bound parameters
+# Ids per look-up, under SQLite's limit of bound parameters (32766 since 3.32, 999 before):
+# one look-up per batch, each a call into aiosqlite's thread, made while the write lock is
+# held and the event loop may be busy with other requests (a GIL hand-over each way).
+_SQLITE_IN = 30_000 if sqlite3.sqlite_version_info >= (3, 32) else 900
 _SQLITE_STORED = "SELECT event_id FROM events WHERE event_id IN (%s)"
 _SQLITE_INSERT = "INSERT INTO events ({}) VALUES ({})".format(
     ", ".join(EVENT_COLUMNS), ", ".join("?" * len(EVENT_COLUMNS))
