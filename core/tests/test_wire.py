@@ -79,15 +79,17 @@ def test_the_reader_gives_the_detailed_verdict_on_every_item(candidates: list[di
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(events(), min_size=1, max_size=6),
-    st.sampled_from(["ndjson", "array", "compact", "spaced", "crlf"]),
+    st.sampled_from(["ndjson", "array", "compact", "spaced", "mixed", "crlf"]),
 )
 def test_every_body_shape_reads_the_same(batch: list[Event], shape: str):
     lines = [encode_event(e) for e in batch]
+    mixed = [*[b", ", b",", b",\t", b" ,", b","][: len(lines) - 1], b""]
     body = {
         "ndjson": b"\n".join(lines),
         "array": b"[\n  " + b" ,\n  ".join(lines) + b"\n]",
         "compact": b"[" + b",".join(lines) + b"]",
         "spaced": b"[ " + b", ".join(lines) + b" ]",
+        "mixed": b"[" + b"".join(a + b for a, b in zip(lines, mixed, strict=True)) + b"]",
         "crlf": b"\r\n\r\n".join(b"  " + line for line in lines) + b"\r\n",
     }[shape]
     fast = read_batch(body)
@@ -320,10 +322,23 @@ def test_a_compact_array_splits_only_between_its_items(monkeypatch, slice_bytes:
         next_event(),
     ]
     lines = [encode_event(e) for e in tricky]
-    fast = read_batch(b"[" + b",".join(lines) + b"]")
-    assert [e.to_event() for e in fast.events] == tricky
+    for separators in ([b","] * 3, [b", "] * 3, [b" , "] * 3, [b",", b", ", b",\t"]):
+        body = b"[" + b"".join(a + b for a, b in zip(lines, [*separators, b""], strict=True)) + b"]"
+        fast = read_batch(body)
+        assert [e.to_event() for e in fast.events] == tricky
+        assert fast.lines == lines
+        assert fast.ndjson() == b"".join(line + b"\n" for line in lines)
+
+
+def test_one_odd_separator_does_not_cancel_out_a_separator_inside_a_value() -> None:
+    """Cut at the one "},{" inside A's metadata, not at A's "}, {" to B: two lines, two events,
+    but not the right two."""
+    a = attrs.evolve(next_event(), metadata={"steps": [{}, {}]})
+    b = next_event()
+    lines = [encode_event(a), encode_event(b)]
+    fast = read_batch(b"[" + lines[0] + b", " + lines[1] + b"]")
     assert fast.lines == lines
-    assert fast.ndjson() == b"".join(line + b"\n" for line in lines)
+    assert [e.to_event() for e in fast.events] == [a, b]
 
 
 def test_a_bad_item_in_a_compact_array_costs_only_itself() -> None:

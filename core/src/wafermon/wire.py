@@ -614,7 +614,10 @@ class BatchReader:
                 if pos + self.SLICE_BYTES < end
                 else -1
             )
-            if self._compact_slice(body[pos : end if cut == -1 else cut + 1]):
+            stop = end if cut == -1 else cut + 1
+            if stop - pos <= self.SLICE_BYTES + MAX_EVENT_BYTES and self._compact_slice(
+                body[pos:stop]
+            ):
                 pos = end if cut == -1 else cut + 2
                 yield
                 continue
@@ -669,16 +672,19 @@ class BatchReader:
         return True
 
     def _compact_slice(self, text: bytes) -> bool:
-        """Add a slice of array items written without line breaks (``{...},{...}``, as
-        encoders write them) if every item is a valid event; False, and nothing added, when
-        the slice needs the item-by-item path.
+        """Add a slice of array items written without line breaks or spaces between them
+        (``{...},{...}``, as JSON encoders write them by default) if every item is a valid
+        event; False, and nothing added, when the slice needs the item-by-item path.
 
-        The slice is decoded as the events' array at once. Its items are then separated by
-        exactly the ``},{`` texts in it: one more, inside a value (a string, nested metadata),
-        or one fewer (a space after a comma) makes the count of separators differ from the
-        count of events. So each event's text is what lies between separators, with no second
-        parse to find it.
+        The slice is decoded as the events' array at once, and each event's text is what lies
+        between the separators, with no second parse to find them. Between n items there are
+        n - 1 separators: ``}``, a comma and ``{``, with only spaces and tabs around the comma.
+        With those deleted, a text holding exactly n - 1 ``},{`` has no separator-like text
+        inside a value (a string, nested metadata), so the n - 1 ``},{`` cut at are the right
+        ones.
         """
+        if text.find(b"},{", 0, 16 * 1024) == -1:  # spaced out, or one big item: not compact
+            return False
         text = text.strip(b" \t")
         if b"\n" in text or b"\r" in text:
             return False
@@ -686,12 +692,15 @@ class BatchReader:
             events = _decode_array(b"[" + text + b"]")
         except Exception:  # noqa: BLE001 - msgspec's errors, RecursionError: not all valid
             return False
+        n = len(events)
         lines = text.replace(b"},{", b"}\n{") + b"\n"
-        if lines.count(b"\n") != len(events):
+        if lines.count(b"\n") != n:
             return False
-        self._count(len(events))
+        if (b" " in text or b"\t" in text) and _separators(text) != n - 1:
+            return False  # some cut inside a value, and some separator was not cut
+        self._count(n)
         if not _passes(events):
-            self._seen -= len(events)  # counted again, item by item
+            self._seen -= n  # counted again, item by item
             return False
         self.batch._add(events, lines, self.batch.total)
         return True
@@ -732,6 +741,14 @@ def _content_end(body: bytes) -> int:
             return end
         end -= 1
     return len(body.rstrip(b" \t\r\n"))
+
+
+def _separators(text: bytes) -> int:
+    """How many ``},{`` the text holds once its spaces and tabs are deleted."""
+    text = text.replace(b" ", b"")
+    if b"\t" in text:
+        text = text.replace(b"\t", b"")
+    return text.count(b"},{")
 
 
 def _nonblank_lines(chunk: bytes) -> list[bytes]:
