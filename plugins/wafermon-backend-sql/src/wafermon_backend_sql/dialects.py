@@ -263,12 +263,15 @@ def _text(texts: dict[datetime, str], moment: datetime) -> str:
 _PARTITION = re.compile(r"events_p(\d{8})")
 # The idempotency gate: ids in event_id order, so concurrent batches lock in one order. Ids and
 # times travel as two comma-separated texts: asyncpg encodes array parameters element by
-# element with a Python-level check on each, several times the cost of one joined string.
+# element with a Python-level check on each, several times the cost of one joined string. The
+# new ids come back the same way, one text (not a result row per event for the driver and
+# SQLAlchemy to build).
 _GATE = (
-    "INSERT INTO event_ids (event_id, time)"
+    "WITH new AS (INSERT INTO event_ids (event_id, time)"
     " SELECT b.id::uuid, b.at::timestamptz"
     " FROM unnest(string_to_array($1, ','), string_to_array($2, ',')) AS b(id, at)"
-    " ORDER BY 1 ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text"
+    " ORDER BY 1 ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+    " SELECT string_agg(event_id::text, ',') FROM new"
 )
 _PARTITION_LOCK = 0x7761_6665_7202
 DAY = timedelta(days=1)
@@ -381,8 +384,8 @@ class PostgresDialect(Dialect):
         and no staging table is needed. The gate statement goes through SQLAlchemy, which
         opens the transaction the COPY then runs in.
         """
-        result = await conn.exec_driver_sql(_GATE, prepared)
-        new = {row[0] for row in result}
+        joined = (await conn.exec_driver_sql(_GATE, prepared)).scalar()
+        new = set(joined.split(",")) if joined else set()
         if new:
             rows = records if len(new) == len(records) else [r for r in records if r[0] in new]
             raw = (await conn.get_raw_connection()).driver_connection
