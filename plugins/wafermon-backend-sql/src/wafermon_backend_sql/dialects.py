@@ -100,8 +100,10 @@ class Dialect:
     async def before_ingest(self, times: Iterable[datetime], cutoff: datetime) -> None:
         """Runs before the ingest transaction with the times of a batch's events."""
 
-    def prepare_events(self, records: Sequence[Record]) -> Any:
-        """What ``insert_events`` sends of ``records``, made before the transaction."""
+    def prepare_events(self, records: Sequence[Record], times: Sequence[str] | None) -> Any:
+        """What ``insert_events`` sends of ``records``, made before the transaction.
+
+        ``times``: each record's time as RFC 3339 text in UTC, when the caller has it."""
         return records
 
     async def insert_events(
@@ -192,7 +194,9 @@ class SqliteDialect(Dialect):
     def write_lock(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return self._lock
 
-    def prepare_events(self, records: Sequence[Record]) -> list[tuple[Any, ...]]:
+    def prepare_events(
+        self, records: Sequence[Record], times: Sequence[str] | None
+    ) -> list[tuple[Any, ...]]:
         """Every record as the row ``insert_events`` binds (event_id as hex, times as text)."""
         received: dict[datetime, str] = {}  # a batch shares one received_at: one text
         return [
@@ -325,7 +329,7 @@ class PostgresDialect(Dialect):
         # into their partition when it is made).
         first = cutoff.astimezone(UTC).date()
         last = datetime.now(UTC).date() + DAY * FUTURE_LIMIT
-        days = {t.astimezone(UTC).date() for t in times}
+        days = {(t if t.tzinfo is UTC else t.astimezone(UTC)).date() for t in times}
         if missing := {d for d in days if first <= d <= last} - self.partitions:
             await self.ensure_partitions(missing)
 
@@ -368,9 +372,13 @@ class PostgresDialect(Dialect):
                 existing.add(day)
         self.partitions = existing
 
-    def prepare_events(self, records: Sequence[Record]) -> tuple[str, str]:
-        """The gate's two texts: the ids and the times, comma-separated."""
-        return ",".join([r[0] for r in records]), ",".join([r[1].isoformat() for r in records])
+    def prepare_events(
+        self, records: Sequence[Record], times: Sequence[str] | None
+    ) -> tuple[str, str]:
+        """The gate's two texts: the ids and the times, comma-separated (the wire's own time
+        texts when given: PostgreSQL reads RFC 3339 as it is)."""
+        ids = ",".join([r[0] for r in records])
+        return ids, ",".join(times if times is not None else [r[1].isoformat() for r in records])
 
     async def insert_events(
         self, conn: AsyncConnection, records: Sequence[Record], prepared: Any

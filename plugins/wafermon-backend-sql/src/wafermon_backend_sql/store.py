@@ -647,6 +647,7 @@ class SqlStore(ManagedStore):
         records: list[Record] = []
         views: list[_Folded] = []
         refused: list[str] = []
+        texts: list[str] = []  # each record's time as the wire wrote it (RFC 3339, UTC)
         parse = datetime.fromisoformat
         for event, line in zip(events, lines, strict=True):
             event_id = event.event_id
@@ -661,13 +662,19 @@ class SqlStore(ManagedStore):
                 refused.append(event_id)
                 continue
             when = parse(event.time)
+            texts.append(event.time)
             records.append(wire_record(event, when, line, now))
             views.append(_Folded(event, when))
-        new = await self._store(views, records, refused, now)
+        new = await self._store(views, records, refused, now, texts)
         return [f and e.event_id in new for e, f in zip(events, first, strict=True)]
 
     async def _store(
-        self, items: Sequence[Any], records: list[Record], refused: list[Any], now: datetime
+        self,
+        items: Sequence[Any],
+        records: list[Record],
+        refused: list[Any],
+        now: datetime,
+        times: list[str] | None = None,
     ) -> set[str]:
         """Write the rows (``items[k]``: what the fold reads of ``records[k]``); the new ids.
 
@@ -675,7 +682,7 @@ class SqlStore(ManagedStore):
         """
         new: set[str] = set()
         if records:
-            new = await self._shielded(self._write(items, records, now))
+            new = await self._shielded(self._write(items, records, now, times))
         if refused:
             raise PermanentError(
                 "text fields (entity ids, keys, app) must not contain U+0000", refused
@@ -699,7 +706,13 @@ class SqlStore(ManagedStore):
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # mark it retrieved
         return await asyncio.shield(task)
 
-    async def _write(self, items: Sequence[Any], records: list[Record], now: datetime) -> set[str]:
+    async def _write(
+        self,
+        items: Sequence[Any],
+        records: list[Record],
+        now: datetime,
+        times: list[str] | None = None,
+    ) -> set[str]:
         """One transaction: the gate and the new events, then the merge of the new ones.
 
         Everything that needs no database (the event rows, the fold and the merge's rows) is
@@ -709,8 +722,10 @@ class SqlStore(ManagedStore):
         """
         dialect = self.dialect
         new: set[str] = set()
+        size = self.settings.batch_chunk
         chunks = [
-            (c, dialect.prepare_events(c)) for c in _chunks(records, self.settings.batch_chunk)
+            (c, dialect.prepare_events(c, None if times is None else times[k : k + size]))
+            for k, c in zip(range(0, len(records), size), _chunks(records, size), strict=True)
         ]
         merge = self._merge_rows(items)
         with _translate_errors("ingest"):
