@@ -199,6 +199,31 @@ async def test_notify_wakes_an_idle_loop_at_once(tmp_path):
     assert len(a.events) == 3
 
 
+@pytest.mark.parametrize("linger_s", [0.0, 0.6])
+async def test_records_trickling_in_gather_while_a_loop_lingers(tmp_path, linger_s):
+    spool = Spool(tmp_path / "spool", ["a"])
+    a = RecordingEmitter("a")
+    router = Router(
+        spool, [Route("a", a)], dead_letter_dir=tmp_path / "dl", policy=FAST, linger_s=linger_s
+    )
+    router.start()
+    try:
+        for _ in range(6):  # one by one, each announced, 50 ms apart
+            fill(spool, make_events(1))
+            router.notify()
+            await asyncio.sleep(0.05)
+        async with asyncio.timeout(5):
+            while router.lag("a"):
+                await asyncio.sleep(0.01)
+    finally:
+        await router.stop()
+    assert len(a.events) == 6
+    if linger_s:
+        assert a.calls <= 2  # the first at once, the other five together after the linger
+    else:
+        assert a.calls >= 4  # about each as it came
+
+
 async def test_remembered_events_are_delivered_without_decoding_the_record_again(tmp_path):
     spool = Spool(tmp_path / "spool", ["a"])
     events = make_events(5)

@@ -255,6 +255,7 @@ class Sidecar:
             dead_letter_dir=self.dead_letter_dir,
             policy=self.settings.retry.policy(),
             batch_bytes=self.settings.delivery_batch_bytes,
+            linger_s=self.settings.delivery_linger,
             loop_retry_s=LOOP_RETRY_S,
             max_decoded_events=MAX_DECODED_EVENTS,
             delivery_scope=self.tracing.delivery_scope if self.tracing else None,

@@ -23,6 +23,7 @@ from ..common.settings import (
     TracingSettings,
     auth_problems,
     check_listen,
+    not_negative,
     positive,
     tls_problems,
 )
@@ -79,6 +80,8 @@ class SidecarSettings:
     #: Spool payload handed to a backend in one emit (at least one record): bigger batches
     #: cost memory (~3.5x in decoded events) while a backend is behind, smaller ones requests.
     delivery_batch_bytes: ByteSize = attrs.field(default=ByteSize(2**20), validator=positive)
+    #: After a part batch, how long a backend's loop lets records gather before the next.
+    delivery_linger: Seconds = attrs.field(default=Seconds(0.05), validator=not_negative)
     dead_letter_dir: Path | None = None  # None: dead-letter next to the spool directory
     drain_timeout: Seconds = attrs.field(default=Seconds(10.0), validator=positive)
     tls: TlsSettings | None = None
