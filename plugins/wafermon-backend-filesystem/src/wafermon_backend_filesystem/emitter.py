@@ -77,10 +77,15 @@ _places = msgspec.json.Decoder(_Place).decode_lines
 def ndjson_by_partition(ndjson: bytes) -> dict[tuple[str, date], bytes]:
     """Validated NDJSON split by (site, UTC day) without building events: each group's lines
     as they came, in order."""
+    places = _places(ndjson)
+    keys = {(place.site_id, place.time[:10]) for place in places}
+    if len(keys) == 1:  # the usual batch, one site and one day: the bytes as they are
+        ((site, day),) = keys
+        return {(site, date.fromisoformat(day)): ndjson}
     lines = ndjson.split(b"\n")[:-1]  # each line ends in a newline
     groups: dict[tuple[str, date], list[bytes]] = defaultdict(list)
     days: dict[str, date] = {}
-    for place, line in zip(_places(ndjson), lines, strict=True):
+    for place, line in zip(places, lines, strict=True):
         day = days.get(place.time[:10]) or days.setdefault(
             place.time[:10], date.fromisoformat(place.time[:10])
         )
