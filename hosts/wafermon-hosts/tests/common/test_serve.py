@@ -1,12 +1,19 @@
-"""The serving wrapper: the heap alive after startup is frozen, requests pass through."""
+"""Serving: the heap alive after startup is frozen, requests pass through, and a WSGI app
+(the dashboard's Flask) is still served as WSGI."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
-from wafermon_hosts.common.serve import freeze_heap_after_startup
+from wafermon.testing.processes import free_port
+from wafermon_hosts.common.serve import freeze_heap_after_startup, serve
 
 
 @pytest.fixture
@@ -43,3 +50,36 @@ async def test_http_requests_reach_the_app_untouched(unfrozen: None) -> None:
     await freeze_heap_after_startup(app)(scope, receive, send)
     assert seen == [(scope, receive, send)]
     assert gc.get_freeze_count() == 0
+
+
+def _wsgi(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"wsgi " + environ["PATH_INFO"].encode()]
+
+
+async def _asgi_page(_request):
+    return PlainTextResponse("asgi")
+
+
+@pytest.mark.parametrize(
+    ("app", "answer"),
+    [(_wsgi, "wsgi /page"), (Starlette(routes=[Route("/page", _asgi_page)]), "asgi")],
+    ids=["wsgi", "asgi"],
+)
+async def test_serve_answers_wsgi_and_asgi_apps_with_the_heap_frozen(unfrozen, app, answer):
+    listen = f"127.0.0.1:{free_port()}"
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(app, listen=listen, stop=stop))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{listen}") as http:
+            for _ in range(100):
+                try:
+                    response = await http.get("/page")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+        assert (response.status_code, response.text) == (200, answer)
+        assert gc.get_freeze_count() > 0
+    finally:
+        stop.set()
+        await server

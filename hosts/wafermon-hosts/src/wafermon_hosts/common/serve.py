@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
+from hypercorn.utils import is_asgi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Seconds Hypercorn lets open requests finish after a stop signal.
@@ -63,9 +64,17 @@ async def serve(
     client_ca: Path | None = None,
     stop: asyncio.Event,
 ) -> None:
-    """Serve until ``stop`` is set, then shut down gracefully (lifespan shutdown included)."""
+    """Serve until ``stop`` is set, then shut down gracefully (lifespan shutdown included).
+
+    ``app`` is ASGI, or WSGI (Hypercorn tells them apart by whether it is a coroutine).
+    """
     config = hypercorn_config(listen, certfile=certfile, keyfile=keyfile, client_ca=client_ca)
-    await hypercorn_serve(freeze_heap_after_startup(app), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    if is_asgi(app):
+        app = freeze_heap_after_startup(app)
+    else:  # WSGI (the dashboard's Flask): no startup to wait for, it is all built now
+        gc.collect()
+        gc.freeze()
+    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
 def freeze_heap_after_startup(app: ASGIApp) -> ASGIApp:
