@@ -224,6 +224,39 @@ async def test_records_trickling_in_gather_while_a_loop_lingers(tmp_path, linger
         assert a.calls >= 4  # about each as it came
 
 
+async def test_no_loop_lingers_while_the_spool_is_half_full(tmp_path):
+    """A backend that is down ("b") keeps the spool full: "a" must then take each record at
+    once, or producers would be refused while it waits."""
+    spool = Spool(tmp_path / "spool", ["a", "b"], max_bytes=6_000, segment_bytes=1_000)
+    fill(spool, make_events(20), per_record=1)
+    assert spool.size > spool.max_bytes // 2
+    a, b = RecordingEmitter("a"), RecordingEmitter("b", fail_times=10**9)
+    router = Router(
+        spool,
+        [Route("a", a), Route("b", b)],
+        dead_letter_dir=tmp_path / "dl",
+        policy=FAST,
+        linger_s=0.6,
+    )
+    router.start()
+    try:
+        async with asyncio.timeout(5):
+            while router.lag("a"):
+                await asyncio.sleep(0.01)
+        calls = a.calls
+        for _ in range(6):
+            fill(spool, make_events(1))
+            router.notify()
+            await asyncio.sleep(0.05)
+        async with asyncio.timeout(5):
+            while router.lag("a"):
+                await asyncio.sleep(0.01)
+    finally:
+        await router.stop()
+    assert len(a.events) == 26
+    assert a.calls - calls >= 4  # about one each: no 0.6 s linger between them
+
+
 async def test_remembered_events_are_delivered_without_decoding_the_record_again(tmp_path):
     spool = Spool(tmp_path / "spool", ["a"])
     events = make_events(5)

@@ -230,11 +230,15 @@ class Router:
             await asyncio.to_thread(self.spool.ack, route.name, last)
             state.acked_seq = last
             self._forget_decoded()
-            if sum(len(payload) for _, payload in records) < self.batch_bytes:
+            if (
+                sum(len(payload) for _, payload in records) < self.batch_bytes
+                and self.spool.size < self.spool.max_bytes // 2
+            ):
                 # Less than a full batch: let records gather before the next. Each delivery
                 # costs a read, an emit and an acknowledgement (each a thread hand-off, two
                 # of them fsyncs) whatever its size, so under a stream of small records this
-                # turns many small batches into few large ones.
+                # turns many small batches into few large ones. Never with the spool half
+                # full: producers are about to be refused, the backends must take it now.
                 await asyncio.sleep(self.linger_s)
 
     def _scope(self, backend: str, seqs: list[int]) -> contextlib.AbstractContextManager[object]:
