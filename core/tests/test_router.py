@@ -199,6 +199,18 @@ async def test_notify_wakes_an_idle_loop_at_once(tmp_path):
     assert len(a.events) == 3
 
 
+async def trickle(router: Router, spool: Spool, records: int = 6) -> None:
+    """Append single-event records one by one, each announced, 50 ms apart; wait until "a"
+    has them all."""
+    for _ in range(records):
+        fill(spool, make_events(1))
+        router.notify()
+        await asyncio.sleep(0.05)
+    async with asyncio.timeout(5):
+        while router.lag("a"):
+            await asyncio.sleep(0.01)
+
+
 @pytest.mark.parametrize("linger_s", [0.0, 0.6])
 async def test_records_trickling_in_gather_while_a_loop_lingers(tmp_path, linger_s):
     spool = Spool(tmp_path / "spool", ["a"])
@@ -208,13 +220,7 @@ async def test_records_trickling_in_gather_while_a_loop_lingers(tmp_path, linger
     )
     router.start()
     try:
-        for _ in range(6):  # one by one, each announced, 50 ms apart
-            fill(spool, make_events(1))
-            router.notify()
-            await asyncio.sleep(0.05)
-        async with asyncio.timeout(5):
-            while router.lag("a"):
-                await asyncio.sleep(0.01)
+        await trickle(router, spool)
     finally:
         await router.stop()
     assert len(a.events) == 6
@@ -244,13 +250,7 @@ async def test_no_loop_lingers_while_the_spool_is_half_full(tmp_path):
             while router.lag("a"):
                 await asyncio.sleep(0.01)
         calls = a.calls
-        for _ in range(6):
-            fill(spool, make_events(1))
-            router.notify()
-            await asyncio.sleep(0.05)
-        async with asyncio.timeout(5):
-            while router.lag("a"):
-                await asyncio.sleep(0.01)
+        await trickle(router, spool)
     finally:
         await router.stop()
     assert len(a.events) == 26
