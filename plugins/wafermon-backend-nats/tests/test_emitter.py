@@ -79,6 +79,17 @@ async def test_stream_is_created_with_the_configured_limits(nats_url, names, raw
     assert config.storage == "file"
 
 
+async def test_a_stream_overlapping_another_is_refused_with_the_servers_reason(
+    nats_url, names, raw
+):
+    owner = emitter(nats_url, names)
+    await owner.start()
+    await owner.close()
+    other = emitter(nats_url, {**names, "stream": names["stream"] + "_OTHER"})
+    with pytest.raises(RetryableError, match="subjects overlap"):
+        await other.start()
+
+
 async def test_no_pubAck_is_a_retryable_error(nats_url, names, raw):
     """Without a stream for the subject nobody acknowledges: emit must not return."""
     em = emitter(nats_url, names, create_stream=False, ack_timeout=Seconds(2))

@@ -22,7 +22,7 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from wafermon import (
     ByteSize,
@@ -160,11 +160,21 @@ async def connect(settings: ConnectionSettings, name: str) -> Client:
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create the stream when it does not exist; an existing one is left as its owner set it."""
+    """Create the stream when it does not exist; an existing one is left as its owner set it.
+
+    Two components may create it at the same moment: the server refuses the second as
+    "subjects overlap", and the stream the first one made is what we wanted.
+    """
     try:
         await js.stream_info(config.name)
     except NotFoundError:
-        await js.add_stream(config)
+        try:
+            await js.add_stream(config)
+        except BadRequestError as refused:
+            try:
+                await js.stream_info(config.name)
+            except NotFoundError:
+                raise refused from None  # another stream holds these subjects
 
 
 class Link:
