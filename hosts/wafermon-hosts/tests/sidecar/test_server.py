@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 import subprocess
 import time
+from http.client import HTTPConnection
 
 import httpx
 import orjson
@@ -123,9 +124,10 @@ def test_bad_input_gets_a_clear_4xx_and_the_sidecar_keeps_serving(tmp_path):
             (b"", NDJSON, 400),
             (b"a,b,c\n1,2,3\n", {"content-type": "text/csv"}, 415),
             (b"<event/>", {"content-type": "application/xml"}, 415),
-            # Just over the limit: a client keeps writing until it reads the answer, and a much
-            # larger body could meet a closed connection before the 413 is read.
-            (b" " * (2**20 + 2**14), NDJSON, 413),
+            # Up to a MiB over the limit the sidecar reads and drops the rest before it answers:
+            # a client writes its whole body first, and a close on unread bytes resets the
+            # connection, losing the 413 (a much larger body can still meet that reset).
+            (b" " * (2**20 + 2**19), NDJSON, 413),
         ]
         for body, headers, status in cases:
             r = http.post(url, content=body, headers=headers)
@@ -133,15 +135,24 @@ def test_bad_input_gets_a_clear_4xx_and_the_sidecar_keeps_serving(tmp_path):
             assert r.headers["content-type"] == "application/json"
             assert r.json()["error"]
 
-        def chunks():  # no Content-Length: refused while streaming
-            for _ in range(1024 + 16):
+        def chunks():  # no Content-Length: refused while streaming, by a slow client
+            for n in range(1024 + 64):
+                if n >= 1024:
+                    time.sleep(0.005)  # still writing well after the sidecar has refused
                 yield b" " * 1024
 
-        r = http.post(url, content=chunks(), headers=NDJSON)
-        assert r.status_code == 413
+        # The refused rest is read and dropped, so the connection is not reset under the
+        # client's writes, and it stays open for the next request.
+        conn = HTTPConnection("127.0.0.1", int(sc.url.rsplit(":", 1)[1]), timeout=30)
+        conn.request("POST", INGEST, body=chunks(), headers=NDJSON, encode_chunked=True)
+        refused = conn.getresponse()
+        assert refused.status == 413
+        assert "larger than the limit of 1048576 bytes" in orjson.loads(refused.read())["error"]
         good = ndjson_batch(10)
         url_events += event_ids(good)
-        assert http.post(url, content=good, headers=NDJSON).status_code == 202
+        conn.request("POST", INGEST, body=good, headers=NDJSON)
+        assert conn.getresponse().status == 202
+        conn.close()
         assert sc.proc.poll() is None
         statuses = [x["status"] for x in sc.log_lines() if x["event"] == "request"]
         assert 500 not in statuses

@@ -28,6 +28,11 @@ BUDGET_WAIT_S = 10.0
 RETRY_AFTER_S = 5
 #: Bytes a chunked body takes from the budget at a time.
 CLAIM_STEP = 256 * 1024
+#: A body refused as too large is still read and dropped up to this many more bytes, for at
+#: most DISCARD_S seconds: a client writes its whole body before it reads the answer, and
+#: closing on unread bytes resets the connection, losing the 413 on its way to the client.
+DISCARD_BYTES = 1024 * 1024
+DISCARD_S = 2.0
 
 
 class ByteBudget:
@@ -112,19 +117,34 @@ async def read_body(request: Request, limit: int, claim: Claim | None = None) ->
         if not declared.isdigit():
             raise ApiError(400, f"invalid Content-Length header: {declared!r}")
         if int(declared) > limit:
+            if int(declared) <= limit + DISCARD_BYTES:
+                await _discard(request.stream())
             raise too_large(limit)
         if claim is not None:
             await claim.take(int(declared))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    async for chunk in stream:
         size += len(chunk)
         if size > limit:
+            await _discard(stream)
             raise too_large(limit)
         if claim is not None and declared is None and size > claim.held:
             await claim.take(max(size - claim.held, CLAIM_STEP))  # in steps: few waits
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _discard(stream: AsyncIterator[bytes]) -> None:
+    """Read and drop the rest of a refused body, within DISCARD_BYTES and DISCARD_S."""
+    dropped = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DISCARD_S):
+            async for chunk in stream:
+                dropped += len(chunk)
+                if dropped > DISCARD_BYTES:
+                    return
 
 
 def media_type(request: Request) -> str:
