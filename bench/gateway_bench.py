@@ -39,13 +39,32 @@ def pg_url() -> str:
     return url
 
 
+#: Databases this run created: dropped at its end (``drop_databases``), or repeated runs fill
+#: the disk (a full run leaves gigabytes).
+created_databases: list[str] = []
+
+
 async def fresh_database(prefix: str) -> str:
     base = pg_url()
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(base)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
+    created_databases.append(name)
     return base.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_databases() -> None:
+    """Drop the databases ``fresh_database`` created in this process."""
+    if not created_databases:
+        return
+    conn = await asyncpg.connect(pg_url())
+    try:
+        while created_databases:
+            name = created_databases.pop()
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def job_events(jobs: int, per_job: int, start: datetime) -> Iterator[Event]:

@@ -223,23 +223,32 @@ def main() -> None:
         suites.append("java_sdk_bench")  # needs a JDK 17 and Maven (sdk-java/)
         suites.append("sdk_r_bench")  # needs R and the Debian r-cran-* packages (scripts/test)
         suites.append("sdk_perl_bench")  # needs perl (sdk-perl/bench/bench.pl)
+    try:
+        run_suites(suites, only, args.quick, results)
+    finally:
+        if "gateway_bench" in sys.modules:  # it made the databases, and knows them
+            asyncio.run(sys.modules["gateway_bench"].drop_databases())
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+def run_suites(suites: list[str], only: set[str] | None, quick: bool, results: dict) -> None:
+    """Each host-level suite's figures into ``results``, as the suite finishes."""
     for suite in suites:
         if suite == "gateway_bench" and only is not None and suite not in only:
             names = {n for n in only if n.startswith("gateway_")}
             if not names:
                 continue
-            ran = importlib.import_module(suite).run(args.quick, only=names)
-        elif suite == "sidecar_bench" and only and "sidecar_end_to_end_postgres" in only:
-            ran = importlib.import_module(suite).run_end_to_end(args.quick)
+            ran = importlib.import_module(suite).run(quick, only=names)
+        elif suite == "sidecar_bench" and only and any(n.startswith("sidecar_end") for n in only):
+            ran = importlib.import_module(suite).run_end_to_end(quick, only)
         elif only is not None and suite not in only:
             continue
         else:
-            ran = importlib.import_module(suite).run(args.quick)
+            ran = importlib.import_module(suite).run(quick)
         for name, figures in ran.items():
             results[name] = figures
             print(json.dumps(figures, indent=2), file=sys.stderr)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

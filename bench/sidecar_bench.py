@@ -42,7 +42,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import orjson
-from gateway_bench import fresh_database, pg_url, post_all
+from gateway_bench import fresh_database, job_events, pg_url, post_all
 from run import sample_events
 
 from hosts import free_port
@@ -408,8 +408,26 @@ def batched(work: Path, seconds: float, rounds: int) -> dict[str, object]:
     return out
 
 
-async def end_to_end(work: Path, events: int) -> dict[str, object]:
-    bodies = [encode_ndjson(events_now(BATCH)) for _ in range(events // BATCH)]
+def subjob_bodies(events: int) -> list[bytes]:
+    """Every event a new subjob: each one upserts a job row of its own (the worst case)."""
+    return [encode_ndjson(events_now(BATCH)) for _ in range(events // BATCH)]
+
+
+def job_bodies(events: int) -> list[bytes]:
+    """Jobs of 10 events (started, progress, finished): gateway_ingest_postgres's workload."""
+    jobs = list(job_events(events // 10, 10, datetime.now(UTC) - timedelta(hours=1)))
+    return [encode_ndjson(jobs[i : i + BATCH]) for i in range(0, len(jobs), BATCH)]
+
+
+#: The end-to-end workloads: result name -> (bodies of that many events, what they are).
+WORKLOADS = {
+    "sidecar_end_to_end_postgres": subjob_bodies,
+    "sidecar_end_to_end_postgres_jobs": job_bodies,
+}
+
+
+async def end_to_end(work: Path, events: int, make_bodies=subjob_bodies) -> dict[str, object]:
+    bodies = make_bodies(events)
     total = len(bodies) * BATCH
 
     async def count(url: str) -> tuple[int, int]:
@@ -443,13 +461,14 @@ async def end_to_end(work: Path, events: int) -> dict[str, object]:
     # Baseline: the same volume (fresh events) POSTed straight to a gateway on a fresh database.
     direct_db = await fresh_database("wm_bench_sc_direct")
     gw_config.write_text(gw_config.read_text().replace(db, direct_db))
-    fresh = [encode_ndjson(events_now(BATCH)) for _ in range(events // BATCH)]
+    fresh = make_bodies(events)
     with process(gw_args, gw_url, work / "gateway-direct.log"):
         direct_s = await post_all(gw_url, fresh)
     direct = total / direct_s
     return {
         "what": f"sidecar -> wafermon gateway -> PostgreSQL, {total} events in NDJSON batches "
-        f"of {BATCH} from 4 clients; timed from the first POST to the last event in PostgreSQL",
+        f"of {BATCH} from 4 clients; timed from the first POST to the last event in PostgreSQL. "
+        f"Events: {(make_bodies.__doc__ or '').strip()}",
         "events_per_s": round(total / seconds),
         "sidecar_accept_events_per_s": round(total / posted),
         "baseline_direct_to_gateway_events_per_s": round(direct),
@@ -482,14 +501,15 @@ def _metric(text: str, name: str) -> float:
     return float(match[1]) if match else 0.0
 
 
-def run_end_to_end(quick: bool) -> dict[str, object]:
-    """Only the end-to-end run (``bench/run.py --only sidecar_end_to_end_postgres``)."""
+def run_end_to_end(quick: bool, only: set[str]) -> dict[str, object]:
+    """Only the end-to-end runs named in ``only`` (``bench/run.py --only
+    sidecar_end_to_end_postgres,sidecar_end_to_end_postgres_jobs``)."""
     pg_url()
     with tempfile.TemporaryDirectory(prefix="wafermon-bench-sc-") as tmp:
         return {
-            "sidecar_end_to_end_postgres": asyncio.run(
-                end_to_end(Path(tmp), 20_000 if quick else 100_000)
-            )
+            name: asyncio.run(end_to_end(Path(tmp), 20_000 if quick else 100_000, make))
+            for name, make in WORKLOADS.items()
+            if name in only
         }
 
 
@@ -504,10 +524,9 @@ def run(quick: bool) -> dict[str, object]:
         out["sidecar_single_event"] = single_event(work, seconds, rounds)
         print("bench sidecar_batched_ingest ...", file=sys.stderr, flush=True)
         out["sidecar_batched_ingest"] = batched(work, seconds, rounds)
-        print("bench sidecar_end_to_end_postgres ...", file=sys.stderr, flush=True)
-        out["sidecar_end_to_end_postgres"] = asyncio.run(
-            end_to_end(work, 20_000 if quick else 100_000)
-        )
+        for name, make in WORKLOADS.items():
+            print(f"bench {name} ...", file=sys.stderr, flush=True)
+            out[name] = asyncio.run(end_to_end(work, 20_000 if quick else 100_000, make))
         out["sidecar_machine_load"] = {
             "what": "1-minute load average around these runs: other work on the machine "
             "shares its cores and makes every figure above noisier and lower",
