@@ -199,15 +199,23 @@ async def test_notify_wakes_an_idle_loop_at_once(tmp_path):
     assert len(a.events) == 3
 
 
-async def trickle(router: Router, spool: Spool, records: int = 6) -> None:
-    """Append single-event records one by one, each announced, 50 ms apart; wait until "a"
-    has them all."""
+def with_a_dead_backend(spool: Spool, tmp_path, **options) -> tuple[Router, RecordingEmitter]:
+    """A router to a healthy backend "ok" and to "dead", which always fails; and "ok"."""
+    ok, dead = RecordingEmitter("ok"), RecordingEmitter("dead", fail_times=10**9)
+    routes = [Route("ok", ok), Route("dead", dead)]
+    router = Router(spool, routes, dead_letter_dir=tmp_path / "dl", policy=FAST, **options)
+    return router, ok
+
+
+async def trickle(router: Router, spool: Spool, backend: str = "a", records: int = 6) -> None:
+    """Append single-event records one by one, each announced, 50 ms apart; wait until
+    ``backend`` has them all."""
     for _ in range(records):
         fill(spool, make_events(1))
         router.notify()
         await asyncio.sleep(0.05)
     async with asyncio.timeout(5):
-        while router.lag("a"):
+        while router.lag(backend):
             await asyncio.sleep(0.01)
 
 
@@ -233,28 +241,21 @@ async def test_records_trickling_in_gather_while_a_loop_lingers(tmp_path, linger
 async def test_no_loop_lingers_while_the_spool_is_half_full(tmp_path):
     """A backend that is down ("b") keeps the spool full: "a" must then take each record at
     once, or producers would be refused while it waits."""
-    spool = Spool(tmp_path / "spool", ["a", "b"], max_bytes=6_000, segment_bytes=1_000)
+    spool = Spool(tmp_path / "spool", ["ok", "dead"], max_bytes=6_000, segment_bytes=1_000)
     fill(spool, make_events(20), per_record=1)
     assert spool.size > spool.max_bytes // 2
-    a, b = RecordingEmitter("a"), RecordingEmitter("b", fail_times=10**9)
-    router = Router(
-        spool,
-        [Route("a", a), Route("b", b)],
-        dead_letter_dir=tmp_path / "dl",
-        policy=FAST,
-        linger_s=0.6,
-    )
+    router, ok = with_a_dead_backend(spool, tmp_path, linger_s=0.6)
     router.start()
     try:
         async with asyncio.timeout(5):
-            while router.lag("a"):
+            while router.lag("ok"):
                 await asyncio.sleep(0.01)
-        calls = a.calls
-        await trickle(router, spool)
+        calls = ok.calls
+        await trickle(router, spool, "ok")
     finally:
         await router.stop()
-    assert len(a.events) == 26
-    assert a.calls - calls >= 4  # about one each: no 0.6 s linger between them
+    assert len(ok.events) == 26
+    assert ok.calls - calls >= 4  # about one each: no 0.6 s linger between them
 
 
 async def test_remembered_events_are_delivered_without_decoding_the_record_again(tmp_path):
@@ -290,14 +291,7 @@ async def test_a_remembered_body_is_kept_as_its_bytes_not_its_wire_structs(tmp_p
 async def test_decoded_records_kept_for_a_dead_backend_are_bounded_by_events(tmp_path):
     spool = Spool(tmp_path / "spool", ["ok", "dead"])
     fill(spool, make_events(400), per_record=50)  # 8 records
-    ok, dead = RecordingEmitter("ok"), RecordingEmitter("dead", fail_times=10**9)
-    router = Router(
-        spool,
-        [Route("ok", ok), Route("dead", dead)],
-        dead_letter_dir=tmp_path / "dl",
-        policy=FAST,
-        max_decoded_events=120,
-    )
+    router, ok = with_a_dead_backend(spool, tmp_path, max_decoded_events=120)
     cached = []
 
     def done() -> bool:
