@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -426,7 +426,9 @@ WORKLOADS = {
 }
 
 
-async def end_to_end(work: Path, events: int, make_bodies=subjob_bodies) -> dict[str, object]:
+async def end_to_end(
+    work: Path, events: int, make_bodies: Callable[[int], list[bytes]] = subjob_bodies
+) -> dict[str, object]:
     bodies = make_bodies(events)
     total = len(bodies) * BATCH
 

@@ -200,7 +200,7 @@ async def test_notify_wakes_an_idle_loop_at_once(tmp_path):
 
 
 def with_a_dead_backend(spool: Spool, tmp_path, **options) -> tuple[Router, RecordingEmitter]:
-    """A router to a healthy backend "ok" and to "dead", which always fails; and "ok"."""
+    """A router to "ok" and to "dead" (which always fails), and the "ok" emitter."""
     ok, dead = RecordingEmitter("ok"), RecordingEmitter("dead", fail_times=10**9)
     routes = [Route("ok", ok), Route("dead", dead)]
     router = Router(spool, routes, dead_letter_dir=tmp_path / "dl", policy=FAST, **options)
