@@ -8,9 +8,11 @@ for the rest. Every valid event the model can build passes the fast checks thems
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from typing import Any
+from unittest import mock
 from uuid import uuid4
 
 import attrs
@@ -28,6 +30,8 @@ from wafermon import (
     encode_event,
     encode_ndjson,
     structure_event,
+    to_json_dict,
+    wire,
 )
 from wafermon.wire import SLICE_BYTES, BatchReader, TooManyEvents, check, read_batch
 
@@ -62,11 +66,21 @@ def test_fast_checks_accept_only_what_the_detailed_path_accepts(candidate: dict[
         assert not list(VALIDATOR.iter_errors(candidate))
 
 
+def checked_together(together: bool) -> contextlib.AbstractContextManager[Any]:
+    """Even a slice of one event takes the checks over joined texts (``together``), or even a
+    large one takes a regex per field: each way must judge every event alike."""
+    return mock.patch.object(wire, "_FEW_EVENTS", 0 if together else 2**62)
+
+
 @SLOW
-@given(st.lists(mutated_event_dicts(), min_size=1, max_size=6))
-def test_the_reader_gives_the_detailed_verdict_on_every_item(candidates: list[dict[str, Any]]):
+@given(st.lists(mutated_event_dicts(), min_size=1, max_size=6), st.booleans())
+def test_the_reader_gives_the_detailed_verdict_on_every_item(
+    candidates: list[dict[str, Any]], together: bool
+):
     body = b"\n".join(orjson.dumps(c) for c in candidates) + b"\n"
-    fast, detailed = read_batch(body), decode_batch(body)
+    with checked_together(together):
+        fast = read_batch(body)
+    detailed = decode_batch(body)
     assert [e.to_event() for e in fast.events] == detailed.events
     assert fast.indexes == detailed.indexes
     assert [(r.index, r.problems, r.event_id) for r in fast.rejected] == [
@@ -157,10 +171,15 @@ def test_numbers_in_metadata_are_judged_like_the_model(number: str) -> None:
         (["2026-02-28T08:00:00Z", "2026-02-30T08:00:00Z", "2026-02-28T09:00:00Z"], False),
     ],
 )
-def test_a_batch_of_times_is_judged_like_each_time_alone(times: list[str], valid: bool) -> None:
+@pytest.mark.parametrize("together", [True, False])
+def test_a_batch_of_times_is_judged_like_each_time_alone(
+    times: list[str], valid: bool, together: bool
+) -> None:
     events = [{**orjson.loads(_SAMPLE), "event_id": str(uuid4()), "time": t} for t in times]
     body = b"\n".join(orjson.dumps(e) for e in events)
-    fast, detailed = read_batch(body), decode_batch(body)
+    with checked_together(together):
+        fast = read_batch(body)
+    detailed = decode_batch(body)
     assert [e.to_event() for e in fast.events] == detailed.events
     assert [r.index for r in fast.rejected] == [r.index for r in detailed.rejected]
     assert (not fast.rejected) == valid
@@ -301,6 +320,23 @@ def _step_cpu_times(body: bytes) -> list[float]:
             times.append(time.thread_time() - began)
             return times
         times.append(time.thread_time() - began)
+
+
+def test_ndjson_is_not_parsed_whole_to_rule_out_one_pretty_printed_event(monkeypatch) -> None:
+    whole_parses: list[int] = []
+    parse = wire._decode_raw_items
+
+    def counted(text: bytes) -> list[Any]:
+        whole_parses.append(len(text))
+        return parse(text)
+
+    monkeypatch.setattr(wire, "_decode_raw_items", counted)
+    ndjson = encode_ndjson([next_event() for _ in range(3)])
+    assert len(read_batch(ndjson).events) == 3
+    assert whole_parses == []  # its first line alone told it apart
+    pretty = orjson.dumps(to_json_dict(next_event()), option=orjson.OPT_INDENT_2)
+    assert len(read_batch(pretty).events) == 1
+    assert whole_parses == [len(pretty) + 2]
 
 
 def test_a_body_over_the_cap_is_refused_before_it_is_read_whole() -> None:

@@ -65,9 +65,8 @@ class Admitted:
 
     ``events`` is None when the caller did not ask for Event objects and no plugin transforms
     (then ``wire`` holds the decoded events). ``lines[k]`` is the JSON text ``events[k]``
-    arrived as, None where a plugin replaced the event; ``index_of`` maps an event_id to its
-    position in the body (an event a plugin added has none). ``results`` are the verdicts so
-    far, in input order.
+    arrived as, None where a plugin replaced the event; ``indexes[k]`` is the position of
+    ``wire[k]`` in the body. ``results`` are the verdicts so far, in input order.
     """
 
     events: list[Event] | None
@@ -75,8 +74,14 @@ class Admitted:
     #: The texts, or the batch they are the lines of when the rules left it as it was: a
     #: caller that spools the batch's NDJSON whole never has it cut into lines.
     _texts: list[bytes | None] | WireBatch
-    index_of: dict[str, int]
+    indexes: list[int]
     results: list[Verdict]
+
+    @property
+    def index_of(self) -> dict[str, int]:
+        """Each event_id's position in the body (an event a plugin added has none); built on
+        demand, as most batches never need it."""
+        return dict(zip((w.event_id for w in self.wire), self.indexes, strict=True))
 
     @property
     def lines(self) -> list[bytes | None]:
@@ -126,7 +131,6 @@ def admit(
         if len(keep) < len(wire):
             wire, lines = [wire[k] for k in keep], [batch.lines[k] for k in keep]
             indexes = [indexes[k] for k in keep]
-    index_of = dict(zip((w.event_id for w in wire), indexes, strict=True))
     events = [w.to_event() for w in wire] if objects or plugins.transforms_events else None
     if events is not None and plugins.transforms_events:
         decoded = events
@@ -146,4 +150,4 @@ def admit(
                 events = [events[k] for k in first_at.values()]
                 lines = [lines[k] for k in first_at.values()]
     results.sort(key=lambda v: v.index)
-    return Admitted(events, wire, lines, index_of, results)
+    return Admitted(events, wire, lines, indexes, results)

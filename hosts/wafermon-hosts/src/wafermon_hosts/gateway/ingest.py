@@ -77,8 +77,9 @@ async def store_batch(gw: Any, batch: WireBatch) -> tuple[dict[str, int], list[V
     if outcome is None:  # every event new: the common case, no work per event
         accepted, lines = to_store, admitted.lines
     else:
+        index_of = admitted.index_of
         for event, (status, errors) in zip(to_store, outcome, strict=True):
-            index = admitted.index_of.get(str(event.event_id))
+            index = index_of.get(str(event.event_id))
             if status != "accepted" and index is not None:
                 results.append(verdict(index, event.event_id, status, errors))
         kept = [k for k, (status, _) in enumerate(outcome) if status == "accepted"]
