@@ -13,9 +13,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wafermon import App, Entity, ErrorInfo, Event, Metrics, PermanentError, Query, encode_ndjson
+from wafermon import (
+    App,
+    Entity,
+    ErrorInfo,
+    Event,
+    Metrics,
+    PermanentError,
+    Query,
+    encode_ndjson,
+    wire,
+)
 from wafermon.store import fold
 from wafermon.wire import WireBatch, read_batch
+from wafermon_backend_sql.dialects import _wire_time, sqlite_time
 
 #: Recent, like conftest's clock: PostgreSQL then routes into real daily partitions.
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
@@ -312,3 +323,17 @@ async def test_ingest_wire_reads_metadata_written_with_spaces(store, make_event,
     assert (await store.job_detail("sp")).job == fold([early, empty])["sp"]
     assert (await store.job_detail("sq")).job == fold([spaced])["sq"]
     assert (await store.job_detail("sq")).job.metadata == {"b": 2}
+
+
+def _valid_day(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=300)
+@given(st.from_regex(wire._TIME_RE, fullmatch=True).filter(_valid_day))
+def test_sqlite_writes_a_wire_time_as_it_writes_the_parsed_time(text: str) -> None:
+    assert _wire_time(text) == sqlite_time(datetime.fromisoformat(text))

@@ -199,15 +199,18 @@ class SqliteDialect(Dialect):
     ) -> list[tuple[Any, ...]]:
         """Every record as the row ``insert_events`` binds (event_id as hex, times as text)."""
         received: dict[datetime, str] = {}  # a batch shares one received_at: one text
+        texts = (
+            map(sqlite_time, (r[1] for r in records)) if times is None else map(_wire_time, times)
+        )
         return [
             (
                 r[0].replace("-", ""),
-                sqlite_time(r[1]),
+                text,
                 *r[2:10],
                 received.get(r[10]) or _text(received, r[10]),
                 r[11],
             )
-            for r in records
+            for r, text in zip(records, texts, strict=True)
         ]
 
     async def insert_events(
@@ -255,6 +258,12 @@ def sqlite_time(moment: datetime) -> str:
     if moment.tzinfo is not UTC:  # times are UTC as a rule: convert only the others
         moment = moment.astimezone(UTC)
     return moment.isoformat(" ", "microseconds")[:26]
+
+
+def _wire_time(text: str) -> str:
+    """``sqlite_time`` of a wire time, from its text (``YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z``, the
+    schema's only form): a third of the cost of formatting the parsed time."""
+    return f"{text[:10]} {text[11:19]}.{text[20:-1]:0<6}"
 
 
 def _text(texts: dict[datetime, str], moment: datetime) -> str:
