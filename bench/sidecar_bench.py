@@ -65,6 +65,39 @@ async def ingest(request):
 run(Starlette(routes=[Route("/v1/ingest/events", ingest, methods=["POST"])]), listen=sys.argv[1])
 """
 
+# The single-event run's floor: what a durable accept costs on the same Hypercorn setup with
+# nothing else, a plain ASGI callable (no Starlette) appending each body to the sidecar's own
+# spool through its group commit (one fsync for the requests waiting) before answering 202.
+# No checks, no auth, no log line, no metrics: the sidecar cannot be faster than this, so its
+# ratio to the bare app bounds the sidecar's.
+FLOOR_APP = """
+import sys
+from wafermon.spool import GroupCommit, Spool
+from wafermon_hosts.common.serve import run
+
+spool = Spool(sys.argv[2], ["none"], max_bytes=2**34)
+commit = None
+ANSWER = [(b"content-type", b"application/json")]
+
+async def app(scope, receive, send):
+    global commit
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] == "lifespan.startup":
+            commit = GroupCommit(spool)
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    await commit.append(body + b"\\n")
+    await send({"type": "http.response.start", "status": 202, "headers": ANSWER})
+    await send({"type": "http.response.body", "body": b'{"accepted":1,"rejected":0}'})
+
+run(app, listen=sys.argv[1])
+"""
+
 # The batched runs' baseline: the same server reads the body, appends it to a file and fsyncs
 # before answering 202 (durable, but nothing checked, nothing else kept). One fsync per request:
 # what a durable accept costs without group commit, validation or bookkeeping.
@@ -268,20 +301,24 @@ def single_event(work: Path, seconds: float, rounds: int) -> dict[str, object]:
     fs = [{"name": "archive", "type": "filesystem", "config": {"root": str(work / "fs-single")}}]
     args, sc_url, log = sidecar(work, fs, "single")
     bare_args = [sys.executable, str(bare_script), f"127.0.0.1:{bare_port}"]
-    sc_runs, bare_runs = [], []
+    floor_port = free_port()
+    floor_url = f"http://127.0.0.1:{floor_port}"
+    (work / "floor.py").write_text(FLOOR_APP)
+    floor_args = [sys.executable, str(work / "floor.py"), f"127.0.0.1:{floor_port}"]
+    floor_args.append(str(work / "floor-spool"))
+    sc_runs, bare_runs, floor_runs = [], [], []
     with (
         process(bare_args, bare_url, work / "bare.log", probe="/") as bare_pid,
+        process(floor_args, floor_url, work / "floor.log", probe="/") as floor_pid,
         process(args, sc_url, log) as sc_pid,
     ):
-        wrk(bare_url + "/v1/ingest/events", script, 2, CONNECTIONS)  # warm-up
-        wrk(sc_url + "/v1/ingest/events", script, 2, CONNECTIONS)
-        for _ in range(rounds):  # interleaved, so drift on a shared machine hits both
-            bare_runs.append(
-                wrk_cpu(bare_pid, bare_url + "/v1/ingest/events", script, seconds, CONNECTIONS)
-            )
-            sc_runs.append(
-                wrk_cpu(sc_pid, sc_url + "/v1/ingest/events", script, seconds, CONNECTIONS)
-            )
+        servers = [(bare_pid, bare_url, bare_runs), (floor_pid, floor_url, floor_runs)]
+        servers.append((sc_pid, sc_url, sc_runs))
+        for _pid, url, _runs in servers:  # warm-up
+            wrk(url + "/v1/ingest/events", script, 2, CONNECTIONS)
+        for _ in range(rounds):  # interleaved, so drift on a shared machine hits each alike
+            for pid, url, runs in servers:
+                runs.append(wrk_cpu(pid, url + "/v1/ingest/events", script, seconds, CONNECTIONS))
         # One connection: the latency of a request that does not queue behind others.
         bare_one = wrk(bare_url + "/v1/ingest/events", script, seconds, 1)
         sc_one = wrk(sc_url + "/v1/ingest/events", script, seconds, 1)
@@ -294,6 +331,8 @@ def single_event(work: Path, seconds: float, rounds: int) -> dict[str, object]:
     bare_rps = statistics.median(r["rps"] for r in bare_runs)
     sc_cpu = statistics.median(r["cpu_us_per_request"] for r in sc_runs)
     bare_cpu = statistics.median(r["cpu_us_per_request"] for r in bare_runs)
+    floor_rps = statistics.median(r["rps"] for r in floor_runs)
+    floor_cpu = statistics.median(r["cpu_us_per_request"] for r in floor_runs)
     return {
         "what": f"single-event POST /v1/ingest/events, wrk {CONNECTIONS} connections, sidecar "
         "with a filesystem backend (spool fsync + delivery in the same process), log level info",
@@ -309,6 +348,16 @@ def single_event(work: Path, seconds: float, rounds: int) -> dict[str, object]:
         "cpu_ratio_to_bare": round(bare_cpu / sc_cpu, 3),
         "target_ratio": 0.7,
         "target_p99_ms": 10,
+        "floor": {
+            "what": "a plain ASGI callable on the same Hypercorn setup appending each body "
+            "to a spool through group commit before its 202, nothing else: the sidecar's "
+            "ratio cannot exceed this one",
+            "requests_per_s": round(floor_rps),
+            "p99_ms": statistics.median(r["p99_ms"] for r in floor_runs),
+            "cpu_us_per_request": round(floor_cpu),
+            "ratio_to_bare": round(floor_rps / bare_rps, 3),
+            "cpu_ratio_to_bare": round(bare_cpu / floor_cpu, 3),
+        },
         "note": "wrk is closed-loop: at 16 connections the server is saturated and p50 is "
         "about 16 / requests_per_s (queueing); the one-connection figures are service times",
         "one_connection": {
