@@ -68,7 +68,8 @@ async def drop_databases() -> None:
 
 
 def job_events(jobs: int, per_job: int, start: datetime) -> Iterator[Event]:
-    """``jobs`` jobs of ``per_job`` events: started, progress..., finished or failed."""
+    """``jobs`` jobs of ``per_job`` events: started, progress..., finished or failed; job j
+    starts ``j`` seconds after ``start``."""
     apps = [App(name=f"app-{n}", version="1.0") for n in range(5)]
     for j in range(jobs):
         entity = Entity(type="job", id=str(uuid.uuid4()), business_key=f"LOT-{j:07d}")
@@ -92,6 +93,11 @@ def job_events(jobs: int, per_job: int, start: datetime) -> Iterator[Event]:
                 metadata={"tool": f"etch-{j % 7}"},
                 error=error,
             )
+
+
+def recent_job_events(jobs: int, per_job: int) -> list[Event]:
+    """``job_events`` that all happened in the last hours (job j starts j seconds apart)."""
+    return list(job_events(jobs, per_job, datetime.now(UTC) - timedelta(hours=1, seconds=jobs)))
 
 
 @contextlib.contextmanager
@@ -274,7 +280,7 @@ async def jobs_latency(jobs: int, per_job: int, workdir: Path, requests: int) ->
 
 def run(quick: bool, only: set[str] | None = None) -> dict[str, object]:
     """Every gateway benchmark, or those named in ``only``."""
-    events = list(job_events(2000 if quick else 20000, 10, datetime.now(UTC) - timedelta(hours=1)))
+    events = recent_job_events(2000 if quick else 20000, 10)
     jobs = 2000 if quick else 100_000
     benches = {
         "gateway_ingest_postgres": lambda work: ingest_postgres(events, work),

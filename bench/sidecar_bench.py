@@ -42,7 +42,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import orjson
-from gateway_bench import fresh_database, job_events, pg_url, post_all
+from gateway_bench import fresh_database, pg_url, post_all, recent_job_events
 from run import sample_events
 
 from hosts import free_port
@@ -464,7 +464,7 @@ def subjob_bodies(events: int) -> list[bytes]:
 
 def job_bodies(events: int) -> list[bytes]:
     """Jobs of 10 events (started, progress, finished): gateway_ingest_postgres's workload."""
-    jobs = list(job_events(events // 10, 10, datetime.now(UTC) - timedelta(hours=1)))
+    jobs = recent_job_events(events // 10, 10)
     return [encode_ndjson(jobs[i : i + BATCH]) for i in range(0, len(jobs), BATCH)]
 
 
