@@ -33,6 +33,7 @@ from wafermon import (
     to_json_dict,
     wire,
 )
+from wafermon.ingest import admit
 from wafermon.wire import SLICE_BYTES, BatchReader, TooManyEvents, check, read_batch
 
 SLOW = settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
@@ -83,6 +84,9 @@ def test_the_reader_gives_the_detailed_verdict_on_every_item(
     detailed = decode_batch(body)
     assert [e.to_event() for e in fast.events] == detailed.events
     assert fast.indexes == detailed.indexes
+    unkept = BatchReader(body, 2**62, keep_events=False).read_all()
+    assert (unkept.events, unkept.indexes, unkept.count) == ([], [], len(detailed.events))
+    assert (unkept.lines, unkept.rejected) == (fast.lines, fast.rejected)
     assert [(r.index, r.problems, r.event_id) for r in fast.rejected] == [
         (r.index, r.problems, r.event_id) for r in detailed.rejected
     ]
@@ -339,6 +343,18 @@ def test_ndjson_is_not_parsed_whole_to_rule_out_one_pretty_printed_event(monkeyp
     assert whole_parses == [len(pretty) + 2]
 
 
+def test_batches_extended_read_as_their_bodies_read_together() -> None:
+    good, bad = encode_ndjson([next_event(), next_event()]), b'{"kind": "started"}\n'
+    parts = [good, bad + good, bad]
+    together = read_batch(b"".join(parts))
+    extended = wire.WireBatch()
+    for part in parts:
+        extended.extend(read_batch(part))
+    assert extended.total == together.total == 6
+    assert (extended.events, extended.indexes) == (together.events, together.indexes)
+    assert (extended.lines, extended.rejected) == (together.lines, together.rejected)
+
+
 def test_a_body_over_the_cap_is_refused_before_it_is_read_whole() -> None:
     body = encode_ndjson([next_event()]) * 25_000
     reader = BatchReader(body, max_events=10_000)
@@ -385,3 +401,16 @@ def test_a_bad_item_in_a_compact_array_costs_only_itself() -> None:
     assert fast.lines == [good[0], good[2]]
     assert fast.indexes == [0, 2]
     assert [r.index for r in fast.rejected] == [1]
+
+
+def test_admitting_a_batch_read_without_its_events(plugins) -> None:
+    events = [next_event(), next_event()]
+    body = encode_ndjson(events) + b'{"kind": "started"}\n'
+    batch = BatchReader(body, 10, keep_events=False).read_all()
+    admitted = admit(batch, plugins, host="sidecar", site_id="fab1", dedupe=False)
+    assert [r.index for r in admitted.results] == [2]
+    record = admitted.batch()
+    assert (len(record), record.ndjson, record.decoded) == (2, encode_ndjson(events), False)
+    assert record.events() == events  # decoded from the text when asked for
+    with pytest.raises(ValueError, match="keep_events"):
+        admit(batch, plugins, host="gateway", site_id="fab1", dedupe=True)

@@ -90,7 +90,8 @@ class Admitted:
 
     @property
     def count(self) -> int:
-        return len(self.wire) if isinstance(self._texts, WireBatch) else len(self._texts)
+        texts = self._texts
+        return texts.count if isinstance(texts, WireBatch) else len(texts)
 
     def batch(self) -> EventBatch:
         """What goes on, for a spool or emitters: each event as the text it arrived in (encoded
@@ -101,7 +102,9 @@ class Admitted:
                 ndjson = texts.ndjson()
             else:  # no plugin ran: every event has its text
                 ndjson = b"".join(cast(bytes, line) + b"\n" for line in texts)
-            return EventBatch(ndjson=ndjson, count=len(self.wire), wire=self.wire)
+            # No wire events when the batch was read without keeping them: decoded on demand.
+            wire = self.wire if len(self.wire) == self.count else None
+            return EventBatch(ndjson=ndjson, count=self.count, wire=wire)
         lines = [line or encode_event(e) for e, line in zip(self.events, self.lines, strict=True)]
         return EventBatch(ndjson=b"".join(line + b"\n" for line in lines), events=self.events)
 
@@ -115,7 +118,13 @@ def admit(
     dedupe: bool,
     objects: bool = False,
 ) -> Admitted:
-    """Apply the ingest rules to a decoded batch (see the module's docstring)."""
+    """Apply the ingest rules to a decoded batch (see the module's docstring).
+
+    ``batch`` may be read without keeping its events (``keep_events=False``) only when no rule
+    needs them: no ``dedupe``, no ``objects``, no ``transform_events`` plugin.
+    """
+    if not batch.keeps_events and (dedupe or objects or plugins.transforms_events):
+        raise ValueError("these ingest rules need the decoded events: read with keep_events")
     results = [verdict(r.index, r.event_id, "rejected", r.problems) for r in batch.rejected]
     wire, indexes = batch.events, batch.indexes
     lines: list[bytes | None] | WireBatch = batch

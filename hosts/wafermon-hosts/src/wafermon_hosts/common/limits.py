@@ -154,11 +154,12 @@ def media_type(request: Request) -> str:
 
 @contextlib.asynccontextmanager
 async def ingest_body(
-    request: Request, budget: ByteBudget, settings: Any
+    request: Request, budget: ByteBudget, settings: Any, *, keep_events: bool = True
 ) -> AsyncIterator[WireBatch]:
     """An ingest request's validated body, its bytes held in ``budget`` until the block ends.
 
-    ``settings`` is the host's (``max_body_bytes``, ``max_batch_events``).
+    ``settings`` is the host's (``max_body_bytes``, ``max_batch_events``); ``keep_events`` as
+    ``wafermon.wire.WireBatch`` says.
     """
     async with budget.claim() as claim:
         yield await read_event_batch(
@@ -166,11 +167,17 @@ async def ingest_body(
             max_bytes=settings.max_body_bytes,
             max_events=settings.max_batch_events,
             claim=claim,
+            keep_events=keep_events,
         )
 
 
 async def read_event_batch(
-    request: Request, *, max_bytes: int, max_events: int, claim: Claim | None = None
+    request: Request,
+    *,
+    max_bytes: int,
+    max_events: int,
+    claim: Claim | None = None,
+    keep_events: bool = True,
 ) -> WireBatch:
     """An ingest request's body, validated: accepted events with their JSON, rejected ones.
 
@@ -182,7 +189,7 @@ async def read_event_batch(
         send = " or ".join(EVENT_CONTENT_TYPES)
         raise ApiError(415, f"unsupported Content-Type {kind!r}; send {send}")
     body = await read_body(request, max_bytes, claim)
-    reader = BatchReader(body, max_events)
+    reader = BatchReader(body, max_events, keep_events=keep_events)
     try:
         if len(body) <= reader.SLICE_BYTES:  # one slice: no one to let in before it is done
             reader.read_all()

@@ -110,11 +110,7 @@ def combine(messages: list[Any], max_events: int) -> tuple[WireBatch, list[int],
         except TooManyEvents as exc:
             unreadable[number] = f"more than gateway.max_batch_events: {exc}"
             continue
-        base = len(owner)
-        combined.events += batch.events
-        combined.lines += batch.lines
-        combined.indexes += [base + i for i in batch.indexes]
-        combined.rejected += [attrs.evolve(r, index=base + r.index) for r in batch.rejected]
+        combined.extend(batch)
         owner += [number] * batch.total
     return combined, owner, unreadable
 

@@ -72,7 +72,9 @@ async def ingest(request: Request) -> Response:
             "the sidecar is shutting down; nothing was stored, retry later",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
-    async with ingest_body(request, sc.body_budget, sc.settings) as batch:
+    # The spool takes the text: the decoded events are kept only for a plugin that transforms.
+    keep = sc.plugins.transforms_events
+    async with ingest_body(request, sc.body_budget, sc.settings, keep_events=keep) as batch:
         return await _spool(sc, batch)
 
 
