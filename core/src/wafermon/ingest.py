@@ -102,9 +102,9 @@ class Admitted:
                 ndjson = texts.ndjson()
             else:  # no plugin ran: every event has its text
                 ndjson = b"".join(cast(bytes, line) + b"\n" for line in texts)
-            # No wire events when the batch was read without keeping them: decoded on demand.
-            wire = self.wire if len(self.wire) == self.count else None
-            return EventBatch(ndjson=ndjson, count=self.count, wire=wire)
+            # A batch read without keeping its events hands on text only: decoded on demand.
+            kept = not isinstance(texts, WireBatch) or texts.keeps_events
+            return EventBatch(ndjson=ndjson, count=self.count, wire=self.wire if kept else None)
         lines = [line or encode_event(e) for e, line in zip(self.events, self.lines, strict=True)]
         return EventBatch(ndjson=b"".join(line + b"\n" for line in lines), events=self.events)
 
