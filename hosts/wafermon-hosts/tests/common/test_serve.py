@@ -13,17 +13,21 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from wafermon.testing.processes import free_port
-from wafermon_hosts.common.serve import freeze_heap_after_startup, serve
+from wafermon_hosts.common.serve import GC_THRESHOLDS, freeze_heap_after_startup, serve
 
 
 @pytest.fixture
 def unfrozen():
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
-async def test_startup_complete_freezes_the_heap(unfrozen: None) -> None:
+async def test_startup_complete_freezes_the_heap_and_collects_less_often(
+    unfrozen: None,
+) -> None:
     sent: list[dict] = []
     froze_before_startup_done: list[int] = []
 
@@ -37,6 +41,7 @@ async def test_startup_complete_freezes_the_heap(unfrozen: None) -> None:
     await freeze_heap_after_startup(app)({"type": "lifespan"}, None, send)
     assert froze_before_startup_done == [0]
     assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == GC_THRESHOLDS
     assert sent == [{"type": "lifespan.startup.complete"}]
 
 

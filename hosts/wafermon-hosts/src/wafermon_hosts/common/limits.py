@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from wafermon import BatchDecodeError, Problem
 from wafermon.wire import BatchReader, TooManyEvents, WireBatch
@@ -50,21 +50,24 @@ class ByteBudget:
         self.waiting = 0  # requests waiting for room: only they need waking
         self._room = asyncio.Condition()
 
-    @contextlib.asynccontextmanager
-    async def claim(self) -> AsyncIterator[Claim]:
-        claim = Claim(self)
-        try:
-            yield claim
-        finally:
-            await claim.release()
+    def claim(self) -> Claim:
+        """``async with budget.claim() as claim``: the bytes taken are given back at the end."""
+        return Claim(self)
 
 
 class Claim:
-    """One request's share of a ByteBudget."""
+    """One request's share of a ByteBudget (an async context manager, not a generator: it
+    is entered on every ingest request)."""
 
     def __init__(self, budget: ByteBudget) -> None:
         self.budget = budget
         self.held = 0
+
+    async def __aenter__(self) -> Claim:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()
 
     async def take(self, size: int) -> None:
         budget = self.budget
@@ -124,16 +127,20 @@ async def read_body(request: Request, limit: int, claim: Claim | None = None) ->
             await claim.take(int(declared))
     chunks: list[bytes] = []
     size = 0
-    stream = request.stream()
-    async for chunk in stream:
+    more = True
+    while more:  # request.receive, not request.stream(): no async generator per request
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk, more = message.get("body", b""), message.get("more_body", False)
         size += len(chunk)
         if size > limit:
-            await _discard(stream)
+            await _discard(request.stream())
             raise too_large(limit)
         if claim is not None and declared is None and size > claim.held:
             await claim.take(max(size - claim.held, CLAIM_STEP))  # in steps: few waits
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _discard(stream: AsyncIterator[bytes]) -> None:
@@ -152,23 +159,42 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-@contextlib.asynccontextmanager
-async def ingest_body(
+def ingest_body(
     request: Request, budget: ByteBudget, settings: Any, *, keep_events: bool = True
-) -> AsyncIterator[WireBatch]:
-    """An ingest request's validated body, its bytes held in ``budget`` until the block ends.
+) -> IngestBody:
+    """``async with ingest_body(...) as batch``: an ingest request's validated body, its
+    bytes held in ``budget`` until the block ends.
 
     ``settings`` is the host's (``max_body_bytes``, ``max_batch_events``); ``keep_events`` as
     ``wafermon.wire.WireBatch`` says.
     """
-    async with budget.claim() as claim:
-        yield await read_event_batch(
-            request,
-            max_bytes=settings.max_body_bytes,
-            max_events=settings.max_batch_events,
-            claim=claim,
-            keep_events=keep_events,
-        )
+    return IngestBody(request, budget, settings, keep_events)
+
+
+class IngestBody:
+    """What ``ingest_body`` returns (a class rather than a generator: one per request)."""
+
+    def __init__(self, request: Request, budget: ByteBudget, settings: Any, keep: bool) -> None:
+        self.request = request
+        self.claim = Claim(budget)
+        self.settings = settings
+        self.keep_events = keep
+
+    async def __aenter__(self) -> WireBatch:
+        try:
+            return await read_event_batch(
+                self.request,
+                max_bytes=self.settings.max_body_bytes,
+                max_events=self.settings.max_batch_events,
+                claim=self.claim,
+                keep_events=self.keep_events,
+            )
+        except BaseException:
+            await self.claim.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.claim.release()
 
 
 async def read_event_batch(

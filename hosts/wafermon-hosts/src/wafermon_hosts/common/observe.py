@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import re
 import time
@@ -41,29 +42,27 @@ class RequestObserver:
             return
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode())
         root_path = scope.get("root_path", "")
         started = time.perf_counter()
         status = 500  # unless the app answers
         started_response = False
-        span = error = None
+        error = None
 
         async def send_observed(message: Message) -> None:
             nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status, started_response = message["status"], True
-                headers = MutableHeaders(scope=message)
-                headers["x-request-id"] = request_id
+                message["headers"] = [*message.get("headers", ()), id_header]
                 if self.tracing is not None:
                     carrier: dict[str, str] = {}
                     self.tracing.inject(carrier)
+                    headers = MutableHeaders(scope=message)
                     for name, value in carrier.items():
                         headers[name] = value
             await send(message)
 
-        with contextlib.ExitStack() as stack:
-            if self.tracing is not None:
-                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-                span = stack.enter_context(self.tracing.server_span(scope["method"], headers))
+        with self._span(scope) as span:
             try:
                 await self.app(scope, receive, send_observed)
             except Exception as exc:
@@ -97,6 +96,16 @@ class RequestObserver:
                     fields["trace_id"] = trace_id(span)
                 log_request(fields)
 
+    def _span(self, scope: Scope) -> contextlib.AbstractContextManager[Any]:
+        """The request's server span when tracing is on, else a context of None."""
+        if self.tracing is None:
+            return _NO_SPAN
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        return self.tracing.server_span(scope["method"], headers)
+
+
+_NO_SPAN = contextlib.nullcontext()
+
 
 def _request_id(scope: Scope) -> str:
     """The caller's X-Request-ID when it is short and plain, else a fresh one."""
@@ -105,7 +114,19 @@ def _request_id(scope: Scope) -> str:
             text = value.decode("latin-1")
             if _REQUEST_ID.fullmatch(text):
                 return text
-    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
+    return f"{_id_prefix}{next(_id_counter):016x}"
+
+
+def _new_id_prefix() -> None:
+    """A random half for this process's request ids (a new one in a forked child): ids stay
+    unique across processes and restarts, and each costs a counter step, not a syscall."""
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = os.urandom(8).hex(), itertools.count()
+
+
+_id_prefix, _id_counter = "", itertools.count()
+_new_id_prefix()
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 @functools.lru_cache(maxsize=1024)  # route paths: a fixed set, matched on every request

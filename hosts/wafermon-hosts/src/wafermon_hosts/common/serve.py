@@ -22,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Seconds Hypercorn lets open requests finish after a stop signal.
 GRACEFUL_TIMEOUT = 10.0
+#: The collector's thresholds once a host has started (see ``freeze_heap_after_startup``).
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -85,6 +87,12 @@ def freeze_heap_after_startup(app: ASGIApp) -> ASGIApp:
     stops; a full collection walks them all, and measured 40-170 ms pauses under load, which
     every request in flight waited out (the sidecar's p99). Frozen, a full collection walks
     only what was made since.
+
+    The young generation's threshold is raised too (``GC_THRESHOLDS``): with Python's default
+    of 700, Hypercorn's and the app's per-request containers set off a collection every few
+    requests, and the sidecar spent about 8 us of each single-event request in the collector.
+    Objects without cycles are freed by their reference count whatever the threshold; only
+    cyclic garbage waits longer, 10,000 allocations at most.
     """
 
     async def frozen_after_startup(scope: Scope, receive: Receive, send: Send) -> None:
@@ -96,6 +104,7 @@ def freeze_heap_after_startup(app: ASGIApp) -> ASGIApp:
             if message["type"] == "lifespan.startup.complete":
                 gc.collect()
                 gc.freeze()
+                gc.set_threshold(*GC_THRESHOLDS)
             await send(message)
 
         await app(scope, receive, send_frozen)
