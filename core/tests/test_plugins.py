@@ -179,6 +179,16 @@ def test_transforms_chain_in_pluggy_call_order(plugins, valid):
     assert out.metadata["seen"] == ["second", "first"]  # last registered runs first, as in pluggy
 
 
+def test_whether_plugins_transform_follows_registration(plugins, valid):
+    """Asked on every ingest request, so kept between registrations: never stale."""
+    assert not plugins.transforms_events
+    plugins.register(plugin_module("t", transform_events=lambda events: events[:0]), "t")
+    assert plugins.transforms_events
+    assert plugins.transform_events([wafermon.structure_event(valid)], host="x", site_id="f") == []
+    plugins.unregister("t")
+    assert not plugins.transforms_events
+
+
 def test_routes_are_collected_per_host(plugins):
     plugins.register(
         plugin_module("r", register_routes=lambda host: ["/v1/x/r"] if host == "gateway" else None),

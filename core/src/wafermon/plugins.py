@@ -95,6 +95,7 @@ class Plugins:
         self._provided: dict[str, dict[str, Provided]] | None = None
         self._clashes: dict[tuple[str, str], str] = {}
         self._callers: dict[tuple[str, str], HookCaller] = {}
+        self._impls: dict[str, list[HookImpl]] = {}  # asked on every ingest request
         self._tracing = os.environ.get("WAFERMON_TRACE_HOOKS", "") not in ("", "0", "false")
         if self._tracing:
             self.pm.trace.root.setwriter(lambda text: sys.stderr.write(f"wafermon hook: {text}"))
@@ -139,13 +140,13 @@ class Plugins:
         hooks = sorted(c.name for c in self.pm.get_hookcallers(module) or [])
         self._info[name] = PluginInfo(name, version, distribution, hooks)
         self._provided = None
-        self._callers = {}
+        self._callers, self._impls = {}, {}
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
         self._info.pop(name, None)
         self._provided = None
-        self._callers = {}
+        self._callers, self._impls = {}, {}
 
     def _broken(self, name: str, version: str | None, dist: str | None, reason: str) -> None:
         log.warning("plugin %r failed to load and is skipped: %s", name, reason)
@@ -271,9 +272,12 @@ class Plugins:
         )
 
     def _implementations(self, hook_name: str) -> list[HookImpl]:
-        """The plugins' implementations of a hook, without hook wrappers."""
-        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
-        return [i for i in impls if not (i.wrapper or i.hookwrapper)]
+        """The plugins' implementations of a hook, without hook wrappers (do not change it)."""
+        impls = self._impls.get(hook_name)
+        if impls is None:
+            every = getattr(self.pm.hook, hook_name).get_hookimpls()
+            impls = self._impls[hook_name] = [i for i in every if not (i.wrapper or i.hookwrapper)]
+        return impls
 
     def _call_one(self, hook_name: str, plugin_name: str, **kwargs: Any) -> list[Any]:
         """Call one plugin's implementation of a hook through pluggy: hook wrappers, tracing

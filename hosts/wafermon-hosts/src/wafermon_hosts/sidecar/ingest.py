@@ -93,9 +93,9 @@ async def _spool(sc: Any, batch: WireBatch) -> Response:
 
     rejected = batch.total - accepted
     if accepted:
-        sc.metrics.events.labels("accepted").inc(accepted)
+        sc.metrics.accepted.inc(accepted)
     if rejected:
-        sc.metrics.events.labels("rejected").inc(rejected)
+        sc.metrics.rejected.inc(rejected)
     answer = IngestResponse(
         error=UNSET if accepted else NOTHING_VALID,
         accepted=accepted,
