@@ -325,3 +325,22 @@ def _import_class(ref: str, kind: str, plugin: str) -> type[Component]:
 
 def _reason(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(exc)).strip()
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Any:
+    """A package's module ``__getattr__`` that imports each exported name from its submodule
+    on first use (``{"Name": "submodule"}``).
+
+    Every ``wafermon`` command and host loads every installed plugin's package to find its
+    hooks, so a package that imports its client library at the top (an Elasticsearch, S3 or
+    Kafka client) costs every host that never uses it the import time and tens of MB of RSS.
+    Use as ``__getattr__ = lazy_exports(__name__, _EXPORTS)`` with ``__all__ =
+    sorted(_EXPORTS)``, and import the names under ``TYPE_CHECKING`` for type checkers.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f".{exports[name]}", package), name)
+
+    return __getattr__

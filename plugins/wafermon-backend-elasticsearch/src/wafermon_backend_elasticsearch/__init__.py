@@ -22,10 +22,27 @@ As a source (a query adapter the gateway reads for /v1/query/external and /v1/da
 See docs/backends/elasticsearch.md for the mapping, the error handling and what Kibana shows.
 """
 
-from .adapter import AdapterSettings, ElasticsearchQueryAdapter, translate
-from .emitter import ElasticsearchEmitter, EmitterSettings
-from .indices import index_for, template_body
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from wafermon.plugins import lazy_exports
+
+if TYPE_CHECKING:
+    from .adapter import AdapterSettings, ElasticsearchQueryAdapter, translate
+    from .emitter import ElasticsearchEmitter, EmitterSettings
+    from .indices import index_for, template_body
+
+# Imported on first use: every wafermon command and host loads this package to find its hooks.
+_EXPORTS = {
+    "AdapterSettings": "adapter",
+    "ElasticsearchQueryAdapter": "adapter",
+    "translate": "adapter",
+    "ElasticsearchEmitter": "emitter",
+    "EmitterSettings": "emitter",
+    "index_for": "indices",
+    "template_body": "indices",
+}
 __all__ = [
     "AdapterSettings",
     "ElasticsearchEmitter",
@@ -35,3 +52,4 @@ __all__ = [
     "template_body",
     "translate",
 ]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -26,6 +26,20 @@ consumer and stores what it fetches before acking it::
 docs/backends/nats.md has every setting and what each failure does.
 """
 
-from .connection import subject_token
+from __future__ import annotations
 
-__all__ = ["subject_token"]
+from typing import TYPE_CHECKING
+
+from wafermon.plugins import lazy_exports
+
+if TYPE_CHECKING:
+    from .connection import subject_token
+
+# Imported on first use: every wafermon command and host loads this package to find its hooks.
+_EXPORTS = {
+    "subject_token": "connection",
+}
+__all__ = [
+    "subject_token",
+]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

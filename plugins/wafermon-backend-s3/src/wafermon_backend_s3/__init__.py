@@ -25,7 +25,29 @@ As a source, and as the gateway's archive of the managed store::
 See docs/backends/s3.md and docs/archive.md.
 """
 
-from .archive import Archiver, ArchiveReport, ArchiveSettings
-from .bucket import Bucket, S3Settings
+from __future__ import annotations
 
-__all__ = ["ArchiveReport", "ArchiveSettings", "Archiver", "Bucket", "S3Settings"]
+from typing import TYPE_CHECKING
+
+from wafermon.plugins import lazy_exports
+
+if TYPE_CHECKING:
+    from .archive import Archiver, ArchiveReport, ArchiveSettings
+    from .bucket import Bucket, S3Settings
+
+# Imported on first use: every wafermon command and host loads this package to find its hooks.
+_EXPORTS = {
+    "Archiver": "archive",
+    "ArchiveReport": "archive",
+    "ArchiveSettings": "archive",
+    "Bucket": "bucket",
+    "S3Settings": "bucket",
+}
+__all__ = [
+    "ArchiveReport",
+    "ArchiveSettings",
+    "Archiver",
+    "Bucket",
+    "S3Settings",
+]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -21,12 +21,32 @@ As a source (a query adapter the gateway reads for /v1/query/external and /v1/da
 See docs/backends/zabbix.md for the items, what is refused and why, and what Zabbix users see.
 """
 
-from .adapter import AdapterSettings, ZabbixQueryAdapter
-from .api import ApiSettings, ZabbixApi
-from .emitter import EmitterSettings, ZabbixEmitter
-from .keys import host_name, key
-from .provision import ProvisionReport, provision_site
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from wafermon.plugins import lazy_exports
+
+if TYPE_CHECKING:
+    from .adapter import AdapterSettings, ZabbixQueryAdapter
+    from .api import ApiSettings, ZabbixApi
+    from .emitter import EmitterSettings, ZabbixEmitter
+    from .keys import host_name, key
+    from .provision import ProvisionReport, provision_site
+
+# Imported on first use: every wafermon command and host loads this package to find its hooks.
+_EXPORTS = {
+    "AdapterSettings": "adapter",
+    "ZabbixQueryAdapter": "adapter",
+    "ApiSettings": "api",
+    "ZabbixApi": "api",
+    "EmitterSettings": "emitter",
+    "ZabbixEmitter": "emitter",
+    "host_name": "keys",
+    "key": "keys",
+    "ProvisionReport": "provision",
+    "provision_site": "provision",
+}
 __all__ = [
     "AdapterSettings",
     "ApiSettings",
@@ -39,3 +59,4 @@ __all__ = [
     "key",
     "provision_site",
 ]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

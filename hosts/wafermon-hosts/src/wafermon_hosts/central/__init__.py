@@ -9,8 +9,7 @@ app and ``cli`` the ``wafermon central`` command.
 The names below are imported on first use, so ``wafermon --help`` does not pay for Starlette.
 """
 
-from importlib import import_module
-from typing import Any
+from wafermon.plugins import lazy_exports
 
 _EXPORTS = {
     "Central": "runtime",
@@ -22,8 +21,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -8,8 +8,7 @@ The names below are imported on first use, so ``wafermon --help`` (which loads t
 for the ``sidecar`` command) does not pay for Starlette and Hypercorn.
 """
 
-from importlib import import_module
-from typing import Any
+from wafermon.plugins import lazy_exports
 
 _EXPORTS = {
     "Sidecar": "runtime",
@@ -21,8 +20,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
