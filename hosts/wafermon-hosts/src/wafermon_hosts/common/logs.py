@@ -10,6 +10,7 @@ tracebacks) are stripped, as a safety net: hosts never log tokens on purpose eit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -81,6 +82,8 @@ def configure_logging(
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
+        with contextlib.suppress(ValueError):  # its stream was closed already
+            old.flush()  # access lines still waiting for the end of a loop pass go out first
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
