@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
@@ -327,7 +328,7 @@ def _reason(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(exc)).strip()
 
 
-def lazy_exports(package: str, exports: dict[str, str]) -> Any:
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
     """A package's module ``__getattr__`` that imports each exported name from its submodule
     on first use (``{"Name": "submodule"}``).
 
