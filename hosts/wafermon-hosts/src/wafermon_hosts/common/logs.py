@@ -9,8 +9,6 @@ tracebacks) are stripped, as a safety net: hosts never log tokens on purpose eit
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import sys
 import time
@@ -82,8 +80,6 @@ def configure_logging(
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
-        with contextlib.suppress(ValueError):  # its stream was closed already
-            old.flush()  # access lines still waiting for the end of a loop pass go out first
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
@@ -102,13 +98,7 @@ def log_request(fields: dict[str, Any]) -> None:
     Written straight to the stream: the full logging path costs more than the rest of a small
     request's own work. The fields are the observer's (route template, status, ids, duration):
     none can hold a secret or a credential URL, so the masking processor has nothing to do.
-
-    Inside an event loop the stream is flushed once per loop pass, after the callbacks that
-    answered in it, not once per line: a flush is a write(2), and those dominated this line's
-    cost. The lines wait only for the rest of that pass; any other log line flushes them
-    first, in order, as it goes through the same stream.
     """
-    global _flush_pending
     stream = _access_stream
     if stream is None:  # logging not configured here (tests, embedding): the usual path
         _access_log.info("request", **fields)
@@ -120,23 +110,7 @@ def log_request(fields: dict[str, Any]) -> None:
     fields["logger"] = ACCESS_LOGGER
     fields["timestamp"] = _timestamp()
     stream.write(orjson.dumps(fields).decode() + "\n")
-    if _flush_pending:
-        return
-    try:
-        asyncio.get_running_loop().call_soon(_flush_access_lines)
-        _flush_pending = True
-    except RuntimeError:  # no loop in this thread
-        stream.flush()
-
-
-_flush_pending = False
-
-
-def _flush_access_lines() -> None:
-    global _flush_pending
-    _flush_pending = False
-    if _access_stream is not None:
-        _access_stream.flush()
+    stream.flush()
 
 
 _second = (0, "")  # the last whole second _timestamp wrote, and its text
