@@ -335,8 +335,8 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
     Every ``wafermon`` command and host loads every installed plugin's package to find its
     hooks, so a package that imports its client library at the top (an Elasticsearch, S3 or
     Kafka client) costs every host that never uses it the import time and tens of MB of RSS.
-    Use as ``__getattr__ = lazy_exports(__name__, _EXPORTS)`` with ``__all__ =
-    sorted(_EXPORTS)``, and import the names under ``TYPE_CHECKING`` for type checkers.
+    Use as ``__getattr__ = lazy_exports(__name__, _EXPORTS)``, with ``__all__`` naming the
+    same names, and import them under ``TYPE_CHECKING`` for type checkers.
     """
 
     def __getattr__(name: str) -> Any:

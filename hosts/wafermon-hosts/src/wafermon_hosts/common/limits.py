@@ -140,7 +140,7 @@ async def read_body(request: Request, limit: int, claim: Claim | None = None) ->
         if claim is not None and declared is None and size > claim.held:
             await claim.take(max(size - claim.held, CLAIM_STEP))  # in steps: few waits
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 async def _discard(stream: AsyncIterator[bytes]) -> None:

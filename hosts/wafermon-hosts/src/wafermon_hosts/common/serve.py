@@ -90,7 +90,7 @@ def freeze_heap_after_startup(app: ASGIApp) -> ASGIApp:
 
     The young generation's threshold is raised too (``GC_THRESHOLDS``): with Python's default
     of 700, Hypercorn's and the app's per-request containers set off a collection every few
-    requests, and the sidecar spent about 8 us of each single-event request in the collector.
+    requests, and the sidecar spent about 7 us of each single-event request in the collector.
     Objects without cycles are freed by their reference count whatever the threshold; only
     cyclic garbage waits longer, 10,000 allocations at most.
     """
