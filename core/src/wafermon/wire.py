@@ -577,6 +577,8 @@ class BatchReader:
 
     def steps(self) -> Iterator[None]:
         body = self.body
+        if body[:1] == b"{" and body[-1:] == b"}" and b"\n" not in body and self._one(body):
+            return  # a single-event POST: one valid event on one line, taken whole
         space = _LEADING_SPACE.match(body)  # always matches, maybe the empty string
         start = space.end() if space else 0
         first = body[start : start + 1]
@@ -698,6 +700,16 @@ class BatchReader:
         self._seen += items
         if self._seen > self.max_events:
             raise TooManyEvents(self.max_events, self._seen)
+
+    def _one(self, text: bytes) -> bool:
+        """Add ``text`` if it is one valid event (no slicing, no array around it); False,
+        and nothing added, when it needs the general path (which also says what is wrong)."""
+        event = check(text) if len(text) <= MAX_EVENT_BYTES else None
+        if event is None:
+            return False
+        self._count(1)
+        self.batch._add((event,), text + b"\n", 0)
+        return True
 
     def _slice(self, text: bytes) -> bool:
         """Add NDJSON lines (each ending in a newline) if every line is one valid event.

@@ -2,7 +2,8 @@
 
 ``load_gateway`` builds the runtime from a loaded site config and plugins; ``create_app``
 wraps it in the app. Middleware, outermost first: the request observer (id, log line, metrics,
-span; it sees auth failures too), then token auth, then Starlette's routing.
+span; it sees auth failures too), then token auth, then the ingest route served directly
+(``common.direct``), then Starlette's routing for the rest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
 from ..common.auth import INGEST, READ, TokenAuth, open_scopes
+from ..common.direct import DirectRoutes
 from ..common.errors import EXCEPTION_HANDLERS
 from ..common.observe import RequestObserver
 from ..common.openapi import serve_document
@@ -116,6 +118,7 @@ def create_app(gw: Gateway) -> Starlette:
         middleware=[
             Middleware(RequestObserver, metrics=gw.metrics, tracing=gw.tracing),
             Middleware(TokenAuth, tokens=settings.tokens, scope_of=scope_of, open=opened),
+            Middleware(DirectRoutes, routes=own_routes[:1]),  # ingest
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

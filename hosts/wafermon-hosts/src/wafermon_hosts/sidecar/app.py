@@ -2,7 +2,8 @@
 
 ``load_sidecar`` builds the runtime from a loaded site config and plugins; ``create_app``
 wraps it in the app. Middleware, outermost first, as in the gateway: the request observer
-(id, log line, metrics, span; it sees auth failures too), then token auth, then routing.
+(id, log line, metrics, span; it sees auth failures too), then token auth, then the ingest
+routes served directly (``common.direct``), then Starlette's routing for the rest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
 from ..common.auth import INGEST, READ, TokenAuth, open_scopes
+from ..common.direct import DirectRoutes
 from ..common.errors import EXCEPTION_HANDLERS
 from ..common.observe import RequestObserver
 from ..common.openapi import serve_document
@@ -92,6 +94,7 @@ def create_app(sc: Sidecar) -> Starlette:
         middleware=[
             Middleware(RequestObserver, metrics=sc.metrics, tracing=sc.tracing),
             Middleware(TokenAuth, tokens=settings.tokens, scope_of=scope_of, open=opened),
+            Middleware(DirectRoutes, routes=own_routes[:2]),  # ingest
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
