@@ -66,7 +66,7 @@ async def test_errors_of_a_direct_route_get_the_usual_json_answers(client):
         {"error": "unsupported Content-Type", "problems": [{"path": "$", "message": "send JSON"}]},
     )
     assert (http.status_code, http.json()) == (409, {"error": "busy"})
-    assert bug.status_code == 500  # left to the observer (and Starlette's last-resort handler)
+    assert bug.status_code == 500  # left to the layers outside: in a host, the observer
 
 
 async def test_another_method_on_a_direct_path_goes_to_the_router(client):
