@@ -174,10 +174,16 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, path: str = "/v1/hea
 
 
 @contextlib.contextmanager
-def process(args: list[str], url: str, log: Path, probe: str = "/v1/healthz") -> Iterator[int]:
+def process(
+    args: list[str],
+    url: str,
+    log: Path,
+    probe: str = "/v1/healthz",
+    env: dict[str, str] | None = None,
+) -> Iterator[int]:
     """A server process; yields its pid once it answers, SIGTERM at the end."""
     with log.open("w") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             _wait_http(url, proc, log, probe)
             yield proc.pid
@@ -289,11 +295,17 @@ class RssSampler:
         self._thread.join()
 
 
-def single_event(work: Path, seconds: float, rounds: int) -> dict[str, object]:
+def single_lua(work: Path) -> Path:
+    """The wrk script of the single-event runs: one event per request, a fresh id each."""
     event = to_json_dict(sample_events(1)[0])
     event["event_id"] = "EVENT_ID"
     script = work / "single.lua"
     script.write_text(SINGLE_LUA % (orjson.dumps(event).decode(), os.getpid()))
+    return script
+
+
+def single_event(work: Path, seconds: float, rounds: int) -> dict[str, object]:
+    script = single_lua(work)
     bare_port = free_port()
     bare_url = f"http://127.0.0.1:{bare_port}"
     bare_script = work / "bare.py"
