@@ -80,8 +80,9 @@ def create_app(gw: Gateway) -> Starlette:
     """The ASGI app serving ``gw``; its lifespan starts and closes the components."""
     plugin_routes = gw.plugins.routes("gateway")
     # Each handler declares its OpenAPI operation (@operation, common/openapi.py).
+    ingest_route = Route(INGEST_PATH, ingest.ingest, methods=["POST"])
     own_routes = [
-        Route(INGEST_PATH, ingest.ingest, methods=["POST"]),
+        ingest_route,
         Route("/v1/jobs", entities.jobs, methods=["GET"]),
         Route("/v1/subjobs", entities.subjobs, methods=["GET"]),
         Route("/v1/jobs/{id:path}", entities.job_detail, methods=["GET"]),
@@ -118,7 +119,7 @@ def create_app(gw: Gateway) -> Starlette:
         middleware=[
             Middleware(RequestObserver, metrics=gw.metrics, tracing=gw.tracing),
             Middleware(TokenAuth, tokens=settings.tokens, scope_of=scope_of, open=opened),
-            Middleware(DirectRoutes, routes=own_routes[:1]),  # ingest
+            Middleware(DirectRoutes, routes=[ingest_route]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -68,9 +68,12 @@ def create_app(sc: Sidecar) -> Starlette:
     and on shutdown drains, stops and closes them."""
     plugin_routes = sc.plugins.routes("sidecar")
     # Each handler declares its OpenAPI operation (@operation, common/openapi.py).
-    own_routes = [
+    ingest_routes = [
         Route(INGEST_PATHS[0], ingest.ingest, methods=["POST"]),
         Route(INGEST_PATHS[1], ingest.ingest_batch, methods=["POST"]),
+    ]
+    own_routes = [
+        *ingest_routes,
         Route("/v1/healthz", health.healthz, methods=["GET"]),
         Route(PLUGINS_PATH, list_plugins, methods=["GET"]),
         Route("/metrics", sc.metrics.endpoint, methods=["GET"]),
@@ -94,7 +97,7 @@ def create_app(sc: Sidecar) -> Starlette:
         middleware=[
             Middleware(RequestObserver, metrics=sc.metrics, tracing=sc.tracing),
             Middleware(TokenAuth, tokens=settings.tokens, scope_of=scope_of, open=opened),
-            Middleware(DirectRoutes, routes=own_routes[:2]),  # ingest
+            Middleware(DirectRoutes, routes=ingest_routes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
