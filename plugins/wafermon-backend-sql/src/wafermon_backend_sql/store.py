@@ -530,6 +530,7 @@ class SqlStore(ManagedStore):
         self._engine: AsyncEngine | None = None
         self._dialect: Dialect | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._grouped: _GroupedWrites | None = None  # SQLite: see _GroupedWrites
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -552,6 +553,8 @@ class SqlStore(ManagedStore):
             url, pool_size=self.settings.pool_size, max_overflow=0, **options
         )
         self._dialect = dialect_for(self._engine)
+        if self._dialect.name == "sqlite":
+            self._grouped = _GroupedWrites(self._dialect, self._apply)
         with _translate_errors("start"):
             if url.drivername.startswith("sqlite"):
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -582,14 +585,22 @@ class SqlStore(ManagedStore):
         return Health(True)
 
     def stats(self) -> dict[str, float]:
-        """Connection pool use, for the host's /metrics."""
+        """Connection pool use and, on SQLite, how many batches its commits carried, for the
+        host's /metrics."""
+        grouped = {}
+        if self._grouped is not None:
+            grouped = {
+                "write_commits": float(self._grouped.commits),
+                "write_batches": float(self._grouped.batches),
+            }
         pool = self._engine.sync_engine.pool if self._engine is not None else None
         if pool is None or not hasattr(pool, "checkedout"):
-            return {}
+            return grouped
         return {
             "pool_size": float(pool.size()),
             "pool_checked_out": float(pool.checkedout()),
             "pool_overflow": float(max(0, pool.overflow())),
+            **grouped,
         }
 
     @property
@@ -721,23 +732,30 @@ class SqlStore(ManagedStore):
         write lock, one writer at a time, is then held only while the database works.
         """
         dialect = self.dialect
-        new: set[str] = set()
         size = self.settings.batch_chunk
         chunks = [
             (c, dialect.prepare_events(c, None if times is None else times[k : k + size]))
             for k, c in zip(range(0, len(records), size), _chunks(records, size), strict=True)
         ]
-        merge = self._merge_rows(items)
+        write = _Write(items, records, chunks, self._merge_rows(items))
         with _translate_errors("ingest"):
             await dialect.before_ingest((r[1] for r in records), self._cutoff(now))
+            if self._grouped is not None:
+                return await self._grouped.write(write)
             async with writing(dialect) as conn:
-                for chunk, prepared in chunks:
-                    new |= await dialect.insert_events(conn, chunk, prepared)
-                if len(new) < len(records):
-                    merge = self._merge_rows(
-                        [e for e, r in zip(items, records, strict=True) if r[0] in new]
-                    )
-                await self._upsert(conn, *merge)
+                return await self._apply(conn, write)
+
+    async def _apply(self, conn: Any, write: _Write) -> set[str]:
+        """Write one batch in the open transaction ``conn``; the ids that were new."""
+        new: set[str] = set()
+        for chunk, prepared in write.chunks:
+            new |= await self.dialect.insert_events(conn, chunk, prepared)
+        merge = write.merge
+        if len(new) < len(write.records):
+            merge = self._merge_rows(
+                [e for e, r in zip(write.items, write.records, strict=True) if r[0] in new]
+            )
+        await self._upsert(conn, *merge)
         return new
 
     def _merge_rows(self, fresh: Sequence[Any]) -> tuple[Any, Any]:
@@ -1014,6 +1032,88 @@ class SqlStore(ManagedStore):
             )
 
         return await self._reading(detail)
+
+
+@attrs.frozen
+class _Write:
+    """One batch, ready to write: what the fold reads of each record, the records, their
+    rows in chunks, and the merge's rows (made on the guess that every event is new)."""
+
+    items: Sequence[Any]
+    records: list[Record]
+    chunks: list[tuple[Sequence[Record], Any]]
+    merge: tuple[Any, Any]
+
+
+class _GroupedWrites:
+    """SQLite's batches, several to a transaction.
+
+    SQLite has one writer at a time, so the batches that arrive while one is written wait for
+    the lock anyway; they all go into the next transaction, which costs one commit for all. The
+    commit is most of SQLite's write path: it writes every page the batch dirtied to the WAL,
+    and random event ids dirty nearly a page of the id index each, so batches that share a
+    commit share pages too. Each batch is still written as it would be alone, in arrival order
+    (a later batch's copy of an id is a duplicate of the earlier one's), and its caller gets
+    its own new ids. When a group's transaction fails, its batches are written again one per
+    transaction: a batch that cannot be written fails alone.
+    """
+
+    def __init__(
+        self, dialect: Dialect, apply: Callable[[Any, _Write], Awaitable[set[str]]]
+    ) -> None:
+        self._dialect = dialect
+        self._apply = apply
+        self._waiting: list[tuple[_Write, asyncio.Future[set[str]]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0
+        self.batches = 0
+
+    async def write(self, write: _Write) -> set[str]:
+        """The new ids of ``write``'s batch once its transaction is committed."""
+        future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((write, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_waiting())
+        return await future
+
+    async def _write_waiting(self) -> None:
+        group: list[tuple[_Write, asyncio.Future[set[str]]]] = []
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    results = await self._transaction([write for write, _ in group])
+                except Exception:  # noqa: BLE001 - each batch alone says whose it was
+                    for write, future in group:
+                        try:
+                            _settle(future, (await self._transaction([write]))[0])
+                        except Exception as exc:  # noqa: BLE001 - its caller raises it
+                            _settle(future, exc)
+                else:
+                    for (_, future), result in zip(group, results, strict=True):
+                        _settle(future, result)
+                group = []
+        finally:
+            self._writer = None
+            for _, future in group + self._waiting:  # the writer itself was cancelled
+                _settle(future, RuntimeError("the store stopped before this batch was written"))
+            self._waiting = []
+
+    async def _transaction(self, writes: list[_Write]) -> list[set[str]]:
+        async with writing(self._dialect) as conn:
+            results = [await self._apply(conn, write) for write in writes]
+        self.commits += 1
+        self.batches += len(writes)
+        return results
+
+
+def _settle(future: asyncio.Future[set[str]], outcome: set[str] | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def _app_arrays(fresh: Sequence[Any]) -> list[list[Any]]:
