@@ -1083,12 +1083,16 @@ class _GroupedWrites:
                 group, self._waiting = self._waiting, []
                 try:
                     results = await self._transaction([write for write, _ in group])
-                except Exception:  # noqa: BLE001 - each batch alone says whose it was
-                    for write, future in group:
+                except Exception as exc:  # noqa: BLE001 - its caller raises it
+                    if len(group) == 1:
+                        _settle(group[0][1], exc)
+                        group = []
+                        continue
+                    for write, future in group:  # each alone: the bad one fails, not the rest
                         try:
                             _settle(future, (await self._transaction([write]))[0])
-                        except Exception as exc:  # noqa: BLE001 - its caller raises it
-                            _settle(future, exc)
+                        except Exception as alone:  # noqa: BLE001 - its caller raises it
+                            _settle(future, alone)
                 else:
                     for (_, future), result in zip(group, results, strict=True):
                         _settle(future, result)
