@@ -71,3 +71,18 @@ async def test_a_batch_that_cannot_be_written_fails_alone(sqlite_store, make_eve
     assert outcomes[2] == [True] * 10
     assert await stored_ids(sqlite_store) == {str(e.event_id) for e in good_before + good_after}
     assert await sqlite_store.job_detail("p") is None
+
+
+async def test_a_batch_alone_that_fails_is_not_tried_twice(sqlite_store, make_event, monkeypatch):
+    """Written again alone, it would fail again: a database that is down would cost each
+    batch its timeout twice."""
+    tries = []
+
+    async def refusing(conn, records, prepared):
+        tries.append(len(records))
+        raise PermanentError("this batch cannot be written")
+
+    monkeypatch.setattr(sqlite_store.dialect, "insert_events", refusing)
+    with pytest.raises(PermanentError):
+        await sqlite_store.ingest([make_event()])
+    assert tries == [1]
