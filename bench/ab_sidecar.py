@@ -27,18 +27,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sidecar_bench import BARE_APP, CONNECTIONS, process, sidecar, single_lua, wrk_cpu
+from sidecar_bench import BARE_APP, CONNECTIONS, cpu_s, process, sidecar, single_lua, wrk_cpu
 
 from hosts import free_port
 
 INGEST = "/v1/ingest/events"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def loop_cpu_s(pid: int) -> float:
-    """CPU seconds of a process's main thread, where its event loop runs."""
-    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sources(tree: Path) -> list[str]:
@@ -48,9 +42,10 @@ def sources(tree: Path) -> list[str]:
 
 
 def measure(pid: int, url: str, script: Path, seconds: float) -> dict[str, float]:
-    before = loop_cpu_s(pid)
+    before = cpu_s(pid, main_thread=True)
     run = wrk_cpu(pid, url + INGEST, script, seconds, CONNECTIONS)
-    run["loop_cpu_us_per_request"] = (loop_cpu_s(pid) - before) / (run["rps"] * seconds) * 1e6
+    loop_s = cpu_s(pid, main_thread=True) - before
+    run["loop_cpu_us_per_request"] = loop_s / (run["rps"] * seconds) * 1e6
     return run
 
 

@@ -724,7 +724,8 @@ class SqlStore(ManagedStore):
         now: datetime,
         times: list[str] | None = None,
     ) -> set[str]:
-        """One transaction: the gate and the new events, then the merge of the new ones.
+        """One transaction (on SQLite perhaps shared with other waiting batches, see
+        ``_GroupedWrites``): the gate and the new events, then the merge of the new ones.
 
         Everything that needs no database (the event rows, the fold and the merge's rows) is
         made before the transaction, on the guess that every event is new (they are unless
