@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 import wafermon_backend_sql.plugin
-from wafermon import ConfigError, RetryableError, Secret
+from wafermon import ConfigError, Query, RetryableError, Secret
 from wafermon.config import load_config
 from wafermon.errors import FieldValueError
 from wafermon.plugins import Plugins
@@ -122,6 +122,35 @@ async def test_unwritable_sqlite_path_is_retryable(tmp_path):
     with pytest.raises(RetryableError):
         await store.start()
     await store.close()
+
+
+async def test_a_full_sqlite_database_is_retryable_and_the_batch_leaves_nothing(
+    tmp_path, make_event
+):
+    """SQLite batches are written through the driver's own connection, whose errors are
+    sqlite3's, not SQLAlchemy's: a full disk must still be the contract's RetryableError (the
+    gateway answers 503 with Retry-After, not 500), and none of the batch may stay."""
+    store = SqlStore("managed", Settings(url=Secret(f"sqlite+aiosqlite:///{tmp_path}/w.db")))
+    await store.start()
+    try:
+        await store.ingest([make_event(entity_id="before")])
+        engine = store.dialect.engine
+
+        @sa.event.listens_for(engine.sync_engine, "connect")
+        def no_room(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA max_page_count = 1")  # no page beyond what the file has
+            cursor.close()
+
+        await engine.dispose()  # new connections, with the cap
+        big = [make_event(entity_id="big", metadata={"pad": "x" * 4000}) for _ in range(100)]
+        with pytest.raises(RetryableError, match="database or disk is full"):
+            await store.ingest(big)
+
+        assert await store.job_detail("big") is None
+        assert [e.entity.id for e in (await store.query(Query(limit=1000))).events] == ["before"]
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])

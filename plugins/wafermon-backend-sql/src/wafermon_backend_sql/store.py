@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -484,7 +485,11 @@ def _reason(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def _translate_errors(action: str) -> Iterator[None]:
-    """Database failures as the emitter contract's errors: permanent only for bad data."""
+    """Database failures as the emitter contract's errors: permanent only for bad data.
+
+    Besides SQLAlchemy's wrapped errors, the drivers' own: the hot paths write through the raw
+    connections (asyncpg's COPY, sqlite3's executemany), where nothing wraps them.
+    """
     import asyncpg  # local: only installed deployments of PostgreSQL raise these
 
     try:
@@ -498,6 +503,8 @@ def _translate_errors(action: str) -> Iterator[None]:
         sa.exc.DataError,
         asyncpg.IntegrityConstraintViolationError,
         asyncpg.DataError,
+        sqlite3.IntegrityError,
+        sqlite3.DataError,
     ) as exc:
         raise PermanentError(f"{action}: rejected by the database: {_reason(exc)}") from exc
     except (
@@ -505,6 +512,7 @@ def _translate_errors(action: str) -> Iterator[None]:
         sa.exc.InterfaceError,
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
+        sqlite3.Error,  # a full disk, an I/O error, a locked or damaged file
         OSError,
         TimeoutError,
     ) as exc:
