@@ -11,15 +11,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
-from ..common.auth import READ, TokenAuth, open_scopes
-from ..common.errors import EXCEPTION_HANDLERS
-from ..common.observe import RequestObserver
+from ..common.app import OPEN_PATHS, host_app
+from ..common.auth import READ
 from ..common.openapi import serve_document
 from ..common.plugin_list import PATH as PLUGINS_PATH
 from ..common.plugin_list import list_plugins
@@ -27,9 +25,6 @@ from ..common.tracing import Tracing
 from . import alerts, openapi, routes, trends
 from .runtime import Central
 from .settings import SERVED_SCOPES, build_central
-
-#: Paths anyone may read: load balancers, Prometheus and API clients need them without a token.
-OPEN_PATHS = frozenset({"/v1/healthz", "/metrics", "/openapi.json"})
 
 
 def load_central(
@@ -75,7 +70,6 @@ def create_app(central: Central) -> Starlette:
         Route("/metrics", central.metrics.endpoint, methods=["GET"]),
         Route("/openapi.json", serve_document, methods=["GET"]),
     ]
-    app_routes = [*own_routes, *plugin_routes]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -85,19 +79,13 @@ def create_app(central: Central) -> Starlette:
         finally:
             await central.close()
 
-    settings = central.settings
-    opened = open_scopes(settings.tokens, SERVED_SCOPES, insecure=settings.insecure)
-    central.metrics.auth_state(insecure=settings.insecure, open_scopes=opened)
-    app = Starlette(
-        routes=app_routes,
-        middleware=[
-            Middleware(RequestObserver, metrics=central.metrics, tracing=central.tracing),
-            Middleware(TokenAuth, tokens=settings.tokens, scope_of=scope_of, open=opened),
-        ],
-        exception_handlers=EXCEPTION_HANDLERS,
+    return host_app(
+        central,
+        name="central",
+        own_routes=own_routes,
+        plugin_routes=plugin_routes,
+        document=openapi.document,
+        scope_of=scope_of,
+        served_scopes=SERVED_SCOPES,
         lifespan=lifespan,
     )
-    app.state.central = central
-    app.state.plugins = central.plugins
-    app.state.openapi = openapi.document(own_routes, plugin_routes, scope_of)
-    return app

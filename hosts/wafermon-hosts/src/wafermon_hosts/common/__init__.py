@@ -2,6 +2,7 @@
 
 - ``logs``: structlog JSON lines on stderr, configured once per process.
 - ``metrics``: a per-app Prometheus registry with the request metrics every host exports.
+- ``app``: the Starlette app of a host, its middleware stack assembled in one place.
 - ``observe``: the middleware that gives each request an id, a log line, metrics and a span.
 - ``auth``: bearer-token scopes (read / ingest) as ASGI middleware.
 - ``errors``: JSON error bodies, for our own errors and Starlette's alike.

@@ -13,16 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
-from ..common.auth import INGEST, READ, TokenAuth, open_scopes
-from ..common.direct import DirectRoutes
-from ..common.errors import EXCEPTION_HANDLERS
-from ..common.observe import RequestObserver
+from ..common.app import OPEN_PATHS, host_app
+from ..common.auth import INGEST, READ
 from ..common.openapi import serve_document
 from ..common.plugin_list import PATH as PLUGINS_PATH
 from ..common.plugin_list import list_plugins
@@ -34,9 +31,6 @@ from .runtime import Gateway
 from .settings import SERVED_SCOPES, build_gateway
 
 INGEST_PATH = "/v1/ingest/managed"
-#: Paths anyone may read: load balancers, Prometheus and API clients need them without a token
-#: (health answers details only to the read scope).
-OPEN_PATHS = frozenset({"/v1/healthz", "/metrics", "/openapi.json"})
 
 
 def load_gateway(
@@ -97,7 +91,6 @@ def create_app(gw: Gateway) -> Starlette:
         Route("/metrics", gw.metrics.endpoint, methods=["GET"]),
         Route("/openapi.json", serve_document, methods=["GET"]),
     ]
-    routes = [*own_routes, *plugin_routes]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -111,20 +104,14 @@ def create_app(gw: Gateway) -> Starlette:
                 await gw.alerting.close()
             await gw.close()
 
-    settings = gw.settings
-    opened = open_scopes(settings.tokens, SERVED_SCOPES, insecure=settings.insecure)
-    gw.metrics.auth_state(insecure=settings.insecure, open_scopes=opened)
-    app = Starlette(
-        routes=routes,
-        middleware=[
-            Middleware(RequestObserver, metrics=gw.metrics, tracing=gw.tracing),
-            Middleware(TokenAuth, tokens=settings.tokens, scope_of=scope_of, open=opened),
-            Middleware(DirectRoutes, routes=[ingest_route]),
-        ],
-        exception_handlers=EXCEPTION_HANDLERS,
+    return host_app(
+        gw,
+        name="gateway",
+        own_routes=own_routes,
+        plugin_routes=plugin_routes,
+        document=openapi.document,
+        scope_of=scope_of,
+        served_scopes=SERVED_SCOPES,
         lifespan=lifespan,
+        direct=[ingest_route],
     )
-    app.state.gateway = gw
-    app.state.plugins = gw.plugins
-    app.state.openapi = openapi.document(own_routes, plugin_routes, scope_of)
-    return app

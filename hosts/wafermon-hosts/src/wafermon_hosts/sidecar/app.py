@@ -13,16 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from wafermon.config import LoadedConfig
 from wafermon.plugins import Plugins
 
-from ..common.auth import INGEST, READ, TokenAuth, open_scopes
-from ..common.direct import DirectRoutes
-from ..common.errors import EXCEPTION_HANDLERS
-from ..common.observe import RequestObserver
+from ..common.app import OPEN_PATHS, host_app
+from ..common.auth import INGEST, READ
 from ..common.openapi import serve_document
 from ..common.plugin_list import PATH as PLUGINS_PATH
 from ..common.plugin_list import list_plugins
@@ -32,8 +29,6 @@ from .runtime import Sidecar
 from .settings import SERVED_SCOPES, build_sidecar
 
 INGEST_PATHS = ("/v1/ingest/events", "/v1/ingest/events:batch")
-#: Paths anyone may read: load balancers, Prometheus and API clients need them without a token.
-OPEN_PATHS = frozenset({"/v1/healthz", "/metrics", "/openapi.json"})
 
 
 def load_sidecar(
@@ -79,7 +74,6 @@ def create_app(sc: Sidecar) -> Starlette:
         Route("/metrics", sc.metrics.endpoint, methods=["GET"]),
         Route("/openapi.json", serve_document, methods=["GET"]),
     ]
-    routes = [*own_routes, *plugin_routes]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -89,20 +83,14 @@ def create_app(sc: Sidecar) -> Starlette:
         finally:
             await sc.close()
 
-    settings = sc.settings
-    opened = open_scopes(settings.tokens, SERVED_SCOPES, insecure=settings.insecure)
-    sc.metrics.auth_state(insecure=settings.insecure, open_scopes=opened)
-    app = Starlette(
-        routes=routes,
-        middleware=[
-            Middleware(RequestObserver, metrics=sc.metrics, tracing=sc.tracing),
-            Middleware(TokenAuth, tokens=settings.tokens, scope_of=scope_of, open=opened),
-            Middleware(DirectRoutes, routes=ingest_routes),
-        ],
-        exception_handlers=EXCEPTION_HANDLERS,
+    return host_app(
+        sc,
+        name="sidecar",
+        own_routes=own_routes,
+        plugin_routes=plugin_routes,
+        document=openapi.document,
+        scope_of=scope_of,
+        served_scopes=SERVED_SCOPES,
         lifespan=lifespan,
+        direct=ingest_routes,
     )
-    app.state.sidecar = sc
-    app.state.plugins = sc.plugins
-    app.state.openapi = openapi.document(own_routes, plugin_routes, scope_of)
-    return app
