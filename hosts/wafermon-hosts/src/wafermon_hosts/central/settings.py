@@ -37,6 +37,7 @@ from ..common.settings import (
     TracingSettings,
     auth_problems,
     check_listen,
+    host_settings,
     not_negative,
     positive,
     tls_problems,
@@ -116,12 +117,7 @@ def build_central(loaded: LoadedConfig, *, listen: str | None = None) -> Central
             [loaded.problem("central", "missing: a central host needs a central: section")],
             str(loaded.path),
         )
-    settings = loaded.structure(CentralSettings, loaded.site.central, "$.central")
-    if listen is not None:
-        try:
-            settings = attrs.evolve(settings, listen=listen)
-        except FieldValueError as exc:
-            raise ConfigError([Problem("--listen", exc.message)], str(loaded.path)) from None
+    settings = host_settings(loaded, CentralSettings, "central", listen)
     problems: list[Problem] = tls_problems(loaded, "central", settings.tls)
     problems += auth_problems(loaded, "central", settings, SERVED_SCOPES)
     if not settings.sites:

@@ -9,16 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-from wafermon import Problem
+from wafermon import ConfigError, Problem
 from wafermon.config import LoadedConfig
 from wafermon.errors import FieldValueError
 
 from .auth import SCOPES, exposure_problems, open_scopes
 from .serve import parse_listen
+
+_S = TypeVar("_S")
+
+
+def host_settings(loaded: LoadedConfig, cls: type[_S], section: str, listen: str | None) -> _S:
+    """The site config's ``section`` structured as ``cls``, listening on ``listen`` (the
+    command's ``--listen``) when it is given; a bad one is a ConfigError naming ``--listen``."""
+    settings = loaded.structure(cls, getattr(loaded.site, section), f"$.{section}")
+    if listen is None:
+        return settings
+    try:
+        return attrs.evolve(settings, listen=listen)
+    except FieldValueError as exc:
+        raise ConfigError([Problem("--listen", exc.message)], str(loaded.path)) from None
 
 
 def check_listen(_inst: object, attribute: attrs.Attribute, value: str) -> None:

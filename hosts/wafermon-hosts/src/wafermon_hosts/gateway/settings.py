@@ -12,7 +12,6 @@ import attrs
 
 from wafermon import ByteSize, ConfigError, Problem, QueryAdapter, Seconds, StreamConsumer
 from wafermon.config import LoadedConfig
-from wafermon.errors import FieldValueError
 from wafermon.plugins import Plugins
 from wafermon.store import ManagedStore
 
@@ -22,6 +21,7 @@ from ..common.settings import (
     TlsSettings,
     TracingSettings,
     auth_problems,
+    host_settings,
     not_negative,
     tls_problems,
 )
@@ -82,12 +82,7 @@ def build_gateway(
 
     A missing plugin raises PluginError (from the core) naming the entry that needs it.
     """
-    settings = loaded.structure(GatewaySettings, loaded.site.gateway, "$.gateway")
-    if listen is not None:
-        try:
-            settings = attrs.evolve(settings, listen=listen)
-        except FieldValueError as exc:
-            raise ConfigError([Problem("--listen", exc.message)], str(loaded.path)) from None
+    settings = host_settings(loaded, GatewaySettings, "gateway", listen)
     problems: list[Problem] = tls_problems(loaded, "gateway", settings.tls)
     problems += auth_problems(loaded, "gateway", settings, EXPOSED_SCOPES)
     store, store_type = _build_store(loaded, plugins, settings, problems)

@@ -12,7 +12,6 @@ import attrs
 
 from wafermon import ByteSize, ConfigError, Emitter, Problem, Seconds
 from wafermon.config import LoadedConfig
-from wafermon.errors import FieldValueError
 from wafermon.plugins import Plugins
 from wafermon.router import RetryPolicy
 from wafermon.spool import MAX_RECORD_BYTES
@@ -23,6 +22,7 @@ from ..common.settings import (
     TracingSettings,
     auth_problems,
     check_listen,
+    host_settings,
     not_negative,
     positive,
     tls_problems,
@@ -119,12 +119,7 @@ def build_sidecar(
 
     A missing plugin raises PluginError (from the core) naming the entry that needs it.
     """
-    settings = loaded.structure(SidecarSettings, loaded.site.sidecar, "$.sidecar")
-    if listen is not None:
-        try:
-            settings = attrs.evolve(settings, listen=listen)
-        except FieldValueError as exc:
-            raise ConfigError([Problem("--listen", exc.message)], str(loaded.path)) from None
+    settings = host_settings(loaded, SidecarSettings, "sidecar", listen)
     spool_dir = (settings.spool.dir or loaded.path.parent / "data" / "spool").absolute()
     dead_letter_dir = (settings.dead_letter_dir or spool_dir.parent / "dead-letter").absolute()
     problems = tls_problems(loaded, "sidecar", settings.tls) + _limits(loaded, settings)
